@@ -1,1 +1,146 @@
-fn main(){}
+//! `get_key` and `mark_exhausted` on this machine.
+//!
+//! Run: `cargo bench -p ai-key-rotator --bench get_key`. Figures go in BENCHMARKS.md.
+
+use std::hint::black_box;
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use ai_key_rotator::{Cooldown, CredentialConfig, KeyRotator, ProviderConfig};
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+
+fn keys(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("sk-proj-{i:040}")).collect()
+}
+
+fn rotator(keys: &[String]) -> KeyRotator {
+    let provider = ProviderConfig {
+        credentials: keys
+            .iter()
+            .map(|k| CredentialConfig::new(k.clone()))
+            .collect(),
+        cooldown: Cooldown::fixed(Duration::from_secs(3600)),
+    };
+    KeyRotator::builder()
+        // A second provider so the name lookup is not trivially the only entry.
+        .provider("anthropic", ProviderConfig::new().credential("sk-ant-1"))
+        .provider("openai", provider)
+        .reset_interval(Duration::ZERO)
+        .build()
+        .unwrap()
+}
+
+fn get_key(c: &mut Criterion) {
+    let mut g = c.benchmark_group("get_key");
+    for n in [10, 1_000, 100_000] {
+        let ks = keys(n);
+        let r = rotator(&ks);
+        g.bench_with_input(BenchmarkId::new("1-thread", n), &r, |b, r| {
+            b.iter(|| black_box(r.get_key(black_box("openai"))))
+        });
+        // Two threads calling at once; the time reported is wall time per call of *each*
+        // thread, so equal figures for 1 and 2 threads mean twice the total throughput.
+        g.bench_with_input(BenchmarkId::new("2-threads", n), &r, |b, r| {
+            b.iter_custom(|iters| {
+                let barrier = Arc::new(Barrier::new(2));
+                let worker = {
+                    let (r, barrier) = (r.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        for _ in 0..iters {
+                            black_box(r.get_key(black_box("openai")));
+                        }
+                    })
+                };
+                barrier.wait();
+                let start = Instant::now();
+                for _ in 0..iters {
+                    black_box(r.get_key(black_box("openai")));
+                }
+                worker.join().unwrap();
+                start.elapsed()
+            })
+        });
+    }
+
+    // 99.9 % of 100 000 keys cooling, spread evenly: the rotator has just moved past a long
+    // run of cooling keys to an available one.
+    let ks = keys(100_000);
+    let r = rotator(&ks);
+    for (i, k) in ks.iter().enumerate() {
+        if i % 1000 != 999 {
+            r.mark_exhausted("openai", Some(k));
+        }
+    }
+    assert_eq!(r.provider_status("openai").unwrap().available, 100);
+    g.bench_function("1-thread/100000-99.9%-cooling", |b| {
+        b.iter(|| black_box(r.get_key(black_box("openai"))))
+    });
+    // Every key cooling: the answer "none until T" comes from the provider's cache.
+    for k in ks.iter().skip(999).step_by(1000) {
+        r.mark_exhausted("openai", Some(k));
+    }
+    assert!(r.get_key("openai").is_none());
+    g.bench_function("1-thread/100000-all-cooling", |b| {
+        b.iter(|| black_box(r.get_key(black_box("openai"))))
+    });
+    g.finish();
+}
+
+fn mark_exhausted(c: &mut Criterion) {
+    let mut g = c.benchmark_group("mark_exhausted");
+    let ks = keys(1_000);
+    let r = rotator(&ks);
+    // Marks the current key (the common case: it just got a 429), which also moves the
+    // provider on to the next key. After every 1 000 marks all keys are cooling and the batch
+    // resets them, outside the timing.
+    g.bench_function("current/1000", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            let mut done = 0;
+            while done < iters {
+                r.reset_all(None);
+                let batch = (iters - done).min(999);
+                let start = Instant::now();
+                for _ in 0..batch {
+                    black_box(r.mark_exhausted(black_box("openai"), None));
+                }
+                total += start.elapsed();
+                done += batch;
+            }
+            total
+        })
+    });
+    // Marks by key string, which fingerprints the key to find it.
+    g.bench_function("by-key/1000", |b| {
+        let mut i = 0;
+        b.iter(|| {
+            i = (i + 1) % ks.len();
+            black_box(r.mark_exhausted(black_box("openai"), Some(&ks[i])))
+        })
+    });
+    // With a subscriber listening, events are built and queued.
+    let mut sub = r.subscribe();
+    g.bench_function("current/1000-with-subscriber", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            let mut done = 0;
+            while done < iters {
+                r.reset_all(None);
+                sub.drain();
+                let batch = (iters - done).min(999);
+                let start = Instant::now();
+                for _ in 0..batch {
+                    black_box(r.mark_exhausted(black_box("openai"), None));
+                }
+                total += start.elapsed();
+                done += batch;
+            }
+            total
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, get_key, mark_exhausted);
+criterion_main!(benches);

@@ -1,0 +1,199 @@
+//! Configuration in the original library's shape, for files (TOML, JSON) and for code.
+//!
+//! ```
+//! use ai_key_rotator::{KeyRotator, RotatorConfig};
+//!
+//! let config: RotatorConfig = serde_json::from_str(r#"{
+//!     "providers": {
+//!         "openai": {
+//!             "credentials": [{ "key": "sk-key1", "label": "personal" }, { "key": "sk-key2" }],
+//!             "cooldown": { "type": "fixed", "duration_ms": 60000 }
+//!         }
+//!     },
+//!     "reset_interval_ms": 0
+//! }"#).unwrap();
+//! let rotator = KeyRotator::from_config(config).unwrap();
+//! assert_eq!(rotator.get_key("openai").unwrap().label(), Some("personal"));
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use crate::cooldown::Cooldown;
+use crate::credential::Fingerprint;
+use crate::error::ConfigError;
+
+/// The default interval of the background check that emits `reset` events for cooldowns that
+/// ended unobserved: ten minutes, as in the original.
+pub const DEFAULT_RESET_INTERVAL_MS: u64 = 600_000;
+
+/// The whole rotator: providers and the background check interval.
+///
+/// Deserializes from the original's shape (`resetIntervalMs` and `durationMs` are accepted as
+/// aliases). Unknown fields are rejected, so a misspelt option is an error rather than silently
+/// ignored.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotatorConfig {
+    /// Provider name → its credentials and cooldown.
+    pub providers: BTreeMap<String, ProviderConfig>,
+    /// Interval of the background check that emits `reset` events, in milliseconds; `0`
+    /// disables it. Keys come back exactly when their cooldown ends whatever this is.
+    #[serde(default = "default_reset_interval", alias = "resetIntervalMs")]
+    pub reset_interval_ms: u64,
+}
+
+fn default_reset_interval() -> u64 {
+    DEFAULT_RESET_INTERVAL_MS
+}
+
+impl Default for RotatorConfig {
+    fn default() -> Self {
+        RotatorConfig {
+            providers: BTreeMap::new(),
+            reset_interval_ms: DEFAULT_RESET_INTERVAL_MS,
+        }
+    }
+}
+
+/// One provider: its credentials, in the order they are used, and its cooldown policy.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// The credentials, in order of preference.
+    pub credentials: Vec<CredentialConfig>,
+    /// What happens to a credential marked exhausted; midnight UTC by default.
+    #[serde(default)]
+    pub cooldown: Cooldown,
+}
+
+impl ProviderConfig {
+    /// An empty provider configuration with the default cooldown.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a credential.
+    pub fn credential(mut self, credential: impl Into<CredentialConfig>) -> Self {
+        self.credentials.push(credential.into());
+        self
+    }
+
+    /// Sets the cooldown policy.
+    pub fn cooldown(mut self, cooldown: Cooldown) -> Self {
+        self.cooldown = cooldown;
+        self
+    }
+
+    /// Checks the provider's own rules: at least one credential, no empty or duplicate key, a
+    /// usable cooldown.
+    pub(crate) fn validate(&self, provider: &str) -> Result<(), ConfigError> {
+        if provider.is_empty() {
+            return Err(ConfigError::EmptyProviderName);
+        }
+        if self.credentials.is_empty() {
+            return Err(ConfigError::NoCredentials {
+                provider: provider.to_owned(),
+            });
+        }
+        if !self.cooldown.is_valid() {
+            return Err(ConfigError::ZeroCooldown {
+                provider: provider.to_owned(),
+            });
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, c) in self.credentials.iter().enumerate() {
+            c.validate(provider, i)?;
+            if !seen.insert(c.key.expose_secret()) {
+                return Err(ConfigError::DuplicateKey {
+                    provider: provider.to_owned(),
+                    credential: c.name(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One credential: the key, an optional label, and free-form metadata.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialConfig {
+    /// The API key. Held as a secret: dropped memory is zeroed and `Debug` redacts it.
+    pub key: SecretString,
+    /// A name for people; shown in status, events and logs instead of the key.
+    #[serde(default)]
+    pub label: Option<String>,
+    /// Free-form metadata, handed back with the credential (for example the model it is for).
+    #[serde(default)]
+    pub meta: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+impl CredentialConfig {
+    /// A credential with the given key.
+    pub fn new(key: impl Into<String>) -> Self {
+        CredentialConfig {
+            key: SecretString::from(key.into()),
+            label: None,
+            meta: None,
+        }
+    }
+
+    /// Sets the label.
+    pub fn label(mut self, label: impl Into<String>) -> Self {
+        self.label = Some(label.into());
+        self
+    }
+
+    /// Sets the metadata.
+    pub fn meta(mut self, meta: serde_json::Map<String, serde_json::Value>) -> Self {
+        self.meta = Some(meta);
+        self
+    }
+
+    /// How errors name this credential: its label, else its fingerprint.
+    pub(crate) fn name(&self) -> String {
+        match &self.label {
+            Some(l) => l.clone(),
+            None => Fingerprint::of(self.key.expose_secret()).to_string(),
+        }
+    }
+
+    pub(crate) fn validate(&self, provider: &str, index: usize) -> Result<(), ConfigError> {
+        if self.key.expose_secret().trim().is_empty() {
+            return Err(ConfigError::EmptyKey {
+                provider: provider.to_owned(),
+                credential: match &self.label {
+                    Some(l) => l.clone(),
+                    None => format!("#{}", index + 1),
+                },
+            });
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for CredentialConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CredentialConfig")
+            .field("key", &"[REDACTED]")
+            .field("label", &self.label)
+            .field("meta", &self.meta)
+            .finish()
+    }
+}
+
+impl From<&str> for CredentialConfig {
+    fn from(key: &str) -> Self {
+        CredentialConfig::new(key)
+    }
+}
+
+impl From<String> for CredentialConfig {
+    fn from(key: String) -> Self {
+        CredentialConfig::new(key)
+    }
+}

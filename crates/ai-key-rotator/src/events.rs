@@ -1,0 +1,181 @@
+//! Events: what happened to which credential, delivered to subscribers.
+//!
+//! Delivery never blocks the rotator: each subscriber has a bounded queue, and one that falls
+//! behind loses the oldest events and is told how many (see [`RecvError::Lagged`]). When nobody
+//! subscribes, emitting an event costs one relaxed atomic load.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+use crate::clock::Timestamp;
+use crate::credential::CredentialId;
+
+/// Something that happened to a provider's credentials.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Event {
+    /// A credential was marked exhausted and cools down until `until` (the original's
+    /// `exhausted`). A second mark that extends a running cooldown emits this again.
+    Exhausted {
+        /// The provider.
+        provider: Arc<str>,
+        /// The credential.
+        credential: CredentialId,
+        /// When it becomes available again.
+        until: Timestamp,
+    },
+    /// The provider's current credential changed (the original's `rotated`).
+    Rotated {
+        /// The provider.
+        provider: Arc<str>,
+        /// The credential it was on, if it still exists.
+        from: Option<CredentialId>,
+        /// The credential it is on now.
+        to: CredentialId,
+    },
+    /// No credential of the provider is available (the original's `allExhausted`). Emitted once
+    /// when the provider runs out, not on every call that finds it so.
+    AllExhausted {
+        /// The provider.
+        provider: Arc<str>,
+        /// The earliest time a credential comes back, if any will.
+        until: Option<Timestamp>,
+    },
+    /// Cooldowns ended (the original's `reset`). Every cooldown that ends appears in exactly
+    /// one `Reset`, whether it ran out or was reset by hand.
+    Reset {
+        /// The provider.
+        provider: Arc<str>,
+        /// The credentials that became available.
+        credentials: Vec<CredentialId>,
+    },
+}
+
+/// The sending side, owned by the rotator.
+#[derive(Debug)]
+pub(crate) struct Emitter {
+    sender: broadcast::Sender<Event>,
+    /// Live subscriptions. Kept apart from the channel so the hot path can skip building an
+    /// event nobody will read with a single relaxed load.
+    listeners: Arc<AtomicUsize>,
+}
+
+impl Emitter {
+    pub(crate) fn new(capacity: usize) -> Self {
+        let (sender, _) = broadcast::channel(capacity.max(1));
+        Emitter {
+            sender,
+            listeners: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// Whether anyone listens; check before building an event.
+    #[inline]
+    pub(crate) fn active(&self) -> bool {
+        self.listeners.load(Ordering::Relaxed) > 0
+    }
+
+    /// Emits the event built by `make`, if anyone listens.
+    #[inline]
+    pub(crate) fn emit_with(&self, make: impl FnOnce() -> Event) {
+        if self.active() {
+            // An error only means every receiver is gone since the check; nothing to do.
+            let _ = self.sender.send(make());
+        }
+    }
+
+    pub(crate) fn subscribe(&self) -> Subscription {
+        self.listeners.fetch_add(1, Ordering::Relaxed);
+        Subscription {
+            receiver: self.sender.subscribe(),
+            listeners: Arc::clone(&self.listeners),
+        }
+    }
+}
+
+/// A stream of [`Event`]s from [`KeyRotator::subscribe`](crate::KeyRotator::subscribe).
+///
+/// Receive with [`recv`](Subscription::recv) in async code, or [`try_recv`](Subscription::try_recv)
+/// and [`blocking_recv`](Subscription::blocking_recv) elsewhere. Dropping it unsubscribes.
+#[derive(Debug)]
+pub struct Subscription {
+    receiver: broadcast::Receiver<Event>,
+    listeners: Arc<AtomicUsize>,
+}
+
+/// Why no event was received.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecvError {
+    /// The subscriber fell behind and this many events were dropped; the next call receives
+    /// the oldest event still queued.
+    #[error("subscriber lagged behind and missed {0} events")]
+    Lagged(u64),
+    /// The rotator is gone.
+    #[error("rotator closed")]
+    Closed,
+    /// No event is queued right now (only from `try_recv`).
+    #[error("no event queued")]
+    Empty,
+}
+
+impl Subscription {
+    /// Waits for the next event.
+    ///
+    /// # Errors
+    /// [`RecvError::Lagged`] when events were dropped, [`RecvError::Closed`] when the rotator
+    /// is gone.
+    pub async fn recv(&mut self) -> Result<Event, RecvError> {
+        self.receiver.recv().await.map_err(|e| match e {
+            broadcast::error::RecvError::Lagged(n) => RecvError::Lagged(n),
+            broadcast::error::RecvError::Closed => RecvError::Closed,
+        })
+    }
+
+    /// The next event if one is queued.
+    ///
+    /// # Errors
+    /// [`RecvError::Empty`] when none is queued, otherwise as [`recv`](Self::recv).
+    pub fn try_recv(&mut self) -> Result<Event, RecvError> {
+        use broadcast::error::TryRecvError;
+        self.receiver.try_recv().map_err(|e| match e {
+            TryRecvError::Lagged(n) => RecvError::Lagged(n),
+            TryRecvError::Closed => RecvError::Closed,
+            TryRecvError::Empty => RecvError::Empty,
+        })
+    }
+
+    /// Blocks the thread until the next event.
+    ///
+    /// # Panics
+    /// When called inside an asynchronous runtime's worker thread (tokio forbids blocking
+    /// there); use [`recv`](Self::recv) instead.
+    pub fn blocking_recv(&mut self) -> Result<Event, RecvError> {
+        self.receiver.blocking_recv().map_err(|e| match e {
+            broadcast::error::RecvError::Lagged(n) => RecvError::Lagged(n),
+            broadcast::error::RecvError::Closed => RecvError::Closed,
+        })
+    }
+
+    /// Every event queued right now, skipping over any lag.
+    pub fn drain(&mut self) -> Vec<Event> {
+        let mut out = Vec::new();
+        loop {
+            match self.try_recv() {
+                Ok(e) => out.push(e),
+                Err(RecvError::Lagged(_)) => continue,
+                Err(_) => return out,
+            }
+        }
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.listeners.fetch_sub(1, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,180 @@
+//! The credential pool: an immutable snapshot of every provider's credentials, replaced whole
+//! when credentials or providers are added or removed, with each credential's changing state in
+//! atomics that outlive snapshots.
+//!
+//! Readers (`get_key`) load the snapshot through `arc-swap`, which costs no shared write, and
+//! read one atomic word of one credential on the common path. Writers that change the set of
+//! credentials serialize on the rotator's writer lock and publish a new snapshot; writers that
+//! only change a credential's state (mark, reset) touch its atomics and never the snapshot.
+
+mod slot;
+mod usage;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use foldhash::fast::RandomState;
+
+use crate::clock::Timestamp;
+use crate::cooldown::Cooldown;
+use crate::credential::Fingerprint;
+
+pub(crate) use slot::{Slot, SlotState};
+pub(crate) use usage::UsageCounters;
+
+/// Every provider's credentials at one moment.
+#[derive(Default)]
+pub(crate) struct Snapshot {
+    pub(crate) providers: Vec<ProviderSnap>,
+    index: HashMap<Arc<str>, usize, RandomState>,
+}
+
+impl Snapshot {
+    pub(crate) fn new(providers: Vec<ProviderSnap>) -> Self {
+        let index = providers
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (Arc::clone(&p.name), i))
+            .collect();
+        Snapshot { providers, index }
+    }
+
+    /// The position of `provider`. Few providers and a fast non-cryptographic hash keep this to
+    /// a few nanoseconds; provider names are configuration, not attacker input.
+    #[inline]
+    pub(crate) fn find(&self, provider: &str) -> Option<usize> {
+        self.index.get(provider).copied()
+    }
+
+    pub(crate) fn provider(&self, provider: &str) -> Option<&ProviderSnap> {
+        self.find(provider).map(|i| &self.providers[i])
+    }
+}
+
+/// One provider's credentials at one moment.
+#[derive(Clone)]
+pub(crate) struct ProviderSnap {
+    pub(crate) name: Arc<str>,
+    pub(crate) slots: Arc<[Arc<Slot>]>,
+    pub(crate) by_fingerprint: Arc<HashMap<Fingerprint, u32, RandomState>>,
+    /// What outlives snapshots: the cursor, the exhaustion cache, the policy.
+    pub(crate) shared: Arc<ProviderShared>,
+}
+
+impl ProviderSnap {
+    pub(crate) fn new(name: Arc<str>, slots: Vec<Arc<Slot>>, shared: Arc<ProviderShared>) -> Self {
+        let by_fingerprint = slots
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.id.fingerprint, i as u32))
+            .collect();
+        ProviderSnap {
+            name,
+            slots: slots.into(),
+            by_fingerprint: Arc::new(by_fingerprint),
+            shared,
+        }
+    }
+
+    /// The position of the credential whose key is `key`.
+    pub(crate) fn position_of_key(&self, key: &str) -> Option<usize> {
+        use secrecy::ExposeSecret;
+        let i = *self.by_fingerprint.get(&Fingerprint::of(key))? as usize;
+        // Confirm with the whole key: a fingerprint is a name, not proof.
+        (self.slots[i].key.expose_secret() == key).then_some(i)
+    }
+
+    pub(crate) fn position_of(&self, fingerprint: Fingerprint) -> Option<usize> {
+        self.by_fingerprint.get(&fingerprint).map(|&i| i as usize)
+    }
+}
+
+/// The part of a provider that is not replaced with its snapshot.
+pub(crate) struct ProviderShared {
+    /// Index (in the current snapshot) of the credential that fill-first hands out.
+    pub(crate) cursor: AtomicU32,
+    pub(crate) exhaustion: ExhaustionCache,
+    pub(crate) cooldown: Cooldown,
+}
+
+impl ProviderShared {
+    pub(crate) fn new(cooldown: Cooldown) -> Self {
+        ProviderShared {
+            cursor: AtomicU32::new(0),
+            exhaustion: ExhaustionCache::default(),
+            cooldown,
+        }
+    }
+}
+
+/// Remembers "every credential is unavailable until T" so that a provider with no key left
+/// answers in constant time instead of scanning all its credentials on every call.
+///
+/// One word holds a generation (high 16 bits) and T in milliseconds (low 48 bits; 0 = nothing
+/// known). Anything that can make a credential available again (a reset, an added credential)
+/// bumps the generation after changing the credential; a scanner stores its result only if the
+/// generation did not move while it scanned, so a result computed before a reset can never
+/// hide the reset.
+#[derive(Default)]
+pub(crate) struct ExhaustionCache(AtomicU64);
+
+const GENERATION_SHIFT: u32 = 48;
+const UNTIL_MASK: u64 = (1 << GENERATION_SHIFT) - 1;
+/// "No credential will come back by itself" (all disabled).
+const NEVER: u64 = UNTIL_MASK;
+
+/// What the cache said when a scan began.
+#[derive(Clone, Copy)]
+pub(crate) struct CacheWord(u64);
+
+/// The cache's knowledge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Exhaustion {
+    /// Nothing known: scan.
+    Unknown,
+    /// Every credential is unavailable until this time (then scan again).
+    Until(Timestamp),
+    /// Every credential is disabled.
+    Never,
+}
+
+impl CacheWord {
+    pub(crate) fn exhaustion(self) -> Exhaustion {
+        match self.0 & UNTIL_MASK {
+            0 => Exhaustion::Unknown,
+            NEVER => Exhaustion::Never,
+            ms => Exhaustion::Until(Timestamp::from_millis(ms)),
+        }
+    }
+}
+
+impl ExhaustionCache {
+    pub(crate) fn load(&self) -> CacheWord {
+        CacheWord(self.0.load(Ordering::Acquire))
+    }
+
+    /// Records the scan's finding, unless something was made available since `before`.
+    /// Returns whether it was recorded.
+    pub(crate) fn record(&self, before: CacheWord, found: Exhaustion) -> bool {
+        let until = match found {
+            Exhaustion::Unknown => 0,
+            Exhaustion::Never => NEVER,
+            Exhaustion::Until(t) => t.as_millis().clamp(1, NEVER - 1),
+        };
+        let word = (before.0 & !UNTIL_MASK) | until;
+        self.0
+            .compare_exchange(before.0, word, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Forgets what is known; call after making a credential available.
+    pub(crate) fn invalidate(&self) {
+        let _ = self
+            .0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
+                let generation = (w >> GENERATION_SHIFT).wrapping_add(1) & 0xFFFF;
+                Some(generation << GENERATION_SHIFT)
+            });
+    }
+}

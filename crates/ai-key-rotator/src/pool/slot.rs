@@ -1,0 +1,123 @@
+//! One credential's state.
+//!
+//! What `get_key` reads on every call, whether the credential may be handed out, is one atomic
+//! word; everything else (counters, the reason of a cooldown) is read and written only on the
+//! slow paths.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use secrecy::SecretString;
+
+use crate::clock::Timestamp;
+use crate::credential::CredentialId;
+
+/// The word's value for "available".
+const READY: u64 = 0;
+/// Disabled until explicitly enabled; no timed reset revives it.
+const DISABLED: u64 = u64::MAX;
+/// Removed from the rotator; kept in old snapshots that callers may still hold, and never
+/// handed out again.
+const REMOVED: u64 = u64::MAX - 1;
+
+/// What the state word says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SlotState {
+    Ready,
+    Cooling(Timestamp),
+    Disabled,
+    Removed,
+}
+
+impl SlotState {
+    fn decode(word: u64) -> Self {
+        match word {
+            READY => SlotState::Ready,
+            DISABLED => SlotState::Disabled,
+            REMOVED => SlotState::Removed,
+            // `Timestamp::MAX` is below both markers, so any other value is a time.
+            t => SlotState::Cooling(Timestamp::from_millis(t)),
+        }
+    }
+
+    fn encode(self) -> u64 {
+        match self {
+            SlotState::Ready => READY,
+            SlotState::Disabled => DISABLED,
+            SlotState::Removed => REMOVED,
+            // A cooldown "until the epoch" is over; store it as the smallest time instead of
+            // colliding with READY, so the transition still counts as a cooldown.
+            SlotState::Cooling(t) => t.as_millis().max(1),
+        }
+    }
+}
+
+/// One credential of one provider.
+pub(crate) struct Slot {
+    pub(crate) key: SecretString,
+    pub(crate) id: CredentialId,
+    pub(crate) meta: Option<Arc<serde_json::Map<String, serde_json::Value>>>,
+    /// Index of this credential's use counters (see `usage`).
+    pub(crate) usage_index: u32,
+    state: AtomicU64,
+    /// Uses loaded from saved state, and uses counted here when the per-thread counters are
+    /// full; the total adds the per-thread counters to this.
+    pub(crate) uses_base: AtomicU64,
+    pub(crate) times_exhausted: AtomicU64,
+    /// Milliseconds; 0 = never.
+    pub(crate) last_exhausted_at: AtomicU64,
+}
+
+impl Slot {
+    pub(crate) fn new(
+        key: SecretString,
+        id: CredentialId,
+        meta: Option<Arc<serde_json::Map<String, serde_json::Value>>>,
+        usage_index: u32,
+    ) -> Self {
+        Slot {
+            key,
+            id,
+            meta,
+            usage_index,
+            state: AtomicU64::new(READY),
+            uses_base: AtomicU64::new(0),
+            times_exhausted: AtomicU64::new(0),
+            last_exhausted_at: AtomicU64::new(0),
+        }
+    }
+
+    /// The one check on the fast path: available without looking at the clock.
+    #[inline]
+    pub(crate) fn is_ready_now(&self) -> bool {
+        self.state.load(Ordering::Acquire) == READY
+    }
+
+    pub(crate) fn state(&self) -> SlotState {
+        SlotState::decode(self.state.load(Ordering::Acquire))
+    }
+
+    /// Replaces the state with `new` if it is still `current`.
+    pub(crate) fn replace(&self, current: SlotState, new: SlotState) -> bool {
+        self.state
+            .compare_exchange(
+                current.encode(),
+                new.encode(),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+    }
+
+    /// Sets the state whatever it was, returning the old one.
+    pub(crate) fn swap(&self, new: SlotState) -> SlotState {
+        SlotState::decode(self.state.swap(new.encode(), Ordering::AcqRel))
+    }
+
+    pub(crate) fn last_exhausted(&self) -> Option<Timestamp> {
+        match self.last_exhausted_at.load(Ordering::Relaxed) {
+            0 => None,
+            ms => Some(Timestamp::from_millis(ms)),
+        }
+    }
+}

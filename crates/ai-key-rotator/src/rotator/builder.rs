@@ -1,0 +1,162 @@
+//! Building a [`KeyRotator`].
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use secrecy::ExposeSecret;
+
+use super::ticker::Ticker;
+use super::{Inner, KeyRotator};
+use crate::clock::{Clock, SystemClock};
+use crate::config::{CredentialConfig, DEFAULT_RESET_INTERVAL_MS, ProviderConfig, RotatorConfig};
+use crate::credential::{CredentialId, Fingerprint};
+use crate::error::ConfigError;
+use crate::events::Emitter;
+use crate::persist::Persistence;
+use crate::pool::{ProviderShared, ProviderSnap, Slot, Snapshot, UsageCounters};
+
+/// Events queued per subscriber before the oldest are dropped.
+const DEFAULT_EVENT_CAPACITY: usize = 1024;
+
+/// Builds a [`KeyRotator`]; see [`KeyRotator::builder`].
+#[must_use]
+pub struct KeyRotatorBuilder {
+    providers: Vec<(String, ProviderConfig)>,
+    clock: Arc<dyn Clock>,
+    reset_interval: Duration,
+    persistence: Option<Arc<dyn Persistence>>,
+    event_capacity: usize,
+}
+
+impl Default for KeyRotatorBuilder {
+    fn default() -> Self {
+        KeyRotatorBuilder {
+            providers: Vec::new(),
+            clock: Arc::new(SystemClock),
+            reset_interval: Duration::from_millis(DEFAULT_RESET_INTERVAL_MS),
+            persistence: None,
+            event_capacity: DEFAULT_EVENT_CAPACITY,
+        }
+    }
+}
+
+impl std::fmt::Debug for KeyRotatorBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyRotatorBuilder")
+            .field("providers", &self.providers)
+            .field("clock", &self.clock)
+            .field("reset_interval", &self.reset_interval)
+            .field("persistence", &self.persistence.is_some())
+            .field("event_capacity", &self.event_capacity)
+            .finish()
+    }
+}
+
+impl KeyRotatorBuilder {
+    /// Adds a provider. Order matters only for [`KeyRotator::providers`].
+    pub fn provider(mut self, name: impl Into<String>, config: ProviderConfig) -> Self {
+        self.providers.push((name.into(), config));
+        self
+    }
+
+    /// Adds every provider of `config` and takes its reset interval.
+    pub fn config(mut self, config: RotatorConfig) -> Self {
+        self.reset_interval = Duration::from_millis(config.reset_interval_ms);
+        self.providers.extend(config.providers);
+        self
+    }
+
+    /// The clock to read time from; the system clock by default. Tests pass a
+    /// [`FakeClock`](crate::FakeClock).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// How often the background ticker emits `Reset` events for cooldowns that ended
+    /// unobserved; ten minutes by default, `Duration::ZERO` for no ticker (and no thread).
+    pub fn reset_interval(mut self, interval: Duration) -> Self {
+        self.reset_interval = interval;
+        self
+    }
+
+    /// Where [`KeyRotator::save`] and [`KeyRotator::load`] keep the state.
+    pub fn persistence(mut self, persistence: impl Persistence) -> Self {
+        self.persistence = Some(Arc::new(persistence));
+        self
+    }
+
+    /// Events queued per subscriber before the oldest are dropped (1024 by default).
+    pub fn event_capacity(mut self, capacity: usize) -> Self {
+        self.event_capacity = capacity;
+        self
+    }
+
+    /// Builds the rotator and, unless the reset interval is zero, starts its ticker thread.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the provider and credential at fault.
+    pub fn build(self) -> Result<KeyRotator, ConfigError> {
+        let usage = UsageCounters::new();
+        let mut providers: Vec<ProviderSnap> = Vec::with_capacity(self.providers.len());
+        for (name, config) in self.providers {
+            if providers.iter().any(|p| *p.name == *name) {
+                return Err(ConfigError::DuplicateProvider { provider: name });
+            }
+            providers.push(new_provider(&name, config, &usage)?);
+        }
+        let inner = Arc::new(Inner {
+            snapshot: ArcSwap::from_pointee(Snapshot::new(providers)),
+            writer: Mutex::new(()),
+            usage,
+            clock: self.clock,
+            events: Emitter::new(self.event_capacity),
+            persistence: self.persistence,
+            ticker: Mutex::new(None),
+        });
+        if !self.reset_interval.is_zero() {
+            let ticker = Ticker::spawn(Arc::downgrade(&inner), self.reset_interval);
+            *inner.ticker.lock().unwrap_or_else(|e| e.into_inner()) = Some(ticker);
+        }
+        Ok(KeyRotator { inner })
+    }
+}
+
+/// A provider's first snapshot, after checking its configuration.
+pub(super) fn new_provider(
+    name: &str,
+    config: ProviderConfig,
+    usage: &UsageCounters,
+) -> Result<ProviderSnap, ConfigError> {
+    config.validate(name)?;
+    if u32::try_from(config.credentials.len()).is_err() {
+        return Err(ConfigError::TooManyCredentials {
+            provider: name.to_owned(),
+        });
+    }
+    let slots = config
+        .credentials
+        .into_iter()
+        .map(|c| Arc::new(new_slot(c, usage)))
+        .collect();
+    Ok(ProviderSnap::new(
+        name.into(),
+        slots,
+        Arc::new(ProviderShared::new(config.cooldown)),
+    ))
+}
+
+/// A credential's state, fresh and available.
+pub(super) fn new_slot(config: CredentialConfig, usage: &UsageCounters) -> Slot {
+    let id = CredentialId {
+        label: config.label.map(Arc::from),
+        fingerprint: Fingerprint::of(config.key.expose_secret()),
+    };
+    Slot::new(
+        config.key,
+        id,
+        config.meta.map(Arc::new),
+        usage.allocate().unwrap_or(u32::MAX),
+    )
+}

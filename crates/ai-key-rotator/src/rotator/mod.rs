@@ -1,0 +1,278 @@
+//! [`KeyRotator`]: the public face of the crate.
+
+mod builder;
+mod membership;
+mod select;
+mod ticker;
+mod transition;
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+
+use crate::clock::Clock;
+use crate::credential::Credential;
+use crate::events::{Emitter, Subscription};
+use crate::persist::Persistence;
+use crate::pool::{Snapshot, UsageCounters};
+use crate::status::{ProviderStatus, RotatorStatus};
+
+pub use builder::KeyRotatorBuilder;
+use ticker::Ticker;
+
+/// Hands out API keys per provider, rotating away from keys that hit their limits and bringing
+/// them back exactly when their cooldown ends.
+///
+/// `KeyRotator` is a cheap handle (`Clone` shares one rotator) and is `Send + Sync`: call it from
+/// any number of threads and tasks at once.
+///
+/// ```
+/// use ai_key_rotator::{Cooldown, CredentialConfig, KeyRotator, ProviderConfig};
+/// use std::time::Duration;
+///
+/// let rotator = KeyRotator::builder()
+///     .provider(
+///         "openai",
+///         ProviderConfig::new()
+///             .credential(CredentialConfig::new("sk-key1").label("personal"))
+///             .credential(CredentialConfig::new("sk-key2").label("work"))
+///             .cooldown(Cooldown::fixed(Duration::from_secs(60))),
+///     )
+///     .build()?;
+///
+/// let cred = rotator.get_key("openai").expect("a key is available");
+/// assert_eq!(cred.expose_key(), "sk-key1");
+///
+/// // On a rate limit, mark it: the rotator moves on to the next key.
+/// rotator.mark_exhausted("openai", Some("sk-key1"));
+/// assert_eq!(rotator.get_key("openai").unwrap().label(), Some("work"));
+/// # Ok::<(), ai_key_rotator::ConfigError>(())
+/// ```
+#[derive(Clone)]
+pub struct KeyRotator {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) snapshot: ArcSwap<Snapshot>,
+    /// Serializes changes to the set of credentials and providers (rare), so that two of them
+    /// never build new snapshots from the same old one and lose each other's change. Readers
+    /// never take it. A `std` mutex: it is never held across an await.
+    pub(crate) writer: Mutex<()>,
+    pub(crate) usage: UsageCounters,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) events: Emitter,
+    pub(crate) persistence: Option<Arc<dyn Persistence>>,
+    ticker: Mutex<Option<Ticker>>,
+}
+
+impl KeyRotator {
+    /// A builder for a rotator.
+    pub fn builder() -> KeyRotatorBuilder {
+        KeyRotatorBuilder::default()
+    }
+
+    /// A rotator from a configuration, with the system clock and no persistence.
+    ///
+    /// # Errors
+    /// A [`ConfigError`](crate::ConfigError) naming the provider and credential at fault.
+    pub fn from_config(config: crate::RotatorConfig) -> Result<Self, crate::ConfigError> {
+        Self::builder().config(config).build()
+    }
+
+    /// An available credential of `provider`, or `None` when the provider is unknown or every
+    /// credential is cooling down or disabled.
+    ///
+    /// The order is sticky ("fill-first"), as in the original: the same credential until it is
+    /// marked exhausted, then the next available one in configuration order. A credential whose
+    /// cooldown has ended is available again on this very call; there is no waiting for the
+    /// background check.
+    ///
+    /// # Performance
+    /// On the common path this is a snapshot load, a hash lookup of the provider name and one
+    /// atomic read: no lock, no clock read, no allocation, no write shared between threads.
+    /// When every credential is cooling it answers from a cached "exhausted until" in constant
+    /// time.
+    #[inline]
+    pub fn get_key(&self, provider: &str) -> Option<Credential> {
+        self.inner.get_key(provider)
+    }
+
+    /// Marks a credential exhausted and starts its cooldown; with `key = None`, the provider's
+    /// current credential. Returns `true` when a credential was found and marked.
+    ///
+    /// A mark while the credential is already cooling extends its cooldown if the new end is
+    /// later, and never shortens it. If the marked credential was the current one, the
+    /// provider moves to the next available credential (emitting `Rotated`, or `AllExhausted`
+    /// when there is none).
+    ///
+    /// With several threads sharing a rotator, prefer [`mark_credential_exhausted`]
+    /// (Self::mark_credential_exhausted) with the credential you were given: "the current one"
+    /// may have moved on since.
+    pub fn mark_exhausted(&self, provider: &str, key: Option<&str>) -> bool {
+        self.inner.mark_exhausted(provider, key)
+    }
+
+    /// Marks the credential that [`get_key`](Self::get_key) handed out exhausted. Returns
+    /// `false` if it was removed or disabled meanwhile.
+    pub fn mark_credential_exhausted(&self, credential: &Credential) -> bool {
+        self.inner.mark_credential(credential)
+    }
+
+    /// Moves the provider to the next available credential, even if the current one is fine.
+    /// Returns `false` if there is no other available credential.
+    pub fn rotate_next(&self, provider: &str) -> bool {
+        self.inner.rotate_next(provider)
+    }
+
+    /// Whether `provider` has an available credential right now.
+    pub fn has_available(&self, provider: &str) -> bool {
+        self.inner.has_available(provider)
+    }
+
+    /// The provider names, in the order they were added.
+    pub fn providers(&self) -> Vec<String> {
+        self.inner
+            .snapshot
+            .load()
+            .providers
+            .iter()
+            .map(|p| p.name.to_string())
+            .collect()
+    }
+
+    /// Ends every running cooldown of `provider`, or of every provider with `None`. Disabled
+    /// credentials stay disabled. Returns how many credentials became available; each appears
+    /// in one `Reset` event.
+    pub fn reset_all(&self, provider: Option<&str>) -> usize {
+        self.inner.reset_all(provider)
+    }
+
+    /// Makes available every credential whose cooldown has ended but that nobody has asked for
+    /// since, emitting their `Reset` events. The background ticker calls this; `get_key` does
+    /// not need it. Returns how many credentials it made available.
+    pub fn reset_expired(&self) -> usize {
+        self.inner.reset_expired()
+    }
+
+    /// Adds a credential to an existing provider, at the end of its order.
+    ///
+    /// # Errors
+    /// [`ConfigError::UnknownProvider`](crate::ConfigError::UnknownProvider), or the
+    /// credential's own errors (empty or duplicate key).
+    pub fn add_credential(
+        &self,
+        provider: &str,
+        credential: impl Into<crate::CredentialConfig>,
+    ) -> Result<(), crate::ConfigError> {
+        self.inner.add_credential(provider, credential.into())
+    }
+
+    /// Removes the credential whose key is `key`. Returns `false` if there is none. If it was
+    /// the current credential the provider moves to the next one. Handles already given out
+    /// stay readable, but it is never handed out again.
+    pub fn remove_credential(&self, provider: &str, key: &str) -> bool {
+        self.inner.remove_credential(provider, key)
+    }
+
+    /// Adds a provider.
+    ///
+    /// # Errors
+    /// [`ConfigError::DuplicateProvider`](crate::ConfigError::DuplicateProvider) or the
+    /// configuration's own errors.
+    pub fn add_provider(
+        &self,
+        name: &str,
+        config: crate::ProviderConfig,
+    ) -> Result<(), crate::ConfigError> {
+        self.inner.add_provider(name, config)
+    }
+
+    /// The state of every provider and credential.
+    pub fn status(&self) -> RotatorStatus {
+        self.inner.status()
+    }
+
+    /// The state of one provider, or `None` if it is unknown.
+    pub fn provider_status(&self, provider: &str) -> Option<ProviderStatus> {
+        self.inner.provider_status(provider)
+    }
+
+    /// Subscribes to [`Event`](crate::Event)s.
+    pub fn subscribe(&self) -> Subscription {
+        self.inner.events.subscribe()
+    }
+
+    /// Saves the state through the configured [`Persistence`]. Without one, does nothing.
+    ///
+    /// # Errors
+    /// The adapter's error.
+    pub async fn save(&self) -> Result<(), crate::StateError> {
+        self.inner.save().await
+    }
+
+    /// Restores state saved by [`save`](Self::save). Returns `false` when there is no
+    /// persistence or nothing was saved. Credentials that no longer exist are ignored, new
+    /// ones start available, and cooldowns that ended meanwhile are over.
+    ///
+    /// # Errors
+    /// [`StateError`](crate::StateError) when the saved text is corrupt, foreign or from a
+    /// newer version; nothing is changed then.
+    pub async fn load(&self) -> Result<bool, crate::StateError> {
+        self.inner.load().await
+    }
+
+    /// The state as versioned JSON, the text [`save`](Self::save) writes. It names
+    /// credentials by fingerprint only.
+    pub fn export_state(&self) -> String {
+        self.inner.export_state()
+    }
+
+    /// Restores state from text produced by [`export_state`](Self::export_state).
+    ///
+    /// # Errors
+    /// As [`load`](Self::load).
+    pub fn import_state(&self, state: &str) -> Result<(), crate::StateError> {
+        self.inner.import_state(state)
+    }
+
+    /// Stops the background ticker and waits for its thread to end (the original's
+    /// `destroy`). Dropping the last handle stops it too, without waiting.
+    pub fn shutdown(&self) {
+        let ticker = self
+            .inner
+            .ticker
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(t) = ticker {
+            t.stop_and_join();
+        }
+    }
+}
+
+impl fmt::Debug for KeyRotator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyRotator")
+            .field("providers", &self.providers())
+            .field("clock", &self.inner.clock)
+            .field("persistence", &self.inner.persistence.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(t) = self
+            .ticker
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            // This may run on the ticker's own thread (it briefly holds the last handle), so
+            // signal without joining.
+            t.stop();
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! Many threads calling get/mark/add/remove/reset at once, with invariants checked throughout.
+//!
+//! To check "never a key that is cooling at that instant" exactly, the test orders the events
+//! that can make a key available again (resets, removals and re-additions, the clock moving)
+//! around each `get_key` with a read-write lock: readers hold it shared across their checks,
+//! those writers hold it exclusively. Everything else (marks, other readers, the ticker) runs
+//! freely, and marks race with every `get_key`.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use ai_key_rotator::{CredentialConfig, CredentialState, KeyRotator};
+
+use crate::support::{clock, provider};
+
+#[test]
+fn get_mark_add_remove_reset_from_many_threads() {
+    let keys: Vec<String> = (0..16).map(|i| format!("sk-conc-{i:02}")).collect();
+    let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let clock = clock();
+    let r = KeyRotator::builder()
+        .provider("p", provider(&refs, Duration::from_secs(60)))
+        .clock(clock.clone())
+        .reset_interval(Duration::from_millis(1))
+        .build()
+        .unwrap();
+    // The keys removed and not re-added; the lock orders availability-raising changes.
+    let removed = Arc::new(RwLock::new(HashSet::<String>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut threads = Vec::new();
+
+    for _ in 0..3 {
+        let (r, removed, stop) = (r.clone(), removed.clone(), stop.clone());
+        threads.push(std::thread::spawn(move || {
+            let mut handed = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let removed = removed.read().unwrap();
+                let cooling = cooling_keys(&r);
+                if let Some(c) = r.get_key("p") {
+                    handed += 1;
+                    let k = c.expose_key();
+                    assert!(!removed.contains(k), "handed out removed key {k}");
+                    // Nothing could have ended its cooldown since `cooling` was read.
+                    assert!(
+                        !cooling.contains(&c.fingerprint().to_string()),
+                        "handed out key {k} while it was cooling"
+                    );
+                }
+            }
+            handed
+        }));
+    }
+    for _ in 0..2 {
+        let (r, stop) = (r.clone(), stop.clone());
+        threads.push(std::thread::spawn(move || {
+            let mut marks = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                if let Some(c) = r.get_key("p") {
+                    r.mark_credential_exhausted(&c);
+                    marks += 1;
+                }
+                r.mark_exhausted("p", None);
+            }
+            marks
+        }));
+    }
+    {
+        let (r, removed, stop, keys, clock) = (
+            r.clone(),
+            removed.clone(),
+            stop.clone(),
+            keys.clone(),
+            clock.clone(),
+        );
+        threads.push(std::thread::spawn(move || {
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let k = &keys[i as usize % keys.len()];
+                let mut removed = removed.write().unwrap();
+                if removed.contains(k) {
+                    r.add_credential("p", CredentialConfig::new(k.clone()))
+                        .unwrap();
+                    removed.remove(k);
+                } else if r.remove_credential("p", k) {
+                    removed.insert(k.clone());
+                }
+                match i % 10 {
+                    0 => {
+                        r.reset_all(Some("p"));
+                    }
+                    5 => clock.advance(Duration::from_secs(20)),
+                    _ => {}
+                }
+                drop(removed);
+                i += 1;
+                std::thread::yield_now();
+            }
+            i
+        }));
+    }
+
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(2) {
+        std::thread::sleep(Duration::from_millis(20));
+        let s = r.provider_status("p").unwrap();
+        assert_eq!(s.total, s.credentials.len());
+        assert!(s.available <= s.total);
+    }
+    stop.store(true, Ordering::Relaxed);
+    let counts: Vec<u64> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    assert!(
+        counts.iter().all(|&c| c > 0),
+        "every thread made progress: {counts:?}"
+    );
+
+    // Afterwards every key that was not removed is there exactly once, and a reset brings
+    // them all back.
+    let removed = removed.read().unwrap().clone();
+    let s = r.provider_status("p").unwrap();
+    assert_eq!(s.total, keys.len() - removed.len());
+    let fingerprints: HashSet<_> = s.credentials.iter().map(|c| c.id.fingerprint).collect();
+    assert_eq!(fingerprints.len(), s.total);
+    r.reset_all(None);
+    assert_eq!(r.provider_status("p").unwrap().available, s.total);
+    r.shutdown();
+}
+
+fn cooling_keys(r: &KeyRotator) -> HashSet<String> {
+    r.provider_status("p")
+        .unwrap()
+        .credentials
+        .iter()
+        .filter(|c| matches!(c.state, CredentialState::Cooling { .. }))
+        .map(|c| c.id.fingerprint.to_string())
+        .collect()
+}

@@ -1,0 +1,10 @@
+//! Black-box tests of the core rotator, one module per area.
+
+mod concurrency;
+mod config;
+mod events;
+mod get_key;
+mod membership;
+mod persistence;
+mod secrets;
+mod support;

@@ -1,0 +1,78 @@
+//! The canary check: a key string that must appear nowhere but `expose_key`.
+
+use std::time::Duration;
+
+use ai_key_rotator::{ConfigError, CredentialConfig, KeyRotator, ProviderConfig, RotatorConfig};
+
+use crate::support::clock;
+
+const CANARY: &str = "sk-CANARY-0123456789abcdefghijklmnopqrstuvwxyz";
+const CANARY_2: &str = "AIza-CANARY-zyxwvutsrqponmlkjihgfedcba9876543210";
+
+fn assert_clean(what: &str, text: &str) {
+    for canary in [CANARY, CANARY_2] {
+        assert!(!text.contains(canary), "{what} leaks a key: {text}");
+        // Nor a long fragment of it.
+        assert!(
+            !text.contains(&canary[3..20]),
+            "{what} leaks part of a key: {text}"
+        );
+    }
+}
+
+#[test]
+fn no_output_of_any_kind_contains_the_key() {
+    let clock = clock();
+    let r = KeyRotator::builder()
+        .provider(
+            "openai",
+            ProviderConfig::new()
+                .credential(CredentialConfig::new(CANARY).label("canary"))
+                .credential(CANARY_2)
+                .cooldown(ai_key_rotator::Cooldown::fixed(Duration::from_secs(5))),
+        )
+        .clock(clock.clone())
+        .reset_interval(Duration::ZERO)
+        .build()
+        .unwrap();
+    let mut events = r.subscribe();
+
+    let cred = r.get_key("openai").unwrap();
+    assert_eq!(cred.expose_key(), CANARY, "the explicit accessor works");
+    assert_clean("Credential Debug", &format!("{cred:?} {cred:#?}"));
+    assert_clean("Credential Display", &cred.to_string());
+    assert_clean("masked key", &cred.masked_key());
+    assert_clean("CredentialId", &format!("{:?} {}", cred.id(), cred.id()));
+    assert_clean("KeyRotator Debug", &format!("{r:?}"));
+
+    r.mark_exhausted("openai", Some(CANARY));
+    r.mark_exhausted("openai", None);
+    clock.advance(Duration::from_secs(5));
+    r.get_key("openai");
+    r.remove_credential("openai", CANARY_2);
+    for e in events.drain() {
+        assert_clean("Event Debug", &format!("{e:?}"));
+        assert_clean("Event JSON", &serde_json::to_string(&e).unwrap());
+    }
+    assert_clean("status Debug", &format!("{:?}", r.status()));
+    assert_clean("status JSON", &serde_json::to_string(&r.status()).unwrap());
+    assert_clean("saved state", &r.export_state());
+
+    // Configuration and its errors.
+    let config = CredentialConfig::new(CANARY);
+    assert_clean("CredentialConfig Debug", &format!("{config:?}"));
+    let rc: RotatorConfig = serde_json::from_str(&format!(
+        r#"{{"providers":{{"p":{{"credentials":[{{"key":"{CANARY}"}},{{"key":"{CANARY}"}}]}}}}}}"#
+    ))
+    .unwrap();
+    assert_clean("RotatorConfig Debug", &format!("{rc:?}"));
+    let err = KeyRotator::from_config(rc).unwrap_err();
+    assert!(matches!(err, ConfigError::DuplicateKey { .. }));
+    assert_clean("ConfigError", &format!("{err} {err:?}"));
+    let err = r.add_credential("openai", CANARY).unwrap_err();
+    assert_clean("add_credential error", &format!("{err} {err:?}"));
+    let err = r
+        .import_state(&format!(r#"{{"version":"{CANARY}"}}"#))
+        .unwrap_err();
+    assert_clean("StateError", &format!("{err} {err:?}"));
+}
