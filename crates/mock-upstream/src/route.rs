@@ -15,7 +15,8 @@ pub enum Dialect {
     OpenAi,
     /// Azure OpenAI: `api-key: KEY` on `/openai/...`, or on an OpenAI route.
     Azure,
-    /// Anthropic: `x-api-key: KEY` plus `anthropic-version`.
+    /// Anthropic: `x-api-key: KEY` (or `Authorization: Bearer KEY`, as the 2.x Python SDK
+    /// sends it) plus `anthropic-version`.
     Anthropic,
     /// Google Gemini API: `x-goog-api-key: KEY` or `?key=KEY` on `/v1beta/...`.
     Gemini,
@@ -104,9 +105,13 @@ fn recognise_op(method: &Method, path: &str, headers: &HeaderMap) -> (Dialect, O
                 model: model.to_owned(),
                 stream: true,
             },
-            None if get && prefix == "/v1beta/models" => Op::GetModel {
-                model: rest.to_owned(),
-            },
+            None if get
+                && (prefix == "/v1beta/models" || headers.contains_key("x-goog-api-key")) =>
+            {
+                Op::GetModel {
+                    model: rest.to_owned(),
+                }
+            }
             // `/v1/models/{id}` without a method is OpenAI's model lookup; leave it to the
             // OpenAI branch below.
             None => break,
@@ -121,9 +126,13 @@ fn recognise_op(method: &Method, path: &str, headers: &HeaderMap) -> (Dialect, O
             (openai_or_azure(headers), Op::ChatCompletions)
         }
         "/v1/responses" | "/responses" if post => (openai_or_azure(headers), Op::Responses),
-        // Both OpenAI and Anthropic serve `GET /v1/models`; the headers tell them apart.
+        // OpenAI, Anthropic and (since google-genai 3) Gemini all serve `GET /v1/models`;
+        // the headers tell them apart.
         "/v1/models" if get => {
-            if headers.contains_key("x-api-key") || headers.contains_key("anthropic-version") {
+            if headers.contains_key("x-goog-api-key") {
+                (Dialect::Gemini, Op::ListModels)
+            } else if headers.contains_key("x-api-key") || headers.contains_key("anthropic-version")
+            {
                 (Dialect::Anthropic, Op::ListModels)
             } else {
                 (openai_or_azure(headers), Op::ListModels)
@@ -143,7 +152,7 @@ fn openai_or_azure(headers: &HeaderMap) -> Dialect {
 }
 
 /// Reads the credential where the dialect's provider reads it, and nowhere else: a proxy
-/// that sends an Anthropic key as a bearer token must see the same 401 it would get for real.
+/// that sends an Anthropic key in Azure's `api-key` header must see the 401 it would get for real.
 fn credential(dialect: Dialect, query: Option<&str>, headers: &HeaderMap) -> Option<String> {
     let header = |name: &str| {
         headers
@@ -167,7 +176,9 @@ fn credential(dialect: Dialect, query: Option<&str>, headers: &HeaderMap) -> Opt
         Dialect::OpenAi => bearer(),
         // Azure also accepts an Entra ID bearer token in place of the key.
         Dialect::Azure => header("api-key").or_else(bearer),
-        Dialect::Anthropic => header("x-api-key"),
+        // The documented header is `x-api-key`, but the Python SDK 2.x sends
+        // `Authorization: Bearer` (observed with anthropic 2.13), and the API accepts both.
+        Dialect::Anthropic => header("x-api-key").or_else(bearer),
         Dialect::Gemini => header("x-goog-api-key").or_else(|| {
             query?
                 .split('&')
@@ -231,14 +242,19 @@ mod tests {
             (Dialect::Anthropic, Op::Messages, Some("ant"))
         );
 
-        // An Anthropic route does not read a bearer token.
+        // An Anthropic route reads a bearer token too, as the 2.x SDK sends one...
         let r = check(
             Method::POST,
             "/v1/messages",
             None,
             &[("authorization", "Bearer ant")],
         );
+        assert_eq!(r.key.as_deref(), Some("ant"));
+        // ...but not Azure's header.
+        let r = check(Method::POST, "/v1/messages", None, &[("api-key", "ant")]);
         assert_eq!(r.key, None);
+        let r = check(Method::GET, "/v1/models", None, &[("x-goog-api-key", "g")]);
+        assert_eq!((r.dialect, r.op), (Dialect::Gemini, Op::ListModels));
 
         let r = check(Method::GET, "/v1/models", None, &[("x-api-key", "ant")]);
         assert_eq!((r.dialect, r.op), (Dialect::Anthropic, Op::ListModels));
