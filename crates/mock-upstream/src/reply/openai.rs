@@ -277,7 +277,8 @@ fn error(message: impl Into<String>, kind: &str, code: Option<&str>) -> Value {
 /// Masks a key the way OpenAI echoes it in a 401: `sk-abc***…***wxyz`.
 fn masked(key: Option<&str>) -> String {
     match key {
-        Some(k) if k.len() > 8 => format!(
+        // Byte slicing is safe only on ASCII; a non-ASCII key is echoed whole.
+        Some(k) if k.is_ascii() && k.len() > 8 => format!(
             "{}{}{}",
             &k[..3],
             "*".repeat(k.len() - 7),
