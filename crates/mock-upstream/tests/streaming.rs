@@ -10,24 +10,41 @@ use support::*;
 const ANT: [(&str, &str); 2] = [("x-api-key", "k"), ("anthropic-version", "2023-06-01")];
 
 fn text(frames: &[(Duration, bytes::Bytes)]) -> String {
-    frames.iter().map(|(_, b)| String::from_utf8_lossy(b)).collect()
+    frames
+        .iter()
+        .map(|(_, b)| String::from_utf8_lossy(b))
+        .collect()
 }
 
 #[tokio::test]
 async fn slow_stream_chunks_really_arrive_over_time() {
     let mock = mock().await;
     let interval = Duration::from_millis(60);
-    mock.script().on_key("k", Behavior::SlowStream { chunk_interval: interval });
+    mock.script().on_key(
+        "k",
+        Behavior::SlowStream {
+            chunk_interval: interval,
+        },
+    );
     // No `"stream": true` in the body: a slow stream streams anyway.
-    let (status, headers, frames) =
-        frames(&mock, OPENAI_CHAT, &[("authorization", "Bearer k")], CHAT_BODY, None).await;
+    let (status, headers, frames) = frames(
+        &mock,
+        OPENAI_CHAT,
+        &[("authorization", "Bearer k")],
+        CHAT_BODY,
+        None,
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(headers["content-type"], "text/event-stream");
     // role chunk + 5 text chunks + finish chunk + [DONE], each its own arrival.
     assert_eq!(frames.len(), 8, "{:?}", text(&frames));
     for pair in frames.windows(2) {
         let gap = pair[1].0 - pair[0].0;
-        assert!(gap >= interval.mul_f32(0.8), "chunks {gap:?} apart, wanted about {interval:?}");
+        assert!(
+            gap >= interval.mul_f32(0.8),
+            "chunks {gap:?} apart, wanted about {interval:?}"
+        );
     }
     assert!(text(&frames).ends_with("data: [DONE]\n\n"));
 }
@@ -35,14 +52,26 @@ async fn slow_stream_chunks_really_arrive_over_time() {
 #[tokio::test]
 async fn slow_stream_in_anthropic_and_gemini_dialects() {
     let mock = mock().await;
-    mock.script().on_key("k", Behavior::SlowStream { chunk_interval: Duration::from_millis(20) });
+    mock.script().on_key(
+        "k",
+        Behavior::SlowStream {
+            chunk_interval: Duration::from_millis(20),
+        },
+    );
     let (_, _, f) = frames(&mock, ANTHROPIC_MESSAGES, &ANT, MESSAGES_STREAM_BODY, None).await;
     let events = sse_events(&text(&f));
     assert_eq!(events.first().map(String::as_str), Some("message_start"));
     assert_eq!(events.last().map(String::as_str), Some("message_stop"));
     assert_eq!(f.len(), events.len(), "one event per arrival");
 
-    let (_, _, f) = frames(&mock, GEMINI_STREAM, &[("x-goog-api-key", "k")], GEMINI_BODY, None).await;
+    let (_, _, f) = frames(
+        &mock,
+        GEMINI_STREAM,
+        &[("x-goog-api-key", "k")],
+        GEMINI_BODY,
+        None,
+    )
+    .await;
     assert_eq!(f.len(), 5);
     assert!(f[4].0 - f[0].0 >= Duration::from_millis(60));
 }
@@ -50,9 +79,20 @@ async fn slow_stream_in_anthropic_and_gemini_dialects() {
 #[tokio::test]
 async fn client_disconnect_stops_a_slow_stream() {
     let mock = mock().await;
-    mock.script().on_key("k", Behavior::SlowStream { chunk_interval: Duration::from_millis(30) });
-    let (_, _, f) =
-        frames(&mock, OPENAI_CHAT, &[("authorization", "Bearer k")], CHAT_STREAM_BODY, Some(2)).await;
+    mock.script().on_key(
+        "k",
+        Behavior::SlowStream {
+            chunk_interval: Duration::from_millis(30),
+        },
+    );
+    let (_, _, f) = frames(
+        &mock,
+        OPENAI_CHAT,
+        &[("authorization", "Bearer k")],
+        CHAT_STREAM_BODY,
+        Some(2),
+    )
+    .await;
     assert_eq!(f.len(), 2);
     // The response was dropped after two chunks; the mock notices at its next writes.
     let deadline = Instant::now() + Duration::from_secs(3);
@@ -66,7 +106,14 @@ async fn client_disconnect_stops_a_slow_stream() {
 async fn stream_error_midway_anthropic() {
     let mock = mock().await;
     mock.script().on_key("k", Behavior::StreamErrorMidway);
-    let r = send(&mock, "POST", ANTHROPIC_MESSAGES, &ANT, MESSAGES_STREAM_BODY).await;
+    let r = send(
+        &mock,
+        "POST",
+        ANTHROPIC_MESSAGES,
+        &ANT,
+        MESSAGES_STREAM_BODY,
+    )
+    .await;
     assert_eq!(r.status, 200, "the error comes after a 200");
     let body = r.text();
     assert_eq!(
@@ -89,14 +136,28 @@ async fn stream_error_midway_anthropic() {
 async fn stream_error_midway_openai_and_gemini() {
     let mock = mock().await;
     mock.script().on_key("k", Behavior::StreamErrorMidway);
-    let r = send(&mock, "POST", OPENAI_CHAT, &[("authorization", "Bearer k")], CHAT_STREAM_BODY).await;
+    let r = send(
+        &mock,
+        "POST",
+        OPENAI_CHAT,
+        &[("authorization", "Bearer k")],
+        CHAT_STREAM_BODY,
+    )
+    .await;
     assert_eq!(r.status, 200);
     let data = sse_data(&r.text());
     assert!(!data.contains(&"[DONE]".to_owned()));
     let last: serde_json::Value = serde_json::from_str(data.last().unwrap()).unwrap();
     assert_eq!(last["error"]["type"], "server_error");
 
-    let r = send(&mock, "POST", GEMINI_STREAM, &[("x-goog-api-key", "k")], GEMINI_BODY).await;
+    let r = send(
+        &mock,
+        "POST",
+        GEMINI_STREAM,
+        &[("x-goog-api-key", "k")],
+        GEMINI_BODY,
+    )
+    .await;
     assert_eq!(r.status, 200);
     let data = sse_data(&r.text());
     let last: serde_json::Value = serde_json::from_str(data.last().unwrap()).unwrap();
@@ -108,10 +169,17 @@ async fn stream_error_midway_openai_and_gemini() {
 #[tokio::test]
 async fn shutdown_ends_streams_in_flight() {
     let mock = mock().await;
-    mock.script().on_key("k", Behavior::SlowStream { chunk_interval: Duration::from_secs(60) });
+    mock.script().on_key(
+        "k",
+        Behavior::SlowStream {
+            chunk_interval: Duration::from_secs(60),
+        },
+    );
     let base = mock.base_url();
     let client = tokio::spawn(async move {
-        let mut stream = tokio::net::TcpStream::connect(base.trim_start_matches("http://")).await.unwrap();
+        let mut stream = tokio::net::TcpStream::connect(base.trim_start_matches("http://"))
+            .await
+            .unwrap();
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let body = CHAT_STREAM_BODY;
         let req = format!(
@@ -126,8 +194,13 @@ async fn shutdown_ends_streams_in_flight() {
     });
     tokio::time::sleep(Duration::from_millis(100)).await;
     let started = Instant::now();
-    tokio::time::timeout(Duration::from_secs(5), mock.shutdown()).await.expect("shutdown hangs");
-    let got = tokio::time::timeout(Duration::from_secs(5), client).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(5), mock.shutdown())
+        .await
+        .expect("shutdown hangs");
+    let got = tokio::time::timeout(Duration::from_secs(5), client)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(got.starts_with("HTTP/1.1 200 OK"), "{got}");
     assert!(started.elapsed() < Duration::from_secs(5));
 }

@@ -22,7 +22,10 @@ pub struct Reply {
 impl Reply {
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!("body is not JSON ({e}): {}", String::from_utf8_lossy(&self.body))
+            panic!(
+                "body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
         })
     }
 
@@ -39,7 +42,13 @@ pub async fn mock() -> MockUpstream {
     MockUpstream::start(Config::new()).await.unwrap()
 }
 
-fn request(mock: &MockUpstream, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Request<Full<Bytes>> {
+fn request(
+    mock: &MockUpstream,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Request<Full<Bytes>> {
     let mut builder = Request::builder()
         .method(Method::from_bytes(method.as_bytes()).unwrap())
         .uri(format!("{}{path}", mock.base_url()));
@@ -49,16 +58,31 @@ fn request(mock: &MockUpstream, method: &str, path: &str, headers: &[(&str, &str
     for (k, v) in headers {
         builder = builder.header(*k, *v);
     }
-    builder.body(Full::new(Bytes::from(body.to_owned()))).unwrap()
+    builder
+        .body(Full::new(Bytes::from(body.to_owned())))
+        .unwrap()
 }
 
-pub async fn send(mock: &MockUpstream, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {
+pub async fn send(
+    mock: &MockUpstream,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Reply {
     let client = Client::builder(TokioExecutor::new()).build_http();
-    let resp = client.request(request(mock, method, path, headers, body)).await.unwrap();
+    let resp = client
+        .request(request(mock, method, path, headers, body))
+        .await
+        .unwrap();
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let body = resp.into_body().collect().await.unwrap().to_bytes();
-    Reply { status, headers, body }
+    Reply {
+        status,
+        headers,
+        body,
+    }
 }
 
 /// Sends a request and reads its body frame by frame, noting when each arrived. Stops after
@@ -72,7 +96,10 @@ pub async fn frames(
 ) -> (u16, HeaderMap, Vec<(Duration, Bytes)>) {
     let client = Client::builder(TokioExecutor::new()).build_http();
     let start = Instant::now();
-    let resp = client.request(request(mock, "POST", path, headers, body)).await.unwrap();
+    let resp = client
+        .request(request(mock, "POST", path, headers, body))
+        .await
+        .unwrap();
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let mut body = resp.into_body();
@@ -108,9 +135,12 @@ pub const OPENAI_CHAT: &str = "/v1/chat/completions";
 pub const ANTHROPIC_MESSAGES: &str = "/v1/messages";
 pub const GEMINI_GENERATE: &str = "/v1beta/models/gemini-2.0-flash:generateContent";
 pub const GEMINI_STREAM: &str = "/v1beta/models/gemini-2.0-flash:streamGenerateContent?alt=sse";
-pub const CHAT_BODY: &str = r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}"#;
-pub const CHAT_STREAM_BODY: &str = r#"{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
-pub const MESSAGES_BODY: &str = r#"{"model":"claude-sonnet-4-5","max_tokens":64,"messages":[{"role":"user","content":"hi"}]}"#;
+pub const CHAT_BODY: &str =
+    r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}"#;
+pub const CHAT_STREAM_BODY: &str =
+    r#"{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+pub const MESSAGES_BODY: &str =
+    r#"{"model":"claude-sonnet-4-5","max_tokens":64,"messages":[{"role":"user","content":"hi"}]}"#;
 pub const MESSAGES_STREAM_BODY: &str = r#"{"model":"claude-sonnet-4-5","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
 pub const GEMINI_BODY: &str = r#"{"contents":[{"role":"user","parts":[{"text":"hi"}]}]}"#;
 
