@@ -1,0 +1,206 @@
+//! Streams that arrive over time, break midway, or lose their client.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use mock_upstream::Behavior;
+use support::*;
+
+const ANT: [(&str, &str); 2] = [("x-api-key", "k"), ("anthropic-version", "2023-06-01")];
+
+fn text(frames: &[(Duration, bytes::Bytes)]) -> String {
+    frames
+        .iter()
+        .map(|(_, b)| String::from_utf8_lossy(b))
+        .collect()
+}
+
+#[tokio::test]
+async fn slow_stream_chunks_really_arrive_over_time() {
+    let mock = mock().await;
+    let interval = Duration::from_millis(60);
+    mock.script().on_key(
+        "k",
+        Behavior::SlowStream {
+            chunk_interval: interval,
+        },
+    );
+    // No `"stream": true` in the body: a slow stream streams anyway.
+    let (status, headers, frames) = frames(
+        &mock,
+        OPENAI_CHAT,
+        &[("authorization", "Bearer k")],
+        CHAT_BODY,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["content-type"], "text/event-stream");
+    // role chunk + 5 text chunks + finish chunk + [DONE], each its own arrival.
+    assert_eq!(frames.len(), 8, "{:?}", text(&frames));
+    for pair in frames.windows(2) {
+        let gap = pair[1].0 - pair[0].0;
+        assert!(
+            gap >= interval.mul_f32(0.8),
+            "chunks {gap:?} apart, wanted about {interval:?}"
+        );
+    }
+    assert!(text(&frames).ends_with("data: [DONE]\n\n"));
+}
+
+#[tokio::test]
+async fn slow_stream_in_anthropic_and_gemini_dialects() {
+    let mock = mock().await;
+    mock.script().on_key(
+        "k",
+        Behavior::SlowStream {
+            chunk_interval: Duration::from_millis(20),
+        },
+    );
+    let (_, _, f) = frames(&mock, ANTHROPIC_MESSAGES, &ANT, MESSAGES_STREAM_BODY, None).await;
+    let events = sse_events(&text(&f));
+    assert_eq!(events.first().map(String::as_str), Some("message_start"));
+    assert_eq!(events.last().map(String::as_str), Some("message_stop"));
+    assert_eq!(f.len(), events.len(), "one event per arrival");
+
+    let (_, _, f) = frames(
+        &mock,
+        GEMINI_STREAM,
+        &[("x-goog-api-key", "k")],
+        GEMINI_BODY,
+        None,
+    )
+    .await;
+    assert_eq!(f.len(), 5);
+    assert!(f[4].0 - f[0].0 >= Duration::from_millis(60));
+}
+
+#[tokio::test]
+async fn client_disconnect_stops_a_slow_stream() {
+    let mock = mock().await;
+    mock.script().on_key(
+        "k",
+        Behavior::SlowStream {
+            chunk_interval: Duration::from_millis(30),
+        },
+    );
+    let (_, _, f) = frames(
+        &mock,
+        OPENAI_CHAT,
+        &[("authorization", "Bearer k")],
+        CHAT_STREAM_BODY,
+        Some(2),
+    )
+    .await;
+    assert_eq!(f.len(), 2);
+    // The response was dropped after two chunks; the mock notices at its next writes.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while mock.cancelled_streams() == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(mock.cancelled_streams(), 1);
+}
+
+#[tokio::test]
+async fn stream_error_midway_anthropic() {
+    let mock = mock().await;
+    mock.script().on_key("k", Behavior::StreamErrorMidway);
+    let r = send(
+        &mock,
+        "POST",
+        ANTHROPIC_MESSAGES,
+        &ANT,
+        MESSAGES_STREAM_BODY,
+    )
+    .await;
+    assert_eq!(r.status, 200, "the error comes after a 200");
+    let body = r.text();
+    assert_eq!(
+        sse_events(&body),
+        [
+            "message_start",
+            "content_block_start",
+            "ping",
+            "content_block_delta",
+            "content_block_delta",
+            "error"
+        ]
+    );
+    assert!(body.ends_with(
+        "event: error\ndata: {\"error\":{\"message\":\"Overloaded\",\"type\":\"overloaded_error\"},\"type\":\"error\"}\n\n"
+    ));
+}
+
+#[tokio::test]
+async fn stream_error_midway_openai_and_gemini() {
+    let mock = mock().await;
+    mock.script().on_key("k", Behavior::StreamErrorMidway);
+    let r = send(
+        &mock,
+        "POST",
+        OPENAI_CHAT,
+        &[("authorization", "Bearer k")],
+        CHAT_STREAM_BODY,
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let data = sse_data(&r.text());
+    assert!(!data.contains(&"[DONE]".to_owned()));
+    let last: serde_json::Value = serde_json::from_str(data.last().unwrap()).unwrap();
+    assert_eq!(last["error"]["type"], "server_error");
+
+    let r = send(
+        &mock,
+        "POST",
+        GEMINI_STREAM,
+        &[("x-goog-api-key", "k")],
+        GEMINI_BODY,
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let data = sse_data(&r.text());
+    let last: serde_json::Value = serde_json::from_str(data.last().unwrap()).unwrap();
+    assert_eq!(last["error"]["status"], "UNAVAILABLE");
+    let first: serde_json::Value = serde_json::from_str(&data[0]).unwrap();
+    assert!(first["candidates"][0].get("finishReason").is_none());
+}
+
+#[tokio::test]
+async fn shutdown_ends_streams_in_flight() {
+    let mock = mock().await;
+    mock.script().on_key(
+        "k",
+        Behavior::SlowStream {
+            chunk_interval: Duration::from_secs(60),
+        },
+    );
+    let base = mock.base_url();
+    let client = tokio::spawn(async move {
+        let mut stream = tokio::net::TcpStream::connect(base.trim_start_matches("http://"))
+            .await
+            .unwrap();
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let body = CHAT_STREAM_BODY;
+        let req = format!(
+            "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer k\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(req.as_bytes()).await.unwrap();
+        let mut buf = Vec::new();
+        // Returns once the server closes the connection.
+        let _ = stream.read_to_end(&mut buf).await;
+        String::from_utf8_lossy(&buf).into_owned()
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    tokio::time::timeout(Duration::from_secs(5), mock.shutdown())
+        .await
+        .expect("shutdown hangs");
+    let got = tokio::time::timeout(Duration::from_secs(5), client)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(got.starts_with("HTTP/1.1 200 OK"), "{got}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
