@@ -192,7 +192,10 @@ mod tests {
 
     #[test]
     fn display_is_rfc3339_utc() {
-        assert_eq!(Timestamp::UNIX_EPOCH.to_string(), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            Timestamp::UNIX_EPOCH.to_string(),
+            "1970-01-01T00:00:00.000Z"
+        );
         assert_eq!(
             Timestamp::from_millis(1_791_331_200_123).to_string(),
             "2026-10-07T00:00:00.123Z"
@@ -207,7 +210,10 @@ mod tests {
     #[test]
     fn add_rounds_sub_millisecond_parts_up_and_saturates() {
         let t = Timestamp::from_millis(10);
-        assert_eq!(t.saturating_add(Duration::from_micros(1)), Timestamp::from_millis(11));
+        assert_eq!(
+            t.saturating_add(Duration::from_micros(1)),
+            Timestamp::from_millis(11)
+        );
         assert_eq!(t.saturating_add(Duration::MAX), Timestamp::MAX);
         assert_eq!(Timestamp::from_millis(u64::MAX), Timestamp::MAX);
     }
