@@ -3,6 +3,9 @@
 
 use super::{Ctx, InvalidKeyCause, LimitKind, LimitScope, Verdict, limit_in_text, wait};
 
+/// How far ahead a "regain access on" date is believed.
+const REGAIN_MAX: std::time::Duration = std::time::Duration::from_secs(92 * 24 * 3600);
+
 /// The status an Anthropic error type stands for, for errors that arrive inside a stream.
 pub(super) fn status_of(kind: Option<&str>) -> u16 {
     match kind {
@@ -41,7 +44,9 @@ pub(super) fn classify(ctx: &Ctx<'_>) -> Verdict {
                 .message
                 .as_deref()
                 .and_then(wait::regain_access_date)
-                .and_then(|t| wait::at(ctx.now, t))
+                // A calendar date the provider states, not a wait header: trusted further out
+                // than `MAX_WAIT`, but never into the past or beyond a quarter.
+                .filter(|&t| t > ctx.now && t.saturating_duration_since(ctx.now) <= REGAIN_MAX)
                 .or_else(|| wait::next_month_utc(ctx.now));
             Verdict::QuotaExhausted {
                 until,

@@ -89,6 +89,8 @@ struct ErrorObj<'a> {
     #[serde(borrow, default)]
     status: Option<Scalar<'a>>,
     #[serde(borrow, default)]
+    error_type: Option<Scalar<'a>>,
+    #[serde(borrow, default)]
     details: Option<Details<'a>>,
     #[serde(borrow, default)]
     metadata: Option<Lenient<Metadata<'a>>>,
@@ -221,6 +223,7 @@ impl<'a> Facts<'a> {
                 f.kind = e.kind.and_then(Scalar::text).or(f.kind);
                 f.code = e.code.and_then(Scalar::text).or(f.code);
                 f.status = e.status.and_then(Scalar::text);
+                f.detail = e.error_type.and_then(Scalar::text).or(f.detail);
                 if let Some(m) = e.metadata.and_then(Lenient::val) {
                     f.detail = m.error_type.and_then(Scalar::text).or(f.detail);
                     f.limit_source = m.limit_source.and_then(Scalar::text);

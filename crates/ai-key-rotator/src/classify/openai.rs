@@ -62,12 +62,8 @@ fn too_many_requests(ctx: &Ctx<'_>) -> Verdict {
         limit,
     };
     // Billing 429s: retrying does not help until someone pays or raises a limit.
-    if f.has("insufficient_quota")
-        || f.has("credit_balance_exhausted")
-        || f.says("exceeded your current quota")
-    {
-        return quota(LimitKind::Credits);
-    }
+    // The spend-limit codes first: they arrive with `type: insufficient_quota` too, and the
+    // code is the more specific of the two.
     if f.has("organization_spend_limit_exceeded")
         || f.has("project_spend_limit_exceeded")
         || f.has("organization_usage_limit_exceeded")
@@ -76,6 +72,12 @@ fn too_many_requests(ctx: &Ctx<'_>) -> Verdict {
             .is_some_and(|c| c.ends_with("_spend_limit_exceeded"))
     {
         return quota(LimitKind::Monthly);
+    }
+    if f.has("insufficient_quota")
+        || f.has("credit_balance_exhausted")
+        || f.says("exceeded your current quota")
+    {
+        return quota(LimitKind::Credits);
     }
     // xAI: "Your team ... has either used all available credits or reached its monthly
     // spending limit". It does not say which, nor when; credits is the common case.

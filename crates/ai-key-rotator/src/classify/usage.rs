@@ -52,16 +52,20 @@ pub(crate) fn usage<H: Headers + ?Sized>(family: Family, h: &H, now: Timestamp) 
                 .and_then(|t| wait::at(now, t)),
             ..Usage::default()
         },
-        Family::Together => Usage {
-            remaining_requests: count(h, "x-ratelimit-remaining"),
-            remaining_tokens: count(h, "x-tokenlimit-remaining"),
-            // Together documents `x-ratelimit-reset` as the suggested retry interval, in seconds.
-            requests_reset: h
+        Family::Together => {
+            // Together documents `x-ratelimit-reset` as the suggested retry interval, in
+            // seconds, for whichever of its limits binds.
+            let reset = h
                 .get("x-ratelimit-reset")
                 .and_then(wait::seconds)
-                .and_then(|d| wait::after(now, d)),
-            tokens_reset: None,
-        },
+                .and_then(|d| wait::after(now, d));
+            Usage {
+                remaining_requests: count(h, "x-ratelimit-remaining"),
+                remaining_tokens: count(h, "x-tokenlimit-remaining"),
+                requests_reset: reset,
+                tokens_reset: reset,
+            }
+        }
         Family::Fireworks => {
             let prompt = count(h, "x-ratelimit-remaining-tokens-prompt");
             let generated = count(h, "x-ratelimit-remaining-tokens-generated");
