@@ -67,7 +67,7 @@ fn decimal(b: &[u8], unit_nanos: u128) -> Option<u128> {
         }
         let extra = frac.len() > 18 && frac[18..].iter().any(|&c| c != b'0');
         let mut part = (num * unit_nanos).div_ceil(den);
-        if extra && (num * unit_nanos) % den == 0 {
+        if extra && (num * unit_nanos).is_multiple_of(den) {
             part += 1;
         }
         total = total.checked_add(part)?;
