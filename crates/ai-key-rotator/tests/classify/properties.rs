@@ -59,7 +59,8 @@ proptest! {
     }
 
     #[test]
-    fn malformed_retry_after_is_ignored(value in "[^0-9]*|-[0-9]{1,6}|[0-9]{1,3}[a-zA-Z ,]+[0-9]*|[0-9]{8,30}") {
+    // Values of 10^7 seconds and more are beyond the 31-day limit.
+    fn malformed_retry_after_is_ignored(value in "[^0-9]*|-[0-9]{1,6}|[0-9]{1,3}[a-zA-Z,][a-zA-Z ,]*[0-9]*|[1-9][0-9]{7,29}") {
         let headers = [("retry-after", value.as_str())];
         let response = Response::new(429, &headers, b"");
         let verdict = classify(Family::OpenAiCompatible, &response, NOW);
