@@ -22,7 +22,8 @@ use std::fmt;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use crate::cooldown::Cooldown;
+use crate::classify::Family;
+use crate::cooldown::{Cooldown, Policy};
 use crate::credential::Fingerprint;
 use crate::error::ConfigError;
 
@@ -68,6 +69,10 @@ pub struct ProviderConfig {
     /// What happens to a credential marked exhausted; midnight UTC by default.
     #[serde(default)]
     pub cooldown: Cooldown,
+    /// How to read this provider's responses (see [`classify`](crate::classify)). By default
+    /// the family whose name is the provider's name, else generic OpenAI-compatible.
+    #[serde(default)]
+    pub family: Option<Family>,
 }
 
 impl ProviderConfig {
@@ -88,6 +93,35 @@ impl ProviderConfig {
         self
     }
 
+    /// Sets the family whose responses this provider sends.
+    pub fn family(mut self, family: Family) -> Self {
+        self.family = Some(family);
+        self
+    }
+
+    /// The family: the configured one, else the one named like the provider, else generic
+    /// OpenAI-compatible.
+    pub(crate) fn resolved_family(&self, provider: &str) -> Family {
+        self.family
+            .or_else(|| provider.parse().ok())
+            .unwrap_or(Family::OpenAiCompatible)
+    }
+
+    pub(crate) fn compiled_cooldown(&self, provider: &str) -> Result<Policy, ConfigError> {
+        self.cooldown.compile().map_err(|reason| {
+            if reason == "zero-length cooldown" {
+                ConfigError::ZeroCooldown {
+                    provider: provider.to_owned(),
+                }
+            } else {
+                ConfigError::InvalidCooldown {
+                    provider: provider.to_owned(),
+                    reason,
+                }
+            }
+        })
+    }
+
     /// Checks the provider's own rules: at least one credential, no empty or duplicate key, a
     /// usable cooldown.
     pub(crate) fn validate(&self, provider: &str) -> Result<(), ConfigError> {
@@ -99,11 +133,7 @@ impl ProviderConfig {
                 provider: provider.to_owned(),
             });
         }
-        if !self.cooldown.is_valid() {
-            return Err(ConfigError::ZeroCooldown {
-                provider: provider.to_owned(),
-            });
-        }
+        self.compiled_cooldown(provider)?;
         let mut seen = std::collections::HashSet::new();
         for (i, c) in self.credentials.iter().enumerate() {
             c.validate(provider, i)?;
@@ -130,6 +160,11 @@ pub struct CredentialConfig {
     /// Free-form metadata, handed back with the credential (for example the model it is for).
     #[serde(default)]
     pub meta: Option<serde_json::Map<String, serde_json::Value>>,
+    /// The quota scope this key shares with others of the provider (a Google Cloud project,
+    /// an OpenAI organization, an account). A limit the provider applies to the scope cools
+    /// every key of the scope at once. A key without a scope is its own scope.
+    #[serde(default)]
+    pub scope: Option<String>,
 }
 
 impl CredentialConfig {
@@ -139,7 +174,14 @@ impl CredentialConfig {
             key: SecretString::from(key.into()),
             label: None,
             meta: None,
+            scope: None,
         }
+    }
+
+    /// Sets the quota scope.
+    pub fn scope(mut self, scope: impl Into<String>) -> Self {
+        self.scope = Some(scope.into());
+        self
     }
 
     /// Sets the label.
@@ -182,6 +224,7 @@ impl fmt::Debug for CredentialConfig {
             .field("key", &"[REDACTED]")
             .field("label", &self.label)
             .field("meta", &self.meta)
+            .field("scope", &self.scope)
             .finish()
     }
 }

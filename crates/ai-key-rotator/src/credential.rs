@@ -34,6 +34,11 @@ use crate::pool::{Slot, Snapshot};
 pub struct Fingerprint([u8; 8]);
 
 impl Fingerprint {
+    /// The fingerprint as a number, for seeding per-key pseudo-randomness.
+    pub(crate) fn as_u64(self) -> u64 {
+        u64::from_le_bytes(self.0)
+    }
+
     /// The fingerprint of `key`.
     pub fn of(key: &str) -> Self {
         let digest = Sha256::digest(key.as_bytes());

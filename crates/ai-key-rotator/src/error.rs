@@ -36,6 +36,14 @@ pub enum ConfigError {
         /// The provider.
         provider: String,
     },
+    /// A cooldown policy that cannot be used (an unknown time zone, a bad time of day, …).
+    #[error("provider `{provider}` has an invalid cooldown: {reason}")]
+    InvalidCooldown {
+        /// The provider.
+        provider: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// A provider added twice.
     #[error("provider `{provider}` already exists")]
     DuplicateProvider {

@@ -72,8 +72,10 @@ pub use credential::{Credential, CredentialId, Fingerprint, InvalidFingerprint};
 pub use error::{ConfigError, StateError};
 pub use events::{Event, RecvError, Subscription};
 pub use persist::{BoxFuture, MemoryPersistence, Persistence, PersistenceError};
-pub use rotator::{KeyRotator, KeyRotatorBuilder};
-pub use status::{CredentialState, CredentialStatus, ProviderStatus, RotatorStatus};
+pub use rotator::{KeyRotator, KeyRotatorBuilder, ReportOutcome};
+pub use status::{
+    CooldownReason, CredentialState, CredentialStatus, ProviderStatus, RotatorStatus,
+};
 
 #[cfg(test)]
 mod static_checks {

@@ -11,13 +11,14 @@ mod slot;
 mod usage;
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use foldhash::fast::RandomState;
 
+use crate::classify::Family;
 use crate::clock::Timestamp;
-use crate::cooldown::Cooldown;
+use crate::cooldown::Policy;
 use crate::credential::Fingerprint;
 
 pub(crate) use slot::{Slot, SlotState};
@@ -58,6 +59,8 @@ pub(crate) struct ProviderSnap {
     pub(crate) name: Arc<str>,
     pub(crate) slots: Arc<[Arc<Slot>]>,
     pub(crate) by_fingerprint: Arc<HashMap<Fingerprint, u32, RandomState>>,
+    /// Quota scope → positions of its credentials.
+    pub(crate) scopes: Arc<HashMap<Arc<str>, Vec<u32>, RandomState>>,
     /// What outlives snapshots: the cursor, the exhaustion cache, the policy.
     pub(crate) shared: Arc<ProviderShared>,
 }
@@ -69,10 +72,17 @@ impl ProviderSnap {
             .enumerate()
             .map(|(i, s)| (s.id.fingerprint, i as u32))
             .collect();
+        let mut scopes: HashMap<Arc<str>, Vec<u32>, RandomState> = HashMap::default();
+        for (i, s) in slots.iter().enumerate() {
+            if let Some(scope) = &s.scope {
+                scopes.entry(Arc::clone(scope)).or_default().push(i as u32);
+            }
+        }
         ProviderSnap {
             name,
             slots: slots.into(),
             by_fingerprint: Arc::new(by_fingerprint),
+            scopes: Arc::new(scopes),
             shared,
         }
     }
@@ -95,15 +105,21 @@ pub(crate) struct ProviderShared {
     /// Index (in the current snapshot) of the credential that fill-first hands out.
     pub(crate) cursor: AtomicU32,
     pub(crate) exhaustion: ExhaustionCache,
-    pub(crate) cooldown: Cooldown,
+    pub(crate) cooldown: Policy,
+    pub(crate) family: Family,
+    /// Until when each quota scope cools, so that a credential added to a cooling scope cools
+    /// with it. Only slow paths touch it.
+    pub(crate) scope_until: Mutex<HashMap<Arc<str>, Timestamp, RandomState>>,
 }
 
 impl ProviderShared {
-    pub(crate) fn new(cooldown: Cooldown) -> Self {
+    pub(crate) fn new(cooldown: Policy, family: Family) -> Self {
         ProviderShared {
             cursor: AtomicU32::new(0),
             exhaustion: ExhaustionCache::default(),
             cooldown,
+            family,
+            scope_until: Mutex::new(HashMap::default()),
         }
     }
 }

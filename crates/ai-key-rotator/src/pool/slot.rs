@@ -4,13 +4,14 @@
 //! word; everything else (counters, the reason of a cooldown) is read and written only on the
 //! slow paths.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use secrecy::SecretString;
 
 use crate::clock::Timestamp;
 use crate::credential::CredentialId;
+use crate::status::CooldownReason;
 
 /// The word's value for "available".
 const READY: u64 = 0;
@@ -57,6 +58,8 @@ pub(crate) struct Slot {
     pub(crate) key: SecretString,
     pub(crate) id: CredentialId,
     pub(crate) meta: Option<Arc<serde_json::Map<String, serde_json::Value>>>,
+    /// The quota scope it shares with other credentials of its provider.
+    pub(crate) scope: Option<Arc<str>>,
     /// Index of this credential's use counters (see `usage`).
     pub(crate) usage_index: u32,
     state: AtomicU64,
@@ -66,6 +69,17 @@ pub(crate) struct Slot {
     pub(crate) times_exhausted: AtomicU64,
     /// Milliseconds; 0 = never.
     pub(crate) last_exhausted_at: AtomicU64,
+    /// What only slow paths read and write.
+    detail: Mutex<Detail>,
+}
+
+/// The part of a credential's state that explains it: read by status, written by reports.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Detail {
+    /// Why it is cooling or disabled; cleared when it becomes available.
+    pub(crate) reason: Option<CooldownReason>,
+    /// Failures blamed on the key in a row; a success resets it.
+    pub(crate) failures: u32,
 }
 
 impl Slot {
@@ -73,18 +87,26 @@ impl Slot {
         key: SecretString,
         id: CredentialId,
         meta: Option<Arc<serde_json::Map<String, serde_json::Value>>>,
+        scope: Option<Arc<str>>,
         usage_index: u32,
     ) -> Self {
         Slot {
             key,
             id,
             meta,
+            scope,
             usage_index,
             state: AtomicU64::new(READY),
             uses_base: AtomicU64::new(0),
             times_exhausted: AtomicU64::new(0),
             last_exhausted_at: AtomicU64::new(0),
+            detail: Mutex::new(Detail::default()),
         }
+    }
+
+    pub(crate) fn detail(&self) -> MutexGuard<'_, Detail> {
+        // Detail is plain data that is valid after any partial update.
+        self.detail.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The one check on the fast path: available without looking at the clock.

@@ -130,6 +130,8 @@ pub(super) fn new_provider(
     usage: &UsageCounters,
 ) -> Result<ProviderSnap, ConfigError> {
     config.validate(name)?;
+    let policy = config.compiled_cooldown(name)?;
+    let family = config.resolved_family(name);
     if u32::try_from(config.credentials.len()).is_err() {
         return Err(ConfigError::TooManyCredentials {
             provider: name.to_owned(),
@@ -143,7 +145,7 @@ pub(super) fn new_provider(
     Ok(ProviderSnap::new(
         name.into(),
         slots,
-        Arc::new(ProviderShared::new(config.cooldown)),
+        Arc::new(ProviderShared::new(policy, family)),
     ))
 }
 
@@ -157,6 +159,7 @@ pub(super) fn new_slot(config: CredentialConfig, usage: &UsageCounters) -> Slot 
         config.key,
         id,
         config.meta.map(Arc::new),
+        config.scope.map(Arc::from),
         usage.allocate().unwrap_or(u32::MAX),
     )
 }

@@ -6,5 +6,7 @@ mod events;
 mod get_key;
 mod membership;
 mod persistence;
+mod policies;
+mod report;
 mod secrets;
 mod support;
