@@ -22,10 +22,12 @@ use std::fmt;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use crate::budget::{Budget, Limits};
 use crate::classify::Family;
 use crate::cooldown::{Cooldown, Policy};
 use crate::credential::Fingerprint;
 use crate::error::ConfigError;
+use crate::strategy::Strategy;
 
 /// The default interval of the background check that emits `reset` events for cooldowns that
 /// ended unobserved: ten minutes, as in the original.
@@ -60,6 +62,9 @@ impl Default for RotatorConfig {
     }
 }
 
+/// A provider's own budget and its scopes' budgets, checked.
+pub(crate) type CompiledBudgets = (Option<Limits>, Vec<(String, Limits)>);
+
 /// One provider: its credentials, in the order they are used, and its cooldown policy.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -73,6 +78,15 @@ pub struct ProviderConfig {
     /// the family whose name is the provider's name, else generic OpenAI-compatible.
     #[serde(default)]
     pub family: Option<Family>,
+    /// How to choose among available credentials; fill-first by default.
+    #[serde(default)]
+    pub strategy: Strategy,
+    /// Client-side limits for each key of the provider.
+    #[serde(default)]
+    pub budget: Option<Budget>,
+    /// Client-side limits for all keys of a quota scope together.
+    #[serde(default)]
+    pub scope_budgets: BTreeMap<String, Budget>,
 }
 
 impl ProviderConfig {
@@ -91,6 +105,44 @@ impl ProviderConfig {
     pub fn cooldown(mut self, cooldown: Cooldown) -> Self {
         self.cooldown = cooldown;
         self
+    }
+
+    /// Sets the selection strategy.
+    pub fn strategy(mut self, strategy: Strategy) -> Self {
+        self.strategy = strategy;
+        self
+    }
+
+    /// Sets the budget of each key.
+    pub fn budget(mut self, budget: Budget) -> Self {
+        self.budget = Some(budget);
+        self
+    }
+
+    /// Sets the budget of a quota scope.
+    pub fn scope_budget(mut self, scope: impl Into<String>, budget: Budget) -> Self {
+        self.scope_budgets.insert(scope.into(), budget);
+        self
+    }
+
+    pub(crate) fn compiled_budgets(&self, provider: &str) -> Result<CompiledBudgets, ConfigError> {
+        let invalid = |reason: String| ConfigError::InvalidBudget {
+            provider: provider.to_owned(),
+            reason,
+        };
+        let own = self
+            .budget
+            .as_ref()
+            .map(Budget::compile)
+            .transpose()
+            .map_err(invalid)?;
+        let scopes = self
+            .scope_budgets
+            .iter()
+            .map(|(scope, b)| b.compile().map(|l| (scope.clone(), l)))
+            .collect::<Result<_, _>>()
+            .map_err(invalid)?;
+        Ok((own, scopes))
     }
 
     /// Sets the family whose responses this provider sends.
@@ -134,6 +186,7 @@ impl ProviderConfig {
             });
         }
         self.compiled_cooldown(provider)?;
+        self.compiled_budgets(provider)?;
         let mut seen = std::collections::HashSet::new();
         for (i, c) in self.credentials.iter().enumerate() {
             c.validate(provider, i)?;
@@ -165,6 +218,9 @@ pub struct CredentialConfig {
     /// every key of the scope at once. A key without a scope is its own scope.
     #[serde(default)]
     pub scope: Option<String>,
+    /// Share of picks under the `weighted` strategy (1 by default, at least 1).
+    #[serde(default)]
+    pub weight: Option<u32>,
 }
 
 impl CredentialConfig {
@@ -175,7 +231,14 @@ impl CredentialConfig {
             label: None,
             meta: None,
             scope: None,
+            weight: None,
         }
+    }
+
+    /// Sets the weight under the `weighted` strategy.
+    pub fn weight(mut self, weight: u32) -> Self {
+        self.weight = Some(weight);
+        self
     }
 
     /// Sets the quota scope.
@@ -214,6 +277,12 @@ impl CredentialConfig {
                 },
             });
         }
+        if self.weight == Some(0) {
+            return Err(ConfigError::ZeroWeight {
+                provider: provider.to_owned(),
+                credential: self.name(),
+            });
+        }
         Ok(())
     }
 }
@@ -225,6 +294,7 @@ impl fmt::Debug for CredentialConfig {
             .field("label", &self.label)
             .field("meta", &self.meta)
             .field("scope", &self.scope)
+            .field("weight", &self.weight)
             .finish()
     }
 }

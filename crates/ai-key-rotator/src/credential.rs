@@ -217,9 +217,19 @@ impl Credential {
         self.slot().meta.as_deref()
     }
 
+    /// The family whose responses the credential's provider sends.
+    pub fn family(&self) -> crate::classify::Family {
+        self.provider_snap().shared.family
+    }
+
     /// A masked form of the key for people, such as `sk-…wxyz`.
     pub fn masked_key(&self) -> String {
         mask(self.expose_key())
+    }
+
+    /// The provider's snapshot this handle came from.
+    pub(crate) fn provider_snap(&self) -> &crate::pool::ProviderSnap {
+        &self.snapshot.providers[self.provider as usize]
     }
 
     pub(crate) fn slot_arc(&self) -> &Arc<Slot> {

@@ -16,10 +16,12 @@ use std::sync::{Arc, Mutex};
 
 use foldhash::fast::RandomState;
 
+use crate::budget::{Limits, Usage as BudgetUsage};
 use crate::classify::Family;
 use crate::clock::Timestamp;
 use crate::cooldown::Policy;
 use crate::credential::Fingerprint;
+use crate::strategy::Strategy;
 
 pub(crate) use slot::{Slot, SlotState};
 pub(crate) use usage::UsageCounters;
@@ -61,6 +63,8 @@ pub(crate) struct ProviderSnap {
     pub(crate) by_fingerprint: Arc<HashMap<Fingerprint, u32, RandomState>>,
     /// Quota scope → positions of its credentials.
     pub(crate) scopes: Arc<HashMap<Arc<str>, Vec<u32>, RandomState>>,
+    /// Running sums of weights, for `weighted` picks.
+    pub(crate) cumulative_weights: Arc<[u64]>,
     /// What outlives snapshots: the cursor, the exhaustion cache, the policy.
     pub(crate) shared: Arc<ProviderShared>,
 }
@@ -78,11 +82,19 @@ impl ProviderSnap {
                 scopes.entry(Arc::clone(scope)).or_default().push(i as u32);
             }
         }
+        let cumulative_weights = slots
+            .iter()
+            .scan(0u64, |sum, s| {
+                *sum += u64::from(s.weight);
+                Some(*sum)
+            })
+            .collect();
         ProviderSnap {
             name,
             slots: slots.into(),
             by_fingerprint: Arc::new(by_fingerprint),
             scopes: Arc::new(scopes),
+            cumulative_weights,
             shared,
         }
     }
@@ -110,6 +122,15 @@ pub(crate) struct ProviderShared {
     /// Until when each quota scope cools, so that a credential added to a cooling scope cools
     /// with it. Only slow paths touch it.
     pub(crate) scope_until: Mutex<HashMap<Arc<str>, Timestamp, RandomState>>,
+    pub(crate) strategy: Strategy,
+    /// Picks so far, for `round-robin` and `weighted`, and the tick of `least-recently-used`.
+    pub(crate) picks: AtomicU64,
+    /// Each key's budget, if any.
+    pub(crate) budget: Option<Limits>,
+    /// Each quota scope's budget and its use.
+    pub(crate) scope_budgets: HashMap<Arc<str>, (Limits, Arc<BudgetUsage>), RandomState>,
+    /// Fill-first with no budget: `get_key`'s sticky fast path applies.
+    pub(crate) plain_fill_first: bool,
 }
 
 impl ProviderShared {
@@ -120,7 +141,21 @@ impl ProviderShared {
             cooldown,
             family,
             scope_until: Mutex::new(HashMap::default()),
+            strategy: Strategy::FillFirst,
+            picks: AtomicU64::new(0),
+            budget: None,
+            scope_budgets: HashMap::default(),
+            plain_fill_first: true,
         }
+    }
+
+    /// Whether `get_key` may take the sticky fast path: fill-first with no budget to check.
+    /// Computed once, since `get_key` asks on every call.
+    pub(crate) fn finish(mut self) -> Self {
+        self.plain_fill_first = self.strategy == Strategy::FillFirst
+            && self.budget.is_none()
+            && self.scope_budgets.is_empty();
+        self
     }
 }
 

@@ -4,7 +4,7 @@
 //! word; everything else (counters, the reason of a cooldown) is read and written only on the
 //! slow paths.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use secrecy::SecretString;
@@ -71,6 +71,17 @@ pub(crate) struct Slot {
     pub(crate) last_exhausted_at: AtomicU64,
     /// What only slow paths read and write.
     detail: Mutex<Detail>,
+    /// Leases out now (for `least-in-flight`).
+    pub(crate) in_flight: AtomicU32,
+    /// When it was last handed out, as a provider-wide tick (for `least-recently-used`).
+    pub(crate) last_used: AtomicU64,
+    /// The remaining quota the provider last reported; `u64::MAX` when unknown (for
+    /// `most-remaining`).
+    pub(crate) remaining: AtomicU64,
+    /// Share of picks under `weighted`.
+    pub(crate) weight: u32,
+    /// The key's own budget use, when the provider has a budget.
+    pub(crate) budget: Option<crate::budget::Usage>,
 }
 
 /// The part of a credential's state that explains it: read by status, written by reports.
@@ -89,6 +100,8 @@ impl Slot {
         meta: Option<Arc<serde_json::Map<String, serde_json::Value>>>,
         scope: Option<Arc<str>>,
         usage_index: u32,
+        weight: u32,
+        with_budget: bool,
     ) -> Self {
         Slot {
             key,
@@ -101,6 +114,11 @@ impl Slot {
             times_exhausted: AtomicU64::new(0),
             last_exhausted_at: AtomicU64::new(0),
             detail: Mutex::new(Detail::default()),
+            in_flight: AtomicU32::new(0),
+            last_used: AtomicU64::new(0),
+            remaining: AtomicU64::new(u64::MAX),
+            weight,
+            budget: with_budget.then(crate::budget::Usage::default),
         }
     }
 

@@ -132,6 +132,15 @@ pub(super) fn new_provider(
     config.validate(name)?;
     let policy = config.compiled_cooldown(name)?;
     let family = config.resolved_family(name);
+    let (budget, scope_budgets) = config.compiled_budgets(name)?;
+    let mut shared = ProviderShared::new(policy, family);
+    shared.strategy = config.strategy;
+    shared.budget = budget;
+    shared.scope_budgets = scope_budgets
+        .into_iter()
+        .map(|(scope, limits)| (Arc::from(scope), (limits, Arc::default())))
+        .collect();
+    let with_budget = shared.budget.is_some();
     if u32::try_from(config.credentials.len()).is_err() {
         return Err(ConfigError::TooManyCredentials {
             provider: name.to_owned(),
@@ -140,17 +149,17 @@ pub(super) fn new_provider(
     let slots = config
         .credentials
         .into_iter()
-        .map(|c| Arc::new(new_slot(c, usage)))
+        .map(|c| Arc::new(new_slot(c, usage, with_budget)))
         .collect();
     Ok(ProviderSnap::new(
         name.into(),
         slots,
-        Arc::new(ProviderShared::new(policy, family)),
+        Arc::new(shared.finish()),
     ))
 }
 
 /// A credential's state, fresh and available.
-pub(super) fn new_slot(config: CredentialConfig, usage: &UsageCounters) -> Slot {
+pub(super) fn new_slot(config: CredentialConfig, usage: &UsageCounters, with_budget: bool) -> Slot {
     let id = CredentialId {
         label: config.label.map(Arc::from),
         fingerprint: Fingerprint::of(config.key.expose_secret()),
@@ -161,5 +170,7 @@ pub(super) fn new_slot(config: CredentialConfig, usage: &UsageCounters) -> Slot 
         config.meta.map(Arc::new),
         config.scope.map(Arc::from),
         usage.allocate().unwrap_or(u32::MAX),
+        config.weight.unwrap_or(1),
+        with_budget,
     )
 }

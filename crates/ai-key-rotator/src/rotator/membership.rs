@@ -58,7 +58,7 @@ impl Inner {
                 provider: provider.to_owned(),
             });
         }
-        let slot = new_slot(credential, &self.usage);
+        let slot = new_slot(credential, &self.usage, prov.shared.budget.is_some());
         // A credential joining a quota scope that is cooling cools with it.
         if let Some(scope) = &slot.scope {
             let now = self.clock.now();

@@ -2,6 +2,7 @@
 
 mod builder;
 mod membership;
+pub(crate) mod pick;
 mod select;
 mod ticker;
 mod transition;
@@ -15,6 +16,7 @@ use crate::classify::{Family, Headers, Response, Verdict, classify};
 use crate::clock::Clock;
 use crate::credential::Credential;
 use crate::events::{Emitter, Subscription};
+use crate::lease::{AcquireError, AcquireOptions, Lease};
 use crate::persist::Persistence;
 use crate::pool::{Snapshot, UsageCounters};
 use crate::status::{ProviderStatus, RotatorStatus};
@@ -53,7 +55,7 @@ pub use transition::ReportOutcome;
 /// ```
 #[derive(Clone)]
 pub struct KeyRotator {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 pub(crate) struct Inner {
@@ -206,6 +208,43 @@ impl KeyRotator {
     /// The current time on the rotator's clock.
     pub fn now(&self) -> crate::Timestamp {
         self.inner.clock.now()
+    }
+
+    /// A lease on an available credential of `provider`, counted in flight until dropped.
+    ///
+    /// # Errors
+    /// [`AcquireError::Unavailable`] with the earliest time a key may be available (for an
+    /// exact `retry-after`), or [`AcquireError::UnknownProvider`].
+    pub fn acquire(&self, provider: &str) -> Result<Lease<'_>, AcquireError> {
+        self.acquire_with(provider, &AcquireOptions::default())
+    }
+
+    /// A lease for a request of a session and a token estimate; see [`AcquireOptions`].
+    ///
+    /// # Errors
+    /// As [`acquire`](Self::acquire).
+    pub fn acquire_with(
+        &self,
+        provider: &str,
+        options: &AcquireOptions,
+    ) -> Result<Lease<'_>, AcquireError> {
+        let pick = pick::Pick {
+            session: options.session.as_deref(),
+            tokens: options.tokens,
+            hold: true,
+        };
+        match self.inner.acquire(provider, &pick) {
+            Ok(credential) => Ok(Lease::new(self, credential, options.tokens)),
+            Err(None) if self.inner.snapshot.load().find(provider).is_none() => {
+                Err(AcquireError::UnknownProvider {
+                    provider: provider.to_owned(),
+                })
+            }
+            Err(retry_at) => Err(AcquireError::Unavailable {
+                provider: provider.to_owned(),
+                retry_at: retry_at.flatten(),
+            }),
+        }
     }
 
     /// Moves the provider to the next available credential, even if the current one is fine.

@@ -119,6 +119,9 @@ impl Inner {
         match verdict {
             Verdict::Ok(usage) => {
                 slot.detail().failures = 0;
+                if let Some(left) = usage.remaining_requests.or(usage.remaining_tokens) {
+                    slot.remaining.store(left, Ordering::Relaxed);
+                }
                 match usage.exhausted_until().filter(|&t| t > now) {
                     // The provider says the quota is spent: rest until it resets, before the
                     // 429 comes. The headers describe the quota the key draws from, which its
