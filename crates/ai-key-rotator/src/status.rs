@@ -74,7 +74,7 @@ pub struct CooldownReason {
     pub cause: Cow<'static, str>,
     /// The classifier's verdict, when the cooldown came from a provider response.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub verdict: Option<Verdict>,
+    pub verdict: Option<Box<Verdict>>,
     /// When the provider said the limit resets, if it said.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider_reset: Option<Timestamp>,
@@ -156,6 +156,7 @@ impl Inner {
                     scope: slot.scope.clone(),
                     reason: detail
                         .reason
+                        .map(|r| *r)
                         .filter(|_| state != CredentialState::Available),
                     consecutive_failures: detail.failures,
                 }

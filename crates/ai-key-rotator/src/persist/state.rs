@@ -133,7 +133,10 @@ impl Inner {
                         let detail = slot.detail().clone();
                         let saved = CredentialState {
                             label: slot.id.label.as_deref().map(str::to_owned),
-                            reason: detail.reason.filter(|_| state != Availability::Available),
+                            reason: detail
+                                .reason
+                                .map(|r| *r)
+                                .filter(|_| state != Availability::Available),
                             consecutive_failures: detail.failures,
                             state,
                             times_used: self.uses(slot),
@@ -214,7 +217,7 @@ impl Inner {
                 if !keep_local {
                     slot.swap(new);
                     let mut d = slot.detail();
-                    d.reason = c.reason.clone();
+                    d.reason = c.reason.clone().map(Box::new);
                     d.failures = c.consecutive_failures;
                 }
                 let counted = self.usage.total(slot.usage_index);

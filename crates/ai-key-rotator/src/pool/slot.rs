@@ -81,14 +81,15 @@ pub(crate) struct Slot {
     /// Share of picks under `weighted`.
     pub(crate) weight: u32,
     /// The key's own budget use, when the provider has a budget.
-    pub(crate) budget: Option<crate::budget::Usage>,
+    pub(crate) budget: Option<Box<crate::budget::Usage>>,
 }
 
 /// The part of a credential's state that explains it: read by status, written by reports.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Detail {
-    /// Why it is cooling or disabled; cleared when it becomes available.
-    pub(crate) reason: Option<CooldownReason>,
+    /// Why it is cooling or disabled. Boxed: most credentials never have one, and the
+    /// per-credential footprint is a budget (see `tests/memory.rs`).
+    pub(crate) reason: Option<Box<CooldownReason>>,
     /// Failures blamed on the key in a row; a success resets it.
     pub(crate) failures: u32,
 }
@@ -118,7 +119,7 @@ impl Slot {
             last_used: AtomicU64::new(0),
             remaining: AtomicU64::new(u64::MAX),
             weight,
-            budget: with_budget.then(crate::budget::Usage::default),
+            budget: with_budget.then(Box::default),
         }
     }
 

@@ -74,7 +74,7 @@ impl Inner {
                 slot.swap(SlotState::Cooling(until));
                 let mut reason = crate::status::CooldownReason::new("quota scope cooling");
                 reason.scope = Some(Arc::clone(scope));
-                slot.detail().reason = Some(reason);
+                slot.detail().reason = Some(Box::new(reason));
             }
         }
         let mut slots = prov.slots.to_vec();

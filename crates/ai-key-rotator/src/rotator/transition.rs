@@ -129,7 +129,7 @@ impl Inner {
                     Some(t) => {
                         let reason = CooldownReason {
                             cause: Cow::Borrowed("remaining quota is 0"),
-                            verdict: Some(verdict.clone()),
+                            verdict: Some(Box::new(verdict.clone())),
                             provider_reset: Some(t),
                             scope: slot.scope.clone(),
                         };
@@ -144,7 +144,7 @@ impl Inner {
                 let t = self.policy_until(prov, slot, now, *until);
                 let reason = CooldownReason {
                     cause: Cow::Borrowed(verdict.reason()),
-                    verdict: Some(verdict.clone()),
+                    verdict: Some(Box::new(verdict.clone())),
                     provider_reset: *until,
                     scope: slot.scope.clone().filter(|_| shared),
                 };
@@ -153,7 +153,7 @@ impl Inner {
             Verdict::InvalidKey { .. } => {
                 let reason = CooldownReason {
                     cause: Cow::Borrowed(verdict.reason()),
-                    verdict: Some(verdict.clone()),
+                    verdict: Some(Box::new(verdict.clone())),
                     provider_reset: None,
                     scope: None,
                 };
@@ -236,7 +236,7 @@ impl Inner {
     /// Records why `slot` cools, unless a longer cooldown with its own reason is running.
     fn explain(slot: &Slot, applied: Timestamp, until: Timestamp, reason: CooldownReason) {
         if applied == until {
-            slot.detail().reason = Some(reason);
+            slot.detail().reason = Some(Box::new(reason));
         }
     }
 
@@ -347,7 +347,7 @@ impl Inner {
             }
         }
         let cause = reason.cause.clone();
-        slot.detail().reason = Some(reason);
+        slot.detail().reason = Some(Box::new(reason));
         tracing::warn!(provider = %prov.name, credential = %slot.id, reason = %cause, "credential disabled");
         self.events.emit_with(|| Event::Disabled {
             provider: Arc::clone(&prov.name),

@@ -269,20 +269,40 @@ async fn attempt_timeouts_and_transport_errors_are_retried() {
 
 #[tokio::test(start_paused = true)]
 async fn dropping_the_future_releases_the_lease() {
-    let r = rotator(&[("openai", &["a"])]);
+    // One key that admits one request in flight at a time: a lease that were not released
+    // would lock it out.
+    let clock = TokioClock {
+        start: tokio::time::Instant::now(),
+    };
+    let r = KeyRotator::builder()
+        .provider(
+            "openai",
+            ProviderConfig::new()
+                .credential("a")
+                .budget(ai_key_rotator::Budget {
+                    max_in_flight: Some(1),
+                    ..ai_key_rotator::Budget::default()
+                }),
+        )
+        .clock(clock)
+        .reset_interval(Duration::ZERO)
+        .build()
+        .unwrap();
     let plan = Plan::new("openai");
     let fut = r.execute(&plan, |_attempt| async {
         tokio::time::sleep(Duration::from_secs(3600)).await;
         Ok::<_, std::io::Error>((Verdict::Ok(Usage::default()), ()))
     });
-    let outcome = tokio::time::timeout(Duration::from_millis(10), fut).await;
-    assert!(outcome.is_err(), "cancelled");
-    // The lease is back: a concurrency-capped key would be free again. Check via in-flight:
-    // least-in-flight has nothing to prefer, and a new lease is granted.
-    let lease = r.acquire("openai").unwrap();
-    drop(lease);
-    let s = r.provider_status("openai").unwrap();
-    assert_eq!(s.credentials[0].consecutive_failures, 0);
+    let mut fut = Box::pin(fut);
+    // While the request runs, the key is taken.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(10), &mut fut)
+            .await
+            .is_err()
+    );
+    assert!(r.acquire("openai").is_err(), "in flight");
+    drop(fut);
+    assert!(r.acquire("openai").is_ok(), "released by the cancellation");
 }
 
 #[tokio::test(start_paused = true)]
