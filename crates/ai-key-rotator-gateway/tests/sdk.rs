@@ -100,10 +100,22 @@ async fn run_sdk(sdk: &str, family: &'static str) {
             .map(|c| c["state"].as_str().unwrap().to_owned())
             .unwrap_or_default()
     };
-    assert_ne!(state(&format!("{sdk}-429"), &format!("{sdk}-429-1")), "available");
-    assert_ne!(state(&format!("{sdk}-bad"), &format!("{sdk}-bad-1")), "available");
-    assert_eq!(state(&format!("{sdk}-bad"), &format!("{sdk}-bad-2")), "available");
-    assert_eq!(state(&format!("{sdk}-dry"), &format!("{sdk}-dry-1")), "cooling");
+    assert_ne!(
+        state(&format!("{sdk}-429"), &format!("{sdk}-429-1")),
+        "available"
+    );
+    assert_ne!(
+        state(&format!("{sdk}-bad"), &format!("{sdk}-bad-1")),
+        "available"
+    );
+    assert_eq!(
+        state(&format!("{sdk}-bad"), &format!("{sdk}-bad-2")),
+        "available"
+    );
+    assert_eq!(
+        state(&format!("{sdk}-dry"), &format!("{sdk}-dry-1")),
+        "cooling"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

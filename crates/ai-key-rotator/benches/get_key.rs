@@ -20,6 +20,7 @@ fn rotator(keys: &[String]) -> KeyRotator {
             .map(|k| CredentialConfig::new(k.clone()))
             .collect(),
         cooldown: Cooldown::fixed(Duration::from_secs(3600)),
+        ..ProviderConfig::new()
     };
     KeyRotator::builder()
         // A second provider so the name lookup is not trivially the only entry.

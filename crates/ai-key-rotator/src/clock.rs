@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 /// Millisecond resolution is what providers give (their finest reset unit is `20ms`), and a
 /// `u64` of milliseconds fits one atomic word, which keeps the per-key state on the
 /// [`get_key`](crate::KeyRotator::get_key) path lock-free.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Timestamp(u64);
 

@@ -22,9 +22,12 @@ use std::fmt;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use crate::cooldown::Cooldown;
+use crate::budget::{Budget, Limits};
+use crate::classify::Family;
+use crate::cooldown::{Cooldown, Policy};
 use crate::credential::Fingerprint;
 use crate::error::ConfigError;
+use crate::strategy::Strategy;
 
 /// The default interval of the background check that emits `reset` events for cooldowns that
 /// ended unobserved: ten minutes, as in the original.
@@ -59,6 +62,9 @@ impl Default for RotatorConfig {
     }
 }
 
+/// A provider's own budget and its scopes' budgets, checked.
+pub(crate) type CompiledBudgets = (Option<Limits>, Vec<(String, Limits)>);
+
 /// One provider: its credentials, in the order they are used, and its cooldown policy.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -68,6 +74,19 @@ pub struct ProviderConfig {
     /// What happens to a credential marked exhausted; midnight UTC by default.
     #[serde(default)]
     pub cooldown: Cooldown,
+    /// How to read this provider's responses (see [`classify`](crate::classify)). By default
+    /// the family whose name is the provider's name, else generic OpenAI-compatible.
+    #[serde(default)]
+    pub family: Option<Family>,
+    /// How to choose among available credentials; fill-first by default.
+    #[serde(default)]
+    pub strategy: Strategy,
+    /// Client-side limits for each key of the provider.
+    #[serde(default)]
+    pub budget: Option<Budget>,
+    /// Client-side limits for all keys of a quota scope together.
+    #[serde(default)]
+    pub scope_budgets: BTreeMap<String, Budget>,
 }
 
 impl ProviderConfig {
@@ -88,6 +107,73 @@ impl ProviderConfig {
         self
     }
 
+    /// Sets the selection strategy.
+    pub fn strategy(mut self, strategy: Strategy) -> Self {
+        self.strategy = strategy;
+        self
+    }
+
+    /// Sets the budget of each key.
+    pub fn budget(mut self, budget: Budget) -> Self {
+        self.budget = Some(budget);
+        self
+    }
+
+    /// Sets the budget of a quota scope.
+    pub fn scope_budget(mut self, scope: impl Into<String>, budget: Budget) -> Self {
+        self.scope_budgets.insert(scope.into(), budget);
+        self
+    }
+
+    pub(crate) fn compiled_budgets(&self, provider: &str) -> Result<CompiledBudgets, ConfigError> {
+        let invalid = |reason: String| ConfigError::InvalidBudget {
+            provider: provider.to_owned(),
+            reason,
+        };
+        let own = self
+            .budget
+            .as_ref()
+            .map(Budget::compile)
+            .transpose()
+            .map_err(invalid)?;
+        let scopes = self
+            .scope_budgets
+            .iter()
+            .map(|(scope, b)| b.compile().map(|l| (scope.clone(), l)))
+            .collect::<Result<_, _>>()
+            .map_err(invalid)?;
+        Ok((own, scopes))
+    }
+
+    /// Sets the family whose responses this provider sends.
+    pub fn family(mut self, family: Family) -> Self {
+        self.family = Some(family);
+        self
+    }
+
+    /// The family: the configured one, else the one named like the provider, else generic
+    /// OpenAI-compatible.
+    pub(crate) fn resolved_family(&self, provider: &str) -> Family {
+        self.family
+            .or_else(|| provider.parse().ok())
+            .unwrap_or(Family::OpenAiCompatible)
+    }
+
+    pub(crate) fn compiled_cooldown(&self, provider: &str) -> Result<Policy, ConfigError> {
+        self.cooldown.compile().map_err(|reason| {
+            if reason == "zero-length cooldown" {
+                ConfigError::ZeroCooldown {
+                    provider: provider.to_owned(),
+                }
+            } else {
+                ConfigError::InvalidCooldown {
+                    provider: provider.to_owned(),
+                    reason,
+                }
+            }
+        })
+    }
+
     /// Checks the provider's own rules: at least one credential, no empty or duplicate key, a
     /// usable cooldown.
     pub(crate) fn validate(&self, provider: &str) -> Result<(), ConfigError> {
@@ -99,11 +185,8 @@ impl ProviderConfig {
                 provider: provider.to_owned(),
             });
         }
-        if !self.cooldown.is_valid() {
-            return Err(ConfigError::ZeroCooldown {
-                provider: provider.to_owned(),
-            });
-        }
+        self.compiled_cooldown(provider)?;
+        self.compiled_budgets(provider)?;
         let mut seen = std::collections::HashSet::new();
         for (i, c) in self.credentials.iter().enumerate() {
             c.validate(provider, i)?;
@@ -130,6 +213,14 @@ pub struct CredentialConfig {
     /// Free-form metadata, handed back with the credential (for example the model it is for).
     #[serde(default)]
     pub meta: Option<serde_json::Map<String, serde_json::Value>>,
+    /// The quota scope this key shares with others of the provider (a Google Cloud project,
+    /// an OpenAI organization, an account). A limit the provider applies to the scope cools
+    /// every key of the scope at once. A key without a scope is its own scope.
+    #[serde(default)]
+    pub scope: Option<String>,
+    /// Share of picks under the `weighted` strategy (1 by default, at least 1).
+    #[serde(default)]
+    pub weight: Option<u32>,
 }
 
 impl CredentialConfig {
@@ -139,7 +230,21 @@ impl CredentialConfig {
             key: SecretString::from(key.into()),
             label: None,
             meta: None,
+            scope: None,
+            weight: None,
         }
+    }
+
+    /// Sets the weight under the `weighted` strategy.
+    pub fn weight(mut self, weight: u32) -> Self {
+        self.weight = Some(weight);
+        self
+    }
+
+    /// Sets the quota scope.
+    pub fn scope(mut self, scope: impl Into<String>) -> Self {
+        self.scope = Some(scope.into());
+        self
     }
 
     /// Sets the label.
@@ -172,6 +277,12 @@ impl CredentialConfig {
                 },
             });
         }
+        if self.weight == Some(0) {
+            return Err(ConfigError::ZeroWeight {
+                provider: provider.to_owned(),
+                credential: self.name(),
+            });
+        }
         Ok(())
     }
 }
@@ -182,6 +293,8 @@ impl fmt::Debug for CredentialConfig {
             .field("key", &"[REDACTED]")
             .field("label", &self.label)
             .field("meta", &self.meta)
+            .field("scope", &self.scope)
+            .field("weight", &self.weight)
             .finish()
     }
 }

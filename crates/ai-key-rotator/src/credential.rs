@@ -34,6 +34,11 @@ use crate::pool::{Slot, Snapshot};
 pub struct Fingerprint([u8; 8]);
 
 impl Fingerprint {
+    /// The fingerprint as a number, for seeding per-key pseudo-randomness.
+    pub(crate) fn as_u64(self) -> u64 {
+        u64::from_le_bytes(self.0)
+    }
+
     /// The fingerprint of `key`.
     pub fn of(key: &str) -> Self {
         let digest = Sha256::digest(key.as_bytes());
@@ -212,9 +217,19 @@ impl Credential {
         self.slot().meta.as_deref()
     }
 
+    /// The family whose responses the credential's provider sends.
+    pub fn family(&self) -> crate::classify::Family {
+        self.provider_snap().shared.family
+    }
+
     /// A masked form of the key for people, such as `sk-…wxyz`.
     pub fn masked_key(&self) -> String {
         mask(self.expose_key())
+    }
+
+    /// The provider's snapshot this handle came from.
+    pub(crate) fn provider_snap(&self) -> &crate::pool::ProviderSnap {
+        &self.snapshot.providers[self.provider as usize]
     }
 
     pub(crate) fn slot_arc(&self) -> &Arc<Slot> {

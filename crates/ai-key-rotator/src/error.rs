@@ -36,6 +36,30 @@ pub enum ConfigError {
         /// The provider.
         provider: String,
     },
+    /// A cooldown policy that cannot be used (an unknown time zone, a bad time of day, …).
+    #[error("provider `{provider}` has an invalid cooldown: {reason}")]
+    InvalidCooldown {
+        /// The provider.
+        provider: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A budget that cannot be used.
+    #[error("provider `{provider}` has an invalid budget: {reason}")]
+    InvalidBudget {
+        /// The provider.
+        provider: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A credential with weight 0 (it would never be picked).
+    #[error("credential {credential} of provider `{provider}` has weight 0")]
+    ZeroWeight {
+        /// The provider.
+        provider: String,
+        /// The credential's label or fingerprint.
+        credential: String,
+    },
     /// A provider added twice.
     #[error("provider `{provider}` already exists")]
     DuplicateProvider {

@@ -45,6 +45,36 @@ pub enum Event {
         /// The earliest time a credential comes back, if any will.
         until: Option<Timestamp>,
     },
+    /// A limit shared by a quota scope was hit: every credential of the scope cools until
+    /// `until`, announced once here rather than once per credential.
+    ScopeExhausted {
+        /// The provider.
+        provider: Arc<str>,
+        /// The quota scope.
+        scope: Arc<str>,
+        /// The credentials that cool (those not disabled).
+        credentials: Vec<CredentialId>,
+        /// When they become available again.
+        until: Timestamp,
+    },
+    /// A credential was disabled (the provider said the key is invalid, or by hand). No timed
+    /// reset revives it; only [`KeyRotator::enable`](crate::KeyRotator::enable) or adding it
+    /// again.
+    Disabled {
+        /// The provider.
+        provider: Arc<str>,
+        /// The credential.
+        credential: CredentialId,
+        /// Why, e.g. `"invalid key"`.
+        reason: std::borrow::Cow<'static, str>,
+    },
+    /// A disabled credential was enabled again.
+    Enabled {
+        /// The provider.
+        provider: Arc<str>,
+        /// The credential.
+        credential: CredentialId,
+    },
     /// Cooldowns ended (the original's `reset`). Every cooldown that ends appears in exactly
     /// one `Reset`, whether it ran out or was reset by hand.
     Reset {

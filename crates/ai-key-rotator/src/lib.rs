@@ -53,6 +53,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
+mod budget;
 pub mod classify;
 mod clock;
 mod config;
@@ -60,20 +61,28 @@ mod cooldown;
 mod credential;
 mod error;
 mod events;
+pub mod execute;
+mod lease;
 mod persist;
 mod pool;
 mod rotator;
 mod status;
+mod strategy;
 
+pub use budget::Budget;
 pub use clock::{Clock, FakeClock, SystemClock, Timestamp};
 pub use config::{CredentialConfig, DEFAULT_RESET_INTERVAL_MS, ProviderConfig, RotatorConfig};
 pub use cooldown::Cooldown;
 pub use credential::{Credential, CredentialId, Fingerprint, InvalidFingerprint};
 pub use error::{ConfigError, StateError};
 pub use events::{Event, RecvError, Subscription};
+pub use lease::{AcquireError, AcquireOptions, Lease};
 pub use persist::{BoxFuture, MemoryPersistence, Persistence, PersistenceError};
-pub use rotator::{KeyRotator, KeyRotatorBuilder};
-pub use status::{CredentialState, CredentialStatus, ProviderStatus, RotatorStatus};
+pub use rotator::{KeyRotator, KeyRotatorBuilder, ReportOutcome};
+pub use status::{
+    CooldownReason, CredentialState, CredentialStatus, ProviderStatus, RotatorStatus,
+};
+pub use strategy::Strategy;
 
 #[cfg(test)]
 mod static_checks {

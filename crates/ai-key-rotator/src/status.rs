@@ -1,9 +1,12 @@
 //! Status: what each provider and credential is doing, for callers and operators.
 
+use std::borrow::Cow;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use crate::classify::Verdict;
 use crate::clock::Timestamp;
 use crate::credential::{CredentialId, mask};
 use crate::pool::{ProviderSnap, SlotState};
@@ -53,6 +56,43 @@ pub struct CredentialStatus {
     pub times_exhausted: u64,
     /// When it was last marked exhausted.
     pub last_exhausted_at: Option<Timestamp>,
+    /// The quota scope it shares with other credentials, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<Arc<str>>,
+    /// Why it is cooling or disabled; `None` when available.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<CooldownReason>,
+    /// Failures blamed on the key in a row (reset by a success).
+    pub consecutive_failures: u32,
+}
+
+/// Why a credential is cooling or disabled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CooldownReason {
+    /// A short description: `"marked exhausted"`, `"rate limited (tokens per minute)"`,
+    /// `"invalid key"`, `"remaining quota is 0"`, …
+    pub cause: Cow<'static, str>,
+    /// The classifier's verdict, when the cooldown came from a provider response.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<Verdict>,
+    /// When the provider said the limit resets, if it said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_reset: Option<Timestamp>,
+    /// The quota scope, when the whole scope cools.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<Arc<str>>,
+}
+
+impl CooldownReason {
+    /// A reason with only a cause.
+    pub(crate) fn new(cause: impl Into<Cow<'static, str>>) -> Self {
+        CooldownReason {
+            cause: cause.into(),
+            verdict: None,
+            provider_reset: None,
+            scope: None,
+        }
+    }
 }
 
 /// Whether a credential can be handed out.
@@ -98,18 +138,27 @@ impl Inner {
         let credentials: Vec<CredentialStatus> = prov
             .slots
             .iter()
-            .map(|slot| CredentialStatus {
-                id: slot.id.clone(),
-                masked_key: mask(slot.key.expose_secret()),
-                state: match slot.state() {
+            .map(|slot| {
+                let state = match slot.state() {
                     SlotState::Ready => CredentialState::Available,
                     SlotState::Cooling(t) if t <= now => CredentialState::Available,
                     SlotState::Cooling(until) => CredentialState::Cooling { until },
                     SlotState::Disabled | SlotState::Removed => CredentialState::Disabled,
-                },
-                times_used: self.uses(slot),
-                times_exhausted: slot.times_exhausted.load(Ordering::Relaxed),
-                last_exhausted_at: slot.last_exhausted(),
+                };
+                let detail = slot.detail().clone();
+                CredentialStatus {
+                    id: slot.id.clone(),
+                    masked_key: mask(slot.key.expose_secret()),
+                    state,
+                    times_used: self.uses(slot),
+                    times_exhausted: slot.times_exhausted.load(Ordering::Relaxed),
+                    last_exhausted_at: slot.last_exhausted(),
+                    scope: slot.scope.clone(),
+                    reason: detail
+                        .reason
+                        .filter(|_| state != CredentialState::Available),
+                    consecutive_failures: detail.failures,
+                }
             })
             .collect();
         let available = credentials

@@ -307,7 +307,7 @@ impl GatewayConfig {
             let upstream = check_upstream(name, &upstream)?;
             let route = p.route.clone().unwrap_or_else(|| format!("/{name}"));
             check_route(name, &route)?;
-            let mut rotator = ProviderConfig::new().cooldown(
+            let mut rotator = ProviderConfig::new().family(p.family).cooldown(
                 p.cooldown
                     .clone()
                     .unwrap_or(Cooldown::fixed(Duration::from_secs(60))),

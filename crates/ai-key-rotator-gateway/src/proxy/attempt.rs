@@ -2,14 +2,19 @@
 //! classify, report, and decide whether to retry with the next key or fail over to the next
 //! provider.
 //!
-//! The core's `report`/`acquire`/`execute` APIs will replace the body of [`report`] and the
-//! key-picking loop here; nothing outside this module talks to the rotator on the request path.
+//! Keys are leased with [`KeyRotator::acquire`] and every answer is reported with
+//! [`Lease::report`], which applies the verdict exactly (cooldown until the provider's own
+//! time, scope-wide cooling, disabling invalid keys). The core's `execute` loop is not used:
+//! the gateway must decide per attempt whether anything has reached the client yet, and hands
+//! the successful upstream body on unbuffered, which `execute`'s closure-based shape does not
+//! allow without buffering. Nothing outside this module talks to the rotator on the request
+//! path.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use ai_key_rotator::classify::{self, Family, Verdict};
-use ai_key_rotator::{Clock, Credential, KeyRotator, SystemClock, Timestamp};
+use ai_key_rotator::{Credential, KeyRotator, Lease, ReportOutcome, Timestamp};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
 use http_body_util::BodyExt;
@@ -48,19 +53,29 @@ pub(crate) async fn forward(
     let mut attempts = 0u32;
     // The last upstream answer that blamed its key, returned if attempts run out first.
     let mut last_blamed: Option<Response<GatewayBody>> = None;
+    // The earliest time a key of the chain comes back, from the rotator's refusals.
+    let mut retry_at: Option<Timestamp> = None;
     for (i, provider) in chain.iter().enumerate() {
         if i > 0 && attempts > 0 {
             metrics.failover(&primary.name, &provider.name);
         }
         while attempts < routes.max_attempts {
-            let Some(credential) = rotator.get_key(&provider.name) else {
-                break; // this provider has no usable key: fail over
+            let lease = match rotator.acquire(&provider.name) {
+                Ok(lease) => lease,
+                Err(e) => {
+                    // This provider has no usable key: fail over.
+                    match e.retry_at() {
+                        Some(t) => retry_at = Some(retry_at.map_or(t, |r| r.min(t))),
+                        None => {}
+                    }
+                    break;
+                }
             };
             attempts += 1;
             if attempts > 1 {
                 metrics.retry(&provider.name);
             }
-            match send(routes, rotator, provider, &credential, &req, metrics).await {
+            match send(routes, rotator, provider, lease, &req, metrics).await {
                 Sent::Done(response) => return response,
                 Sent::Blamed(response) => last_blamed = Some(response),
             }
@@ -74,7 +89,7 @@ pub(crate) async fn forward(
     {
         return response;
     }
-    no_key_available(rotator, primary, &chain, last_blamed)
+    no_key_available(primary, retry_at, rotator.now(), last_blamed)
 }
 
 enum Sent {
@@ -88,10 +103,11 @@ async fn send(
     routes: &Routes,
     rotator: &KeyRotator,
     provider: &ProviderRoute,
-    credential: &Credential,
+    lease: Lease<'_>,
     req: &Forward,
     metrics: &Metrics,
 ) -> Sent {
+    let credential = lease.credential();
     let dialect = provider.dialect;
     let mut headers = req.headers.clone();
     if dialect
@@ -151,17 +167,17 @@ async fn send(
     let status = response.status();
     metrics.upstream_status(&provider.name, status.as_u16());
     metrics.upstream_latency(&provider.name, started.elapsed());
-    let now = SystemClock.now();
     let (mut parts, body) = http::Response::from(response).into_parts();
     filter_response_headers(&mut parts.headers);
 
     if status.is_success() {
-        let verdict = classify::classify(
-            provider.family,
-            &classify::Response::new(status.as_u16(), &parts.headers, b""),
-            now,
-        );
-        report(rotator, &provider.name, credential, &verdict, metrics);
+        // A 2xx is classified from its headers alone: the remaining budget may already say
+        // the key must rest.
+        let verdict = lease.classify(&classify::Response::new(
+            status.as_u16(),
+            &parts.headers,
+            b"",
+        ));
         let watch = is_event_stream(&parts.headers).then(|| StreamWatch {
             scanner: SseScanner::default(),
             family: provider.family,
@@ -170,6 +186,9 @@ async fn send(
             metrics: metrics.clone(),
             rotator: rotator.clone(),
         });
+        let id = credential.id().clone();
+        let outcome = lease.report(&verdict);
+        note_outcome(&provider.name, &id, &verdict, &outcome, metrics);
         let body = GatewayBody::Upstream(Box::new(Upstream { inner: body, watch }));
         return Sent::Done(Response::from_parts(parts, body));
     }
@@ -188,12 +207,14 @@ async fn send(
             ));
         }
     };
-    let verdict = classify::classify(
-        provider.family,
-        &classify::Response::new(status.as_u16(), &parts.headers, &bytes),
-        now,
-    );
-    report(rotator, &provider.name, credential, &verdict, metrics);
+    let verdict = lease.classify(&classify::Response::new(
+        status.as_u16(),
+        &parts.headers,
+        &bytes,
+    ));
+    let id = credential.id().clone();
+    let outcome = lease.report(&verdict);
+    note_outcome(&provider.name, &id, &verdict, &outcome, metrics);
     parts.headers.remove(http::header::CONTENT_LENGTH);
     let response = Response::from_parts(parts, GatewayBody::full(bytes));
     if verdict.blames_key() {
@@ -203,22 +224,25 @@ async fn send(
     }
 }
 
-/// Applies a verdict to the key's state. Until the core's `report` lands, a verdict that blames
-/// the key cools it with the provider's cooldown policy.
-fn report(
-    rotator: &KeyRotator,
+/// Counts and logs what a report changed.
+fn note_outcome(
     provider: &str,
-    credential: &Credential,
+    credential: &ai_key_rotator::CredentialId,
     verdict: &Verdict,
+    outcome: &ReportOutcome,
     metrics: &Metrics,
 ) {
-    if !verdict.blames_key() {
-        return;
-    }
-    if rotator.mark_credential_exhausted(credential) {
-        metrics.cooldown(provider, verdict.reason());
-        tracing::info!(provider, credential = %credential.id(), reason = verdict.reason(),
-            "key cooled");
+    match outcome {
+        ReportOutcome::Cooled { until, scope } => {
+            metrics.cooldown(provider, verdict.reason());
+            tracing::info!(provider, %credential, reason = verdict.reason(), %until,
+                scope = scope.as_deref().unwrap_or("-"), "key cooled");
+        }
+        ReportOutcome::Disabled => {
+            metrics.cooldown(provider, verdict.reason());
+            tracing::warn!(provider, %credential, reason = verdict.reason(), "key disabled");
+        }
+        _ => {}
     }
 }
 
@@ -273,14 +297,14 @@ fn on_event(
     event: Option<&str>,
     data: &[u8],
 ) {
-    let Some(verdict) = classify::classify_stream_event(family, event, data, SystemClock.now())
-    else {
+    let Some(verdict) = classify::classify_stream_event(family, event, data, rotator.now()) else {
         return;
     };
     metrics.stream_error(provider);
     tracing::warn!(provider, credential = %credential.id(), reason = verdict.reason(),
         "error event inside a stream");
-    report(rotator, provider, credential, &verdict, metrics);
+    let outcome = rotator.report(credential, &verdict);
+    note_outcome(provider, credential.id(), &verdict, &outcome, metrics);
 }
 
 fn is_event_stream(headers: &HeaderMap) -> bool {
@@ -292,17 +316,12 @@ fn is_event_stream(headers: &HeaderMap) -> bool {
 /// 429 with the exact time the first key of the chain comes back, or the last upstream error
 /// when no key will come back by itself (all disabled).
 fn no_key_available(
-    rotator: &KeyRotator,
     primary: &ProviderRoute,
-    chain: &[&Arc<ProviderRoute>],
+    retry_at: Option<Timestamp>,
+    now: Timestamp,
     last_blamed: Option<Response<GatewayBody>>,
 ) -> Response<GatewayBody> {
-    let now = SystemClock.now();
-    let earliest: Option<Timestamp> = chain
-        .iter()
-        .filter_map(|p| rotator.provider_status(&p.name)?.next_available_at)
-        .min();
-    let Some(earliest) = earliest else {
+    let Some(earliest) = retry_at else {
         return last_blamed.unwrap_or_else(|| {
             error_response(
                 primary.dialect,

@@ -60,7 +60,8 @@
 //! - A per-minute limit without any stated wait lifts one minute after `now`, which is late
 //!   enough for both fixed and rolling windows.
 //!
-//! See `docs/providers.md` for the full table of responses and verdicts.
+//! The README's "What each provider's responses lead to" has the full table of responses and
+//! verdicts.
 
 mod anthropic;
 mod body;

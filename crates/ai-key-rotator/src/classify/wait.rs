@@ -291,34 +291,12 @@ pub(crate) fn regain_access_date(msg: &str) -> Option<Timestamp> {
         .to_zoned_datetime(TimeZone::UTC)
         .ok()?
         .timestamp();
-    Some(Timestamp::from_millis(
-        u64::try_from(ts.as_millisecond()).ok()?,
-    ))
+    crate::cooldown::calendar::from_jiff(ts)
 }
 
-fn from_jiff(ts: jiff::Timestamp) -> Option<Timestamp> {
-    Some(Timestamp::from_millis(
-        u64::try_from(ts.as_millisecond()).ok()?,
-    ))
-}
-
-fn to_jiff(t: Timestamp) -> Option<jiff::Timestamp> {
-    jiff::Timestamp::from_millisecond(i64::try_from(t.as_millis()).ok()?).ok()
-}
-
-/// The next midnight in `tz` strictly after `now`: Gemini's per-day quotas reset at midnight
-/// America/Los_Angeles, OpenRouter's free-model counter at midnight UTC.
-///
-/// Calendar arithmetic, not `now + 24h`: on DST days the Pacific day is 23 or 25 hours long.
-pub(crate) fn next_midnight(now: Timestamp, tz: &str) -> Option<Timestamp> {
-    let tz = TimeZone::get(tz).ok()?;
-    let zdt = to_jiff(now)?.to_zoned_datetime(tz);
-    from_jiff(zdt.tomorrow().ok()?.start_of_day().ok()?.timestamp())
-}
-
-/// Midnight America/Los_Angeles after `now`.
+/// Midnight America/Los_Angeles after `now`: Gemini's per-day quotas reset then.
 pub(crate) fn next_pacific_midnight(now: Timestamp) -> Option<Timestamp> {
-    next_midnight(now, "America/Los_Angeles")
+    crate::cooldown::calendar::next_midnight_in(now, "America/Los_Angeles")
 }
 
 /// Midnight UTC after `now`.
@@ -327,12 +305,7 @@ pub(crate) fn next_utc_midnight(now: Timestamp) -> Timestamp {
     Timestamp::from_millis((now.as_millis() / day + 1).saturating_mul(day))
 }
 
-/// 00:00 UTC on the first day of the month after `now`'s month.
-pub(crate) fn next_month_utc(now: Timestamp) -> Option<Timestamp> {
-    let date = to_jiff(now)?.to_zoned_datetime(TimeZone::UTC).date();
-    let first = date.last_of_month().tomorrow().ok()?;
-    from_jiff(first.to_zoned_datetime(TimeZone::UTC).ok()?.timestamp())
-}
+pub(crate) use crate::cooldown::calendar::next_month_utc;
 
 /// A minute after `now`: long enough for a per-minute window to have room again whether the
 /// provider counts in fixed calendar minutes or in a rolling window.

@@ -33,6 +33,7 @@ use crate::credential::Fingerprint;
 use crate::error::StateError;
 use crate::pool::SlotState;
 use crate::rotator::Inner;
+use crate::status::CooldownReason;
 
 /// The newest state version this library writes and reads.
 pub(crate) const VERSION: u64 = 1;
@@ -64,6 +65,16 @@ struct CredentialState {
     times_exhausted: u64,
     #[serde(default)]
     last_exhausted_at: Option<Timestamp>,
+    /// Why it cools or is disabled (added in 0.1 without a version bump: older readers
+    /// ignore it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reason: Option<CooldownReason>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    consecutive_failures: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -119,8 +130,11 @@ impl Inner {
                             SlotState::Disabled => Availability::Disabled,
                             _ => Availability::Available,
                         };
+                        let detail = slot.detail().clone();
                         let saved = CredentialState {
                             label: slot.id.label.as_deref().map(str::to_owned),
+                            reason: detail.reason.filter(|_| state != Availability::Available),
+                            consecutive_failures: detail.failures,
                             state,
                             times_used: self.uses(slot),
                             times_exhausted: slot.times_exhausted.load(Ordering::Relaxed),
@@ -199,6 +213,9 @@ impl Inner {
                 };
                 if !keep_local {
                     slot.swap(new);
+                    let mut d = slot.detail();
+                    d.reason = c.reason.clone();
+                    d.failures = c.consecutive_failures;
                 }
                 let counted = self.usage.total(slot.usage_index);
                 slot.uses_base

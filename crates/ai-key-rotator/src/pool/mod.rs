@@ -11,14 +11,17 @@ mod slot;
 mod usage;
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use foldhash::fast::RandomState;
 
+use crate::budget::{Limits, Usage as BudgetUsage};
+use crate::classify::Family;
 use crate::clock::Timestamp;
-use crate::cooldown::Cooldown;
+use crate::cooldown::Policy;
 use crate::credential::Fingerprint;
+use crate::strategy::Strategy;
 
 pub(crate) use slot::{Slot, SlotState};
 pub(crate) use usage::UsageCounters;
@@ -58,6 +61,10 @@ pub(crate) struct ProviderSnap {
     pub(crate) name: Arc<str>,
     pub(crate) slots: Arc<[Arc<Slot>]>,
     pub(crate) by_fingerprint: Arc<HashMap<Fingerprint, u32, RandomState>>,
+    /// Quota scope → positions of its credentials.
+    pub(crate) scopes: Arc<HashMap<Arc<str>, Vec<u32>, RandomState>>,
+    /// Running sums of weights, for `weighted` picks.
+    pub(crate) cumulative_weights: Arc<[u64]>,
     /// What outlives snapshots: the cursor, the exhaustion cache, the policy.
     pub(crate) shared: Arc<ProviderShared>,
 }
@@ -69,10 +76,25 @@ impl ProviderSnap {
             .enumerate()
             .map(|(i, s)| (s.id.fingerprint, i as u32))
             .collect();
+        let mut scopes: HashMap<Arc<str>, Vec<u32>, RandomState> = HashMap::default();
+        for (i, s) in slots.iter().enumerate() {
+            if let Some(scope) = &s.scope {
+                scopes.entry(Arc::clone(scope)).or_default().push(i as u32);
+            }
+        }
+        let cumulative_weights = slots
+            .iter()
+            .scan(0u64, |sum, s| {
+                *sum += u64::from(s.weight);
+                Some(*sum)
+            })
+            .collect();
         ProviderSnap {
             name,
             slots: slots.into(),
             by_fingerprint: Arc::new(by_fingerprint),
+            scopes: Arc::new(scopes),
+            cumulative_weights,
             shared,
         }
     }
@@ -95,16 +117,45 @@ pub(crate) struct ProviderShared {
     /// Index (in the current snapshot) of the credential that fill-first hands out.
     pub(crate) cursor: AtomicU32,
     pub(crate) exhaustion: ExhaustionCache,
-    pub(crate) cooldown: Cooldown,
+    pub(crate) cooldown: Policy,
+    pub(crate) family: Family,
+    /// Until when each quota scope cools, so that a credential added to a cooling scope cools
+    /// with it. Only slow paths touch it.
+    pub(crate) scope_until: Mutex<HashMap<Arc<str>, Timestamp, RandomState>>,
+    pub(crate) strategy: Strategy,
+    /// Picks so far, for `round-robin` and `weighted`, and the tick of `least-recently-used`.
+    pub(crate) picks: AtomicU64,
+    /// Each key's budget, if any.
+    pub(crate) budget: Option<Limits>,
+    /// Each quota scope's budget and its use.
+    pub(crate) scope_budgets: HashMap<Arc<str>, (Limits, Arc<BudgetUsage>), RandomState>,
+    /// Fill-first with no budget: `get_key`'s sticky fast path applies.
+    pub(crate) plain_fill_first: bool,
 }
 
 impl ProviderShared {
-    pub(crate) fn new(cooldown: Cooldown) -> Self {
+    pub(crate) fn new(cooldown: Policy, family: Family) -> Self {
         ProviderShared {
             cursor: AtomicU32::new(0),
             exhaustion: ExhaustionCache::default(),
             cooldown,
+            family,
+            scope_until: Mutex::new(HashMap::default()),
+            strategy: Strategy::FillFirst,
+            picks: AtomicU64::new(0),
+            budget: None,
+            scope_budgets: HashMap::default(),
+            plain_fill_first: true,
         }
+    }
+
+    /// Whether `get_key` may take the sticky fast path: fill-first with no budget to check.
+    /// Computed once, since `get_key` asks on every call.
+    pub(crate) fn finish(mut self) -> Self {
+        self.plain_fill_first = self.strategy == Strategy::FillFirst
+            && self.budget.is_none()
+            && self.scope_budgets.is_empty();
+        self
     }
 }
 

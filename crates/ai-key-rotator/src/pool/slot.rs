@@ -4,13 +4,14 @@
 //! word; everything else (counters, the reason of a cooldown) is read and written only on the
 //! slow paths.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use secrecy::SecretString;
 
 use crate::clock::Timestamp;
 use crate::credential::CredentialId;
+use crate::status::CooldownReason;
 
 /// The word's value for "available".
 const READY: u64 = 0;
@@ -57,6 +58,8 @@ pub(crate) struct Slot {
     pub(crate) key: SecretString,
     pub(crate) id: CredentialId,
     pub(crate) meta: Option<Arc<serde_json::Map<String, serde_json::Value>>>,
+    /// The quota scope it shares with other credentials of its provider.
+    pub(crate) scope: Option<Arc<str>>,
     /// Index of this credential's use counters (see `usage`).
     pub(crate) usage_index: u32,
     state: AtomicU64,
@@ -66,6 +69,28 @@ pub(crate) struct Slot {
     pub(crate) times_exhausted: AtomicU64,
     /// Milliseconds; 0 = never.
     pub(crate) last_exhausted_at: AtomicU64,
+    /// What only slow paths read and write.
+    detail: Mutex<Detail>,
+    /// Leases out now (for `least-in-flight`).
+    pub(crate) in_flight: AtomicU32,
+    /// When it was last handed out, as a provider-wide tick (for `least-recently-used`).
+    pub(crate) last_used: AtomicU64,
+    /// The remaining quota the provider last reported; `u64::MAX` when unknown (for
+    /// `most-remaining`).
+    pub(crate) remaining: AtomicU64,
+    /// Share of picks under `weighted`.
+    pub(crate) weight: u32,
+    /// The key's own budget use, when the provider has a budget.
+    pub(crate) budget: Option<crate::budget::Usage>,
+}
+
+/// The part of a credential's state that explains it: read by status, written by reports.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Detail {
+    /// Why it is cooling or disabled; cleared when it becomes available.
+    pub(crate) reason: Option<CooldownReason>,
+    /// Failures blamed on the key in a row; a success resets it.
+    pub(crate) failures: u32,
 }
 
 impl Slot {
@@ -73,18 +98,33 @@ impl Slot {
         key: SecretString,
         id: CredentialId,
         meta: Option<Arc<serde_json::Map<String, serde_json::Value>>>,
+        scope: Option<Arc<str>>,
         usage_index: u32,
+        weight: u32,
+        with_budget: bool,
     ) -> Self {
         Slot {
             key,
             id,
             meta,
+            scope,
             usage_index,
             state: AtomicU64::new(READY),
             uses_base: AtomicU64::new(0),
             times_exhausted: AtomicU64::new(0),
             last_exhausted_at: AtomicU64::new(0),
+            detail: Mutex::new(Detail::default()),
+            in_flight: AtomicU32::new(0),
+            last_used: AtomicU64::new(0),
+            remaining: AtomicU64::new(u64::MAX),
+            weight,
+            budget: with_budget.then(crate::budget::Usage::default),
         }
+    }
+
+    pub(crate) fn detail(&self) -> MutexGuard<'_, Detail> {
+        // Detail is plain data that is valid after any partial update.
+        self.detail.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The one check on the fast path: available without looking at the clock.

@@ -130,6 +130,17 @@ pub(super) fn new_provider(
     usage: &UsageCounters,
 ) -> Result<ProviderSnap, ConfigError> {
     config.validate(name)?;
+    let policy = config.compiled_cooldown(name)?;
+    let family = config.resolved_family(name);
+    let (budget, scope_budgets) = config.compiled_budgets(name)?;
+    let mut shared = ProviderShared::new(policy, family);
+    shared.strategy = config.strategy;
+    shared.budget = budget;
+    shared.scope_budgets = scope_budgets
+        .into_iter()
+        .map(|(scope, limits)| (Arc::from(scope), (limits, Arc::default())))
+        .collect();
+    let with_budget = shared.budget.is_some();
     if u32::try_from(config.credentials.len()).is_err() {
         return Err(ConfigError::TooManyCredentials {
             provider: name.to_owned(),
@@ -138,17 +149,17 @@ pub(super) fn new_provider(
     let slots = config
         .credentials
         .into_iter()
-        .map(|c| Arc::new(new_slot(c, usage)))
+        .map(|c| Arc::new(new_slot(c, usage, with_budget)))
         .collect();
     Ok(ProviderSnap::new(
         name.into(),
         slots,
-        Arc::new(ProviderShared::new(config.cooldown)),
+        Arc::new(shared.finish()),
     ))
 }
 
 /// A credential's state, fresh and available.
-pub(super) fn new_slot(config: CredentialConfig, usage: &UsageCounters) -> Slot {
+pub(super) fn new_slot(config: CredentialConfig, usage: &UsageCounters, with_budget: bool) -> Slot {
     let id = CredentialId {
         label: config.label.map(Arc::from),
         fingerprint: Fingerprint::of(config.key.expose_secret()),
@@ -157,6 +168,9 @@ pub(super) fn new_slot(config: CredentialConfig, usage: &UsageCounters) -> Slot 
         config.key,
         id,
         config.meta.map(Arc::new),
+        config.scope.map(Arc::from),
         usage.allocate().unwrap_or(u32::MAX),
+        config.weight.unwrap_or(1),
+        with_budget,
     )
 }

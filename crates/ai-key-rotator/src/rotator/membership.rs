@@ -58,8 +58,27 @@ impl Inner {
                 provider: provider.to_owned(),
             });
         }
+        let slot = new_slot(credential, &self.usage, prov.shared.budget.is_some());
+        // A credential joining a quota scope that is cooling cools with it.
+        if let Some(scope) = &slot.scope {
+            let now = self.clock.now();
+            let until = prov
+                .shared
+                .scope_until
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(scope)
+                .copied()
+                .filter(|&t| t > now);
+            if let Some(until) = until {
+                slot.swap(SlotState::Cooling(until));
+                let mut reason = crate::status::CooldownReason::new("quota scope cooling");
+                reason.scope = Some(Arc::clone(scope));
+                slot.detail().reason = Some(reason);
+            }
+        }
         let mut slots = prov.slots.to_vec();
-        slots.push(Arc::new(new_slot(credential, &self.usage)));
+        slots.push(Arc::new(slot));
         let shared = Arc::clone(&prov.shared);
         self.publish_with(
             &snapshot,

@@ -2,6 +2,7 @@
 
 mod builder;
 mod membership;
+pub(crate) mod pick;
 mod select;
 mod ticker;
 mod transition;
@@ -11,15 +12,18 @@ use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 
+use crate::classify::{Family, Headers, Response, Verdict, classify};
 use crate::clock::Clock;
 use crate::credential::Credential;
 use crate::events::{Emitter, Subscription};
+use crate::lease::{AcquireError, AcquireOptions, Lease};
 use crate::persist::Persistence;
 use crate::pool::{Snapshot, UsageCounters};
 use crate::status::{ProviderStatus, RotatorStatus};
 
 pub use builder::KeyRotatorBuilder;
 use ticker::Ticker;
+pub use transition::ReportOutcome;
 
 /// Hands out API keys per provider, rotating away from keys that hit their limits and bringing
 /// them back exactly when their cooldown ends.
@@ -51,7 +55,7 @@ use ticker::Ticker;
 /// ```
 #[derive(Clone)]
 pub struct KeyRotator {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 pub(crate) struct Inner {
@@ -118,6 +122,129 @@ impl KeyRotator {
     /// `false` if it was removed or disabled meanwhile.
     pub fn mark_credential_exhausted(&self, credential: &Credential) -> bool {
         self.inner.mark_credential(credential)
+    }
+
+    /// Applies what a provider's response said about a credential that [`get_key`]
+    /// (Self::get_key) handed out:
+    ///
+    /// | verdict | effect |
+    /// |---|---|
+    /// | `Ok` with a remaining quota of 0 | cools (with its scope) until the quota resets, before the 429 comes |
+    /// | `Ok` otherwise | resets the key's consecutive-failure count |
+    /// | `RateLimited`, `QuotaExhausted` | cools until the provider's time, else the policy's; a `Shared` limit cools the key's whole quota scope |
+    /// | `InvalidKey` | disables the key until [`enable`](Self::enable)d or added again |
+    /// | `Overloaded`, `ServerError`, `ClientError` | nothing: another key would fare the same |
+    ///
+    /// A running cooldown is only ever extended. Returns what changed, as data.
+    ///
+    /// ```
+    /// use ai_key_rotator::classify::{LimitKind, LimitScope, Verdict};
+    /// use ai_key_rotator::{FakeClock, KeyRotator, ProviderConfig, ReportOutcome, Timestamp};
+    ///
+    /// let clock = FakeClock::new(Timestamp::from_secs(1_000));
+    /// let rotator = KeyRotator::builder()
+    ///     .provider("openai", ProviderConfig::new().credential("sk-a").credential("sk-b"))
+    ///     .clock(clock)
+    ///     .build()?;
+    /// let key = rotator.get_key("openai").unwrap();
+    /// let verdict = Verdict::RateLimited {
+    ///     until: Some(Timestamp::from_secs(1_003)),
+    ///     scope: LimitScope::Key,
+    ///     limit: LimitKind::TokensPerMinute,
+    /// };
+    /// assert_eq!(
+    ///     rotator.report(&key, &verdict),
+    ///     ReportOutcome::Cooled { until: Timestamp::from_secs(1_003), scope: None }
+    /// );
+    /// assert_eq!(rotator.get_key("openai").unwrap().expose_key(), "sk-b");
+    /// # Ok::<(), ai_key_rotator::ConfigError>(())
+    /// ```
+    pub fn report(&self, credential: &Credential, verdict: &Verdict) -> ReportOutcome {
+        self.inner.report(credential, verdict)
+    }
+
+    /// Classifies a provider response with the credential's provider family and the
+    /// rotator's clock, applies it as [`report`](Self::report) does, and returns the verdict.
+    pub fn report_response<H: Headers + ?Sized>(
+        &self,
+        credential: &Credential,
+        response: &Response<'_, H>,
+    ) -> Verdict {
+        let family = self
+            .family(credential.provider())
+            .unwrap_or(Family::OpenAiCompatible);
+        let verdict = classify(family, response, self.inner.clock.now());
+        self.inner.report(credential, &verdict);
+        verdict
+    }
+
+    /// Records a successful request: the key's consecutive-failure count (which exponential
+    /// cooldowns grow with) starts again from zero.
+    pub fn report_success(&self, credential: &Credential) {
+        self.inner.report_success(credential)
+    }
+
+    /// Disables the credential whose key is `key` until [`enable`](Self::enable)d. Returns
+    /// `false` if there is no such credential or it is already disabled.
+    pub fn disable(&self, provider: &str, key: &str) -> bool {
+        self.inner.disable(provider, key)
+    }
+
+    /// Enables a disabled credential. Returns `false` if there is no such credential or it is
+    /// not disabled.
+    pub fn enable(&self, provider: &str, key: &str) -> bool {
+        self.inner.enable(provider, key)
+    }
+
+    /// The family whose responses `provider` sends, or `None` for an unknown provider.
+    pub fn family(&self, provider: &str) -> Option<Family> {
+        self.inner
+            .snapshot
+            .load()
+            .provider(provider)
+            .map(|p| p.shared.family)
+    }
+
+    /// The current time on the rotator's clock.
+    pub fn now(&self) -> crate::Timestamp {
+        self.inner.clock.now()
+    }
+
+    /// A lease on an available credential of `provider`, counted in flight until dropped.
+    ///
+    /// # Errors
+    /// [`AcquireError::Unavailable`] with the earliest time a key may be available (for an
+    /// exact `retry-after`), or [`AcquireError::UnknownProvider`].
+    pub fn acquire(&self, provider: &str) -> Result<Lease<'_>, AcquireError> {
+        self.acquire_with(provider, &AcquireOptions::default())
+    }
+
+    /// A lease for a request of a session and a token estimate; see [`AcquireOptions`].
+    ///
+    /// # Errors
+    /// As [`acquire`](Self::acquire).
+    pub fn acquire_with(
+        &self,
+        provider: &str,
+        options: &AcquireOptions,
+    ) -> Result<Lease<'_>, AcquireError> {
+        let pick = pick::Pick {
+            session: options.session.as_deref(),
+            tokens: options.tokens,
+            hold: true,
+        };
+        match self.inner.acquire(provider, &pick) {
+            Ok(credential) => Ok(Lease::new(self, credential, options.tokens)),
+            Err(None) if self.inner.snapshot.load().find(provider).is_none() => {
+                Err(AcquireError::UnknownProvider {
+                    provider: provider.to_owned(),
+                })
+            }
+            Err(retry_at) => Err(AcquireError::Unavailable {
+                provider: provider.to_owned(),
+                retry_at: retry_at.flatten(),
+            }),
+        }
     }
 
     /// Moves the provider to the next available credential, even if the current one is fine.

@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 use arc_swap::Guard;
 
 use super::Inner;
+use super::pick::Pick;
 use crate::clock::Timestamp;
 use crate::credential::Credential;
 use crate::events::Event;
@@ -17,6 +18,9 @@ impl Inner {
         let snapshot = self.snapshot.load();
         let p = snapshot.find(provider)?;
         let prov = &snapshot.providers[p];
+        if !prov.shared.plain_fill_first {
+            return self.pick_general(snapshot, p, &Pick::default()).ok();
+        }
         let i = prov.shared.cursor.load(Ordering::Relaxed) as usize;
         if let Some(slot) = prov.slots.get(i)
             && slot.is_ready_now()
@@ -28,7 +32,7 @@ impl Inner {
     }
 
     #[inline]
-    fn count_use(&self, slot: &Slot) {
+    pub(super) fn count_use(&self, slot: &Slot) {
         if !self.usage.add(slot.usage_index) {
             slot.uses_base.fetch_add(1, Ordering::Relaxed);
         }
@@ -181,6 +185,10 @@ impl Inner {
             return false;
         };
         let prov = &snapshot.providers[p];
+        if !prov.shared.plain_fill_first {
+            let now = self.clock.now();
+            return (0..prov.slots.len()).any(|i| self.ready_at(prov, i, now));
+        }
         let i = prov.shared.cursor.load(Ordering::Relaxed) as usize;
         if prov.slots.get(i).is_some_and(|s| s.is_ready_now()) {
             return true;

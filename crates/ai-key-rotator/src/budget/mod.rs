@@ -1,0 +1,280 @@
+//! Client-side budgets: skip a key *before* sending a request its limits would refuse.
+//!
+//! Per credential (the provider's `budget`) and per quota scope (`scope_budgets`): requests and
+//! tokens per minute (GCRA: a bucket of `limit` that refills continuously, so the whole limit
+//! may go at once after an idle minute and then one request every `60 s / limit`, never a
+//! second burst at a minute boundary as fixed buckets allow), requests and tokens per day in the provider's
+//! daily window (a calendar day in a time zone, like the provider's own daily quota), and a cap
+//! on requests in flight. A budget that would be exceeded makes the key ineligible until the
+//! time it would admit the request, which is what `acquire` reports when no key is left.
+
+pub(crate) mod gcra;
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use jiff::civil::Time;
+use jiff::tz::TimeZone;
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Timestamp;
+use crate::cooldown::calendar;
+use gcra::{Gcra, Rate};
+
+const MINUTE_MS: u64 = 60_000;
+
+/// Limits to keep a key (or a quota scope) within, client-side.
+///
+/// ```toml
+/// [providers.openai.budget]            # for each key of the provider
+/// requests_per_minute = 500
+/// tokens_per_minute = 30000
+/// max_in_flight = 8
+///
+/// [providers.openai.scope_budgets.org-main]   # for all keys of scope "org-main" together
+/// requests_per_day = 10000
+/// day_starts_at = "00:00"
+/// time_zone = "America/Los_Angeles"
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Budget {
+    /// Requests per minute (a continuously refilling bucket, GCRA).
+    #[serde(default)]
+    pub requests_per_minute: Option<u64>,
+    /// Tokens per minute, likewise (as estimated at acquire time, corrected by reports).
+    #[serde(default)]
+    pub tokens_per_minute: Option<u64>,
+    /// Requests per day, the day starting at `day_starts_at` in `time_zone`.
+    #[serde(default)]
+    pub requests_per_day: Option<u64>,
+    /// Tokens per day.
+    #[serde(default)]
+    pub tokens_per_day: Option<u64>,
+    /// Requests in flight at once.
+    #[serde(default)]
+    pub max_in_flight: Option<u32>,
+    /// When the daily window starts, `"HH:MM"` (midnight by default).
+    #[serde(default)]
+    pub day_starts_at: Option<String>,
+    /// The daily window's time zone (UTC by default).
+    #[serde(default)]
+    pub time_zone: Option<String>,
+}
+
+impl Budget {
+    /// Checks the budget and prepares it for use.
+    ///
+    /// # Errors
+    /// What is wrong, for the caller to wrap with the provider's name.
+    pub(crate) fn compile(&self) -> Result<Limits, String> {
+        let nonzero = |name: &str, v: Option<u64>| match v {
+            Some(0) => Err(format!("budget {name} must be positive")),
+            _ => Ok(v),
+        };
+        let at = match &self.day_starts_at {
+            Some(s) => s
+                .parse::<Time>()
+                .map_err(|_| format!("`{s}` is not a time of day (HH:MM or HH:MM:SS)"))?,
+            None => Time::midnight(),
+        };
+        let tz = match &self.time_zone {
+            Some(s) => {
+                TimeZone::get(s).map_err(|_| format!("`{s}` is not a known IANA time zone"))?
+            }
+            None => TimeZone::UTC,
+        };
+        if self.max_in_flight == Some(0) {
+            return Err("budget max_in_flight must be positive".into());
+        }
+        Ok(Limits {
+            rpm: nonzero("requests_per_minute", self.requests_per_minute)?
+                .and_then(|l| Rate::per(l, MINUTE_MS)),
+            tpm: nonzero("tokens_per_minute", self.tokens_per_minute)?
+                .and_then(|l| Rate::per(l, MINUTE_MS)),
+            rpd: nonzero("requests_per_day", self.requests_per_day)?,
+            tpd: nonzero("tokens_per_day", self.tokens_per_day)?,
+            max_in_flight: self.max_in_flight,
+            day_at: at,
+            day_tz: tz,
+        })
+    }
+}
+
+/// A compiled [`Budget`].
+#[derive(Debug, Clone)]
+pub(crate) struct Limits {
+    rpm: Option<Rate>,
+    tpm: Option<Rate>,
+    rpd: Option<u64>,
+    tpd: Option<u64>,
+    max_in_flight: Option<u32>,
+    day_at: Time,
+    day_tz: TimeZone,
+}
+
+/// A budget's running state.
+#[derive(Debug, Default)]
+pub(crate) struct Usage {
+    rpm: Gcra,
+    tpm: Gcra,
+    day: Mutex<Day>,
+    pub(crate) in_flight: AtomicU32,
+}
+
+#[derive(Debug, Default)]
+struct Day {
+    /// When the current daily window ends; 0 before the first use.
+    ends: Timestamp,
+    requests: u64,
+    tokens: u64,
+}
+
+impl Usage {
+    /// Takes one request and `tokens` from the budget, or says when it could. With `hold`,
+    /// also counts the request in flight until [`release`](Self::release).
+    pub(crate) fn try_admit(
+        &self,
+        limits: &Limits,
+        now: Timestamp,
+        tokens: u64,
+        hold: bool,
+    ) -> Result<(), Timestamp> {
+        if hold {
+            let max = limits.max_in_flight.unwrap_or(u32::MAX);
+            // A full concurrency cap frees at the next release, which has no time: say "now"
+            // so that callers retry soon.
+            self.in_flight
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                    (n < max).then_some(n + 1)
+                })
+                .map_err(|_| now)?;
+        }
+        let result = self.take(limits, now, tokens);
+        if result.is_err() && hold {
+            self.release();
+        }
+        result
+    }
+
+    /// Ends a request counted by `try_admit(.., hold = true)`.
+    pub(crate) fn release(&self) {
+        let _ = self
+            .in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+    }
+
+    fn take(&self, limits: &Limits, now: Timestamp, tokens: u64) -> Result<(), Timestamp> {
+        if let Some(rate) = limits.rpm {
+            self.rpm.try_take(rate, now, 1)?;
+        }
+        if let Some(rate) = limits.tpm
+            && tokens > 0
+            && let Err(at) = self.tpm.try_take(rate, now, tokens)
+        {
+            if let Some(r) = limits.rpm {
+                self.rpm.adjust(r, now, -1);
+            }
+            return Err(at);
+        }
+        if limits.rpd.is_some() || limits.tpd.is_some() {
+            let mut day = self.day.lock().unwrap_or_else(|e| e.into_inner());
+            if now >= day.ends {
+                day.ends = calendar::next_daily(now, limits.day_at, &limits.day_tz)
+                    .unwrap_or(Timestamp::MAX);
+                day.requests = 0;
+                day.tokens = 0;
+            }
+            let over = limits.rpd.is_some_and(|l| day.requests + 1 > l)
+                || limits
+                    .tpd
+                    .is_some_and(|l| day.tokens + tokens > l && day.tokens > 0);
+            if over {
+                let ends = day.ends;
+                drop(day);
+                self.refund_minute(limits, now, tokens);
+                return Err(ends);
+            }
+            day.requests += 1;
+            day.tokens += tokens;
+        }
+        Ok(())
+    }
+
+    fn refund_minute(&self, limits: &Limits, now: Timestamp, tokens: u64) {
+        if let Some(r) = limits.rpm {
+            self.rpm.adjust(r, now, -1);
+        }
+        if let Some(r) = limits.tpm
+            && tokens > 0
+        {
+            self.tpm.adjust(r, now, -(tokens as i64));
+        }
+    }
+
+    /// Gives back what `try_admit` took, for a request that was not sent after all.
+    pub(crate) fn refund(&self, limits: &Limits, now: Timestamp, tokens: u64) {
+        self.refund_minute(limits, now, tokens);
+        if limits.rpd.is_some() || limits.tpd.is_some() {
+            let mut day = self.day.lock().unwrap_or_else(|e| e.into_inner());
+            day.requests = day.requests.saturating_sub(1);
+            day.tokens = day.tokens.saturating_sub(tokens);
+        }
+    }
+
+    /// Corrects the token count once the real use is known.
+    pub(crate) fn correct_tokens(
+        &self,
+        limits: &Limits,
+        now: Timestamp,
+        estimated: u64,
+        used: u64,
+    ) {
+        let diff = used as i64 - estimated as i64;
+        if diff == 0 {
+            return;
+        }
+        if let Some(r) = limits.tpm {
+            self.tpm.adjust(r, now, diff);
+        }
+        if limits.tpd.is_some() {
+            let mut day = self.day.lock().unwrap_or_else(|e| e.into_inner());
+            day.tokens = day.tokens.saturating_add_signed(diff);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn daily_window_follows_the_configured_day() {
+        let limits = Budget {
+            requests_per_day: Some(2),
+            time_zone: Some("America/Los_Angeles".into()),
+            ..Budget::default()
+        }
+        .compile()
+        .unwrap();
+        let u = Usage::default();
+        // 2026-11-25T09:30:00Z = 01:30 PST; the window ends 2026-11-26T08:00:00Z.
+        let now = Timestamp::from_secs(1_795_599_000);
+        u.try_admit(&limits, now, 0, false).unwrap();
+        u.try_admit(&limits, now, 0, false).unwrap();
+        let end = Timestamp::from_secs(1_795_680_000);
+        assert_eq!(u.try_admit(&limits, now, 0, false), Err(end));
+        u.try_admit(&limits, end, 0, false).unwrap();
+    }
+
+    #[test]
+    fn invalid_budgets_say_what_is_wrong() {
+        let e = Budget {
+            requests_per_minute: Some(0),
+            ..Budget::default()
+        }
+        .compile()
+        .unwrap_err();
+        assert_eq!(e, "budget requests_per_minute must be positive");
+    }
+}

@@ -1,0 +1,202 @@
+//! Leases: a credential handed out for one request, counted in flight until dropped, and the
+//! place where the request's outcome is reported.
+
+use std::fmt;
+use std::sync::atomic::Ordering;
+
+use crate::classify::{Family, Headers, Response, Verdict, classify};
+use crate::clock::Timestamp;
+use crate::credential::Credential;
+use crate::rotator::{KeyRotator, ReportOutcome};
+use crate::strategy::Strategy;
+
+/// What [`KeyRotator::acquire_with`] takes into account.
+#[derive(Debug, Clone, Default)]
+pub struct AcquireOptions {
+    /// Keep this session (a conversation) on one key while it is available: prompt caches are
+    /// per key or organization.
+    pub session: Option<String>,
+    /// Tokens the request is expected to use, taken from token budgets up front and corrected
+    /// by [`Lease::success`].
+    pub tokens: u64,
+}
+
+impl AcquireOptions {
+    /// Options with a session id.
+    pub fn session(mut self, session: impl Into<String>) -> Self {
+        self.session = Some(session.into());
+        self
+    }
+
+    /// Options with a token estimate.
+    pub fn tokens(mut self, tokens: u64) -> Self {
+        self.tokens = tokens;
+        self
+    }
+}
+
+/// No lease could be had.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AcquireError {
+    /// The provider is not configured.
+    #[error("unknown provider `{provider}`")]
+    UnknownProvider {
+        /// The provider.
+        provider: String,
+    },
+    /// Every key is cooling, disabled or over budget.
+    #[error("no key of provider `{provider}` is available{}", retry_text(*.retry_at))]
+    Unavailable {
+        /// The provider.
+        provider: String,
+        /// The earliest time a key may be available; `None` if none will be by itself (all
+        /// disabled).
+        retry_at: Option<Timestamp>,
+    },
+}
+
+fn retry_text(at: Option<Timestamp>) -> String {
+    match at {
+        Some(t) => format!(" until {t}"),
+        None => String::new(),
+    }
+}
+
+impl AcquireError {
+    /// The earliest time a key may be available, if known.
+    pub fn retry_at(&self) -> Option<Timestamp> {
+        match self {
+            AcquireError::Unavailable { retry_at, .. } => *retry_at,
+            AcquireError::UnknownProvider { .. } => None,
+        }
+    }
+}
+
+/// A credential held for one request.
+///
+/// Counted in flight (for `least-in-flight` and concurrency budgets) until dropped. Report how
+/// the request went with [`report`](Lease::report), [`report_response`](Lease::report_response)
+/// or [`success`](Lease::success); a lease dropped without a report counts as neither success
+/// nor failure (for example when the caller's future was cancelled).
+///
+/// A lease borrows its rotator: taking one costs no shared reference count, which keeps
+/// `acquire` within twice the cost of `get_key`. To move work onto another task, move a clone
+/// of the [`KeyRotator`] there and acquire inside it.
+pub struct Lease<'r> {
+    rotator: &'r KeyRotator,
+    credential: Credential,
+    tokens: u64,
+    /// Whether the credential's in-flight count includes this lease: only providers whose
+    /// strategy reads it (`least-in-flight`) keep one, so that other leases cost no shared
+    /// write. Budgets with a concurrency cap keep their own count.
+    counted: bool,
+}
+
+impl<'r> Lease<'r> {
+    pub(crate) fn new(rotator: &'r KeyRotator, credential: Credential, tokens: u64) -> Self {
+        let counted = credential.provider_snap().shared.strategy == Strategy::LeastInFlight;
+        Lease {
+            rotator,
+            credential,
+            tokens,
+            counted,
+        }
+    }
+
+    /// The credential.
+    pub fn credential(&self) -> &Credential {
+        &self.credential
+    }
+
+    /// The API key, to be written into the request.
+    pub fn expose_key(&self) -> &str {
+        self.credential.expose_key()
+    }
+
+    /// The provider the credential belongs to.
+    pub fn provider(&self) -> &str {
+        self.credential.provider()
+    }
+
+    /// The family whose responses the provider sends.
+    pub fn family(&self) -> Family {
+        self.credential.provider_snap().shared.family
+    }
+
+    /// Classifies a response without reporting it.
+    pub fn classify<H: Headers + ?Sized>(&self, response: &Response<'_, H>) -> Verdict {
+        classify(self.family(), response, self.rotator.now())
+    }
+
+    /// Reports the verdict on the request (see [`KeyRotator::report`]) and ends the lease.
+    pub fn report(self, verdict: &Verdict) -> ReportOutcome {
+        if verdict.is_success() {
+            self.settle_tokens(None);
+        }
+        self.rotator.report(&self.credential, verdict)
+    }
+
+    /// Classifies and reports the response, and ends the lease.
+    pub fn report_response<H: Headers + ?Sized>(self, response: &Response<'_, H>) -> Verdict {
+        let verdict = self.classify(response);
+        self.report(&verdict);
+        verdict
+    }
+
+    /// Reports a success, with the tokens the request really used if known, and ends the
+    /// lease.
+    pub fn success(self, tokens_used: Option<u64>) {
+        self.settle_tokens(tokens_used);
+        self.rotator.report_success(&self.credential);
+    }
+
+    /// Corrects token budgets from the estimate to the real use.
+    fn settle_tokens(&self, used: Option<u64>) {
+        let Some(used) = used else { return };
+        let prov = self.credential.provider_snap();
+        let now = self.rotator.now();
+        let slot = self.credential.slot_arc();
+        if let (Some(limits), Some(usage)) = (&prov.shared.budget, &slot.budget) {
+            usage.correct_tokens(limits, now, self.tokens, used);
+        }
+        if let Some((limits, usage)) = slot
+            .scope
+            .as_ref()
+            .and_then(|s| prov.shared.scope_budgets.get(s))
+        {
+            usage.correct_tokens(limits, now, self.tokens, used);
+        }
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        let slot = self.credential.slot_arc();
+        if self.counted {
+            slot.in_flight.fetch_sub(1, Ordering::Release);
+        }
+        if let Some(usage) = &slot.budget {
+            usage.release();
+        }
+        if let Some(scope) = &slot.scope
+            && let Some((_, usage)) = self
+                .credential
+                .provider_snap()
+                .shared
+                .scope_budgets
+                .get(scope)
+        {
+            usage.release();
+        }
+    }
+}
+
+impl fmt::Debug for Lease<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lease")
+            .field("credential", &self.credential)
+            .field("tokens", &self.tokens)
+            .finish_non_exhaustive()
+    }
+}
