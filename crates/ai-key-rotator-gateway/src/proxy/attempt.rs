@@ -56,7 +56,7 @@ pub(crate) async fn forward(
     // The earliest time a key of the chain comes back, from the rotator's refusals.
     let mut retry_at: Option<Timestamp> = None;
     for (i, provider) in chain.iter().enumerate() {
-        if i > 0 && attempts > 0 {
+        if i > 0 {
             metrics.failover(&primary.name, &provider.name);
         }
         while attempts < routes.max_attempts {
@@ -212,6 +212,19 @@ async fn send(
         &parts.headers,
         &bytes,
     ));
+    // Error bodies may echo the key ("Incorrect API key provided: sk-…"); the client must never
+    // see a provider key, so it is cut out of everything passed on.
+    let bytes = redact(bytes, credential.expose_key());
+    let key = credential.expose_key().as_bytes();
+    let echoing: Vec<http::HeaderName> = parts
+        .headers
+        .iter()
+        .filter(|(_, v)| find(v.as_bytes(), key).is_some())
+        .map(|(n, _)| n.clone())
+        .collect();
+    for name in echoing {
+        parts.headers.remove(name);
+    }
     let id = credential.id().clone();
     let outcome = lease.report(&verdict);
     note_outcome(&provider.name, &id, &verdict, &outcome, metrics);
@@ -343,4 +356,44 @@ fn no_key_available(
         .headers_mut()
         .insert(http::header::RETRY_AFTER, HeaderValue::from(secs));
     response
+}
+
+/// `bytes` with every occurrence of `key` replaced by `[redacted]`.
+fn redact(bytes: Bytes, key: &str) -> Bytes {
+    let key = key.as_bytes();
+    if find(&bytes, key).is_none() {
+        return bytes;
+    }
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut rest = &bytes[..];
+    while let Some(i) = find(rest, key) {
+        out.extend_from_slice(&rest[..i]);
+        out.extend_from_slice(b"[redacted]");
+        rest = &rest[i + key.len()..];
+    }
+    out.extend_from_slice(rest);
+    Bytes::from(out)
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() || needle.len() > haystack.len() {
+        return None;
+    }
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_every_occurrence_of_the_key() {
+        let b = Bytes::from_static(b"bad key sk-123; again sk-123.");
+        assert_eq!(
+            &redact(b, "sk-123")[..],
+            b"bad key [redacted]; again [redacted]."
+        );
+        let b = Bytes::from_static(b"nothing here");
+        assert_eq!(&redact(b, "sk-123")[..], b"nothing here");
+    }
 }
