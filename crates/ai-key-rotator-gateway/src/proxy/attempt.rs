@@ -64,9 +64,8 @@ pub(crate) async fn forward(
                 Ok(lease) => lease,
                 Err(e) => {
                     // This provider has no usable key: fail over.
-                    match e.retry_at() {
-                        Some(t) => retry_at = Some(retry_at.map_or(t, |r| r.min(t))),
-                        None => {}
+                    if let Some(t) = e.retry_at() {
+                        retry_at = Some(retry_at.map_or(t, |r| r.min(t)));
                     }
                     break;
                 }
