@@ -1,0 +1,107 @@
+//! `ai-key-rotator check --config FILE [--probe]`: validate a configuration and, with a probe,
+//! ask each provider's cheapest endpoint (the model list) whether each key works.
+
+use std::fmt::Write as _;
+
+use ai_key_rotator::classify::{self, Family};
+use ai_key_rotator::{Clock, Fingerprint, SystemClock};
+use secrecy::ExposeSecret;
+
+use crate::config::GatewayConfig;
+use crate::proxy::dialect::Dialect;
+
+/// One probed key.
+#[derive(Debug, Clone)]
+pub struct ProbeRow {
+    /// The provider.
+    pub provider: String,
+    /// The key's label, or its fingerprint.
+    pub credential: String,
+    /// The HTTP status, or `None` when the upstream could not be reached.
+    pub status: Option<u16>,
+    /// What the answer means for the key.
+    pub verdict: String,
+}
+
+/// Probes every key of every provider with a `GET` of its model list.
+///
+/// # Errors
+/// When the HTTP client cannot be built.
+pub async fn probe(config: &GatewayConfig) -> Result<Vec<ProbeRow>, crate::GatewayError> {
+    let client = crate::upstream::client(config).map_err(crate::GatewayError::Client)?;
+    let mut rows = Vec::new();
+    for p in &config.providers {
+        let path = match p.family {
+            Family::Gemini => "/v1beta/models",
+            Family::AzureOpenAi => "/openai/models?api-version=2024-10-21",
+            _ => "/v1/models",
+        };
+        let dialect = Dialect::of(p.family);
+        for c in &p.rotator.credentials {
+            let key = c.key.expose_secret();
+            let name = c
+                .label
+                .clone()
+                .unwrap_or_else(|| Fingerprint::of(key).to_string());
+            let mut headers = http::HeaderMap::new();
+            let mut row = ProbeRow {
+                provider: p.name.clone(),
+                credential: name,
+                status: None,
+                verdict: String::new(),
+            };
+            if dialect.write_key(&mut headers, key).is_err() {
+                row.verdict = "key cannot be sent in a header".into();
+                rows.push(row);
+                continue;
+            }
+            let url = format!("{}{}", p.upstream, path);
+            match client.get(url).headers(headers).send().await {
+                Ok(r) => {
+                    let status = r.status().as_u16();
+                    let headers = r.headers().clone();
+                    let body = r.bytes().await.unwrap_or_default();
+                    let v = classify::classify(
+                        p.family,
+                        &classify::Response::new(status, &headers, &body),
+                        SystemClock.now(),
+                    );
+                    row.status = Some(status);
+                    row.verdict = v.reason().to_owned();
+                }
+                Err(e) => row.verdict = format!("unreachable: {}", e.without_url()),
+            }
+            rows.push(row);
+        }
+    }
+    Ok(rows)
+}
+
+/// The rows as an aligned table.
+pub fn table(rows: &[ProbeRow]) -> String {
+    let w0 = rows
+        .iter()
+        .map(|r| r.provider.len())
+        .max()
+        .unwrap_or(0)
+        .max(8);
+    let w1 = rows
+        .iter()
+        .map(|r| r.credential.len())
+        .max()
+        .unwrap_or(0)
+        .max(10);
+    let mut out = format!(
+        "{:w0$}  {:w1$}  STATUS  VERDICT\n",
+        "PROVIDER", "CREDENTIAL"
+    );
+    for r in rows {
+        let status = r.status.map_or("-".to_owned(), |s| s.to_string());
+        let _ = writeln!(
+            out,
+            "{:w0$}  {:w1$}  {:6}  {}",
+            r.provider, r.credential, status, r.verdict
+        );
+    }
+    out
+}

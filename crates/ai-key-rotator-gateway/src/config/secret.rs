@@ -1,0 +1,142 @@
+//! Where a secret (a provider key or a client token) comes from: `"${ENV_VAR}"`,
+//! `{ file = "…" }`, or inline text.
+
+use std::path::Path;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use super::ConfigFileError;
+
+/// A secret as written in the configuration, before it is read.
+///
+/// ```toml
+/// keys = [
+///   "${OPENAI_KEY}",                          # from the environment
+///   { file = "secrets/openai-2", label = "work" }, # from a file (trailing newline dropped)
+///   { key = "sk-inline", label = "inline" },  # inline: warned about if the file is readable by others
+/// ]
+/// ```
+#[derive(Clone, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum SecretSpec {
+    /// Text with `${VAR}` references expanded; inline when it has none.
+    Text(String),
+    /// A table naming the secret's source and, for keys, its label.
+    Table {
+        #[serde(default)]
+        key: Option<String>,
+        #[serde(default)]
+        file: Option<String>,
+        #[serde(default)]
+        label: Option<String>,
+    },
+}
+
+/// A secret that has been read.
+pub(crate) struct Resolved {
+    pub(crate) secret: SecretString,
+    pub(crate) label: Option<String>,
+    /// Written in the configuration file itself.
+    pub(crate) inline: bool,
+}
+
+impl SecretSpec {
+    /// Reads the secret; `what` names it in errors (never its value). Relative files are read
+    /// from `base`, the configuration file's directory.
+    pub(crate) fn resolve(&self, what: &str, base: &Path) -> Result<Resolved, ConfigFileError> {
+        let (text, label) = match self {
+            SecretSpec::Text(t) => (t, None),
+            SecretSpec::Table {
+                key: Some(t),
+                file: None,
+                label,
+            } => (t, label.clone()),
+            SecretSpec::Table {
+                key: None,
+                file: Some(f),
+                label,
+            } => {
+                let path = base.join(f);
+                let raw = std::fs::read_to_string(&path).map_err(|e| ConfigFileError::Secret {
+                    what: what.to_owned(),
+                    reason: format!("cannot read {}: {e}", path.display()),
+                })?;
+                let value = raw.trim_end_matches(['\n', '\r']).to_owned();
+                return Ok(Resolved {
+                    secret: value.into(),
+                    label: label.clone(),
+                    inline: false,
+                });
+            }
+            SecretSpec::Table { .. } => {
+                return Err(ConfigFileError::Secret {
+                    what: what.to_owned(),
+                    reason: "give exactly one of `key` or `file`".into(),
+                });
+            }
+        };
+        let inline = !text.contains("${");
+        let value = expand_env(text).map_err(|reason| ConfigFileError::Secret {
+            what: what.to_owned(),
+            reason,
+        })?;
+        Ok(Resolved {
+            secret: value.into(),
+            label,
+            inline,
+        })
+    }
+}
+
+/// Expands every `${VAR}` in `text` from the environment. A missing variable is an error that
+/// names it; `$` not followed by `{` is kept as is.
+pub(crate) fn expand_env(text: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after
+            .find('}')
+            .ok_or_else(|| "unterminated `${` reference".to_owned())?;
+        let name = &after[..end];
+        if name.is_empty() {
+            return Err("empty `${}` reference".into());
+        }
+        let value =
+            std::env::var(name).map_err(|_| format!("environment variable `{name}` is not set"))?;
+        out.push_str(&value);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    #[test]
+    fn expands_references_and_names_missing_variables() {
+        // `PATH` is set for every test process; setting a variable would need `unsafe`.
+        let path = std::env::var("PATH").unwrap();
+        assert_eq!(expand_env("x-${PATH}-y").unwrap(), format!("x-{path}-y"));
+        assert_eq!(expand_env("plain $HOME").unwrap(), "plain $HOME");
+        assert!(
+            expand_env("${AKR_TEST_SURELY_UNSET}")
+                .unwrap_err()
+                .contains("AKR_TEST_SURELY_UNSET")
+        );
+        assert!(expand_env("${oops").is_err());
+    }
+
+    #[test]
+    fn inline_text_is_marked_inline() {
+        let spec = SecretSpec::Text("sk-inline".into());
+        let r = spec.resolve("key", Path::new(".")).unwrap();
+        assert!(r.inline);
+        assert_eq!(r.secret.expose_secret(), "sk-inline");
+    }
+}

@@ -1,0 +1,132 @@
+//! `ai-key-rotator serve`: a drop-in OpenAI / Anthropic / Gemini gateway that rotates API keys
+//! transparently.
+//!
+//! An SDK only changes its base URL (`http://127.0.0.1:8787/openai/v1`) and uses a *client
+//! token* as its API key. The gateway checks the token, picks a provider key from the
+//! [`KeyRotator`](ai_key_rotator::KeyRotator), forwards the request to the configured upstream,
+//! classifies the answer, and when the key was to blame (a rate limit, a spent quota, an
+//! invalid key) cools it and retries with the next key before anything reaches the client.
+//!
+//! Like mini-redis, the library takes its listener, configuration and shutdown signal from the
+//! caller, so tests bind `127.0.0.1:0`:
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use ai_key_rotator_gateway::{GatewayConfig, serve};
+//!
+//! let (config, warnings) = GatewayConfig::load("rotator.toml".as_ref())?;
+//! let listener = tokio::net::TcpListener::bind(config.listen).await?;
+//! serve(listener, config, async { let _ = tokio::signal::ctrl_c().await; }).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Map
+//! - [`config`]: the TOML file, secrets from `${ENV_VAR}`, `{ file = "…" }` or inline.
+//! - `auth`: client tokens, compared in constant time.
+//! - `proxy`: routing, dialects (how each provider takes its key), and `proxy/attempt.rs`,
+//!   the only place that talks to the rotator on the request path.
+//! - `ops`: `/healthz`, `/status`, `/metrics`.
+//! - `upstream`: the HTTP client. `server`: the accept loop and graceful shutdown.
+//! - [`check`]: `ai-key-rotator check --probe`.
+#![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
+
+mod auth;
+pub mod check;
+pub mod config;
+mod error;
+mod ops;
+mod proxy;
+mod reload;
+mod server;
+mod upstream;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use ai_key_rotator::KeyRotator;
+use arc_swap::ArcSwap;
+use tokio::net::TcpListener;
+
+pub use config::{ConfigFileError, GatewayConfig, Warning};
+pub use error::GatewayError;
+
+use proxy::{Routes, Shared};
+
+/// A gateway: its rotator, metrics and routes. Cloning shares one gateway.
+#[derive(Clone, Debug)]
+pub struct Gateway {
+    shared: Arc<Shared>,
+}
+
+impl Gateway {
+    /// A gateway for `config`.
+    ///
+    /// # Errors
+    /// When the rotator rejects the keys or the HTTP client cannot be built.
+    pub fn new(config: GatewayConfig) -> Result<Gateway, GatewayError> {
+        let rotator = KeyRotator::from_config(config.rotator_config()?)
+            .map_err(|e| GatewayError::Config(e.into()))?;
+        let client = upstream::client(&config).map_err(GatewayError::Client)?;
+        Ok(Gateway {
+            shared: Arc::new(Shared {
+                rotator,
+                metrics: ops::metrics::Metrics::new(),
+                routes: ArcSwap::from_pointee(Routes::new(config, client)),
+            }),
+        })
+    }
+
+    /// The rotator behind the gateway.
+    pub fn rotator(&self) -> &KeyRotator {
+        &self.shared.rotator
+    }
+
+    /// Serves connections from `listener` until `shutdown` completes, then lets in-flight
+    /// requests and streams finish (up to `shutdown_grace_ms`).
+    ///
+    /// # Errors
+    /// [`GatewayError::UnauthenticatedNotLoopback`] when the configuration allows requests
+    /// without a client token and the listener is not on a loopback address.
+    pub async fn serve(
+        &self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), GatewayError> {
+        let addr = listener.local_addr()?;
+        if self.shared.routes.load().config.allow_unauthenticated {
+            if !addr.ip().is_loopback() {
+                return Err(GatewayError::UnauthenticatedNotLoopback(addr));
+            }
+            tracing::warn!(%addr, "allow_unauthenticated: any local process can use the keys");
+        }
+        let shared = Arc::clone(&self.shared);
+        server::run(listener, Arc::clone(&self.shared), shutdown, move || {
+            shared.routes.load().config.shutdown_grace
+        })
+        .await;
+        Ok(())
+    }
+
+    /// Applies a new configuration without dropping connections or forgetting cooldowns:
+    /// credentials are added to and removed from the live rotator, new providers added, and
+    /// routes, tokens and limits swapped.
+    ///
+    /// # Errors
+    /// When the new configuration cannot be applied; the old one then stays in force.
+    pub fn reload(&self, config: GatewayConfig) -> Result<(), GatewayError> {
+        reload::apply(&self.shared, config)
+    }
+}
+
+/// Runs a gateway for `config` on `listener` until `shutdown` completes.
+///
+/// # Errors
+/// As [`Gateway::new`] and [`Gateway::serve`].
+pub async fn serve(
+    listener: TcpListener,
+    config: GatewayConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), GatewayError> {
+    Gateway::new(config)?.serve(listener, shutdown).await
+}

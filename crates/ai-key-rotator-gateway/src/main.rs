@@ -1,0 +1,225 @@
+//! `ai-key-rotator`: the command line. Parses arguments, installs logging and signal handlers,
+//! and calls the library; nothing else lives here.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use ai_key_rotator_gateway::{Gateway, GatewayConfig, check};
+use clap::{Parser, Subcommand};
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+
+/// Rotate API keys across AI providers.
+#[derive(Parser)]
+#[command(name = "ai-key-rotator", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway: an OpenAI / Anthropic / Gemini proxy that rotates keys.
+    Serve {
+        /// The configuration file.
+        #[arg(long, short, default_value = "rotator.toml")]
+        config: PathBuf,
+        /// Listen here instead of the configuration's `listen`.
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Show a running gateway's keys and their state.
+    Status {
+        /// The configuration file (for the address and a client token).
+        #[arg(long, short, default_value = "rotator.toml")]
+        config: PathBuf,
+        /// The gateway's base URL, instead of the configuration's `listen`.
+        #[arg(long)]
+        url: Option<String>,
+        /// Print the JSON as the gateway sends it.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validate a configuration; with --probe, ask each provider whether each key works.
+    Check {
+        /// The configuration file.
+        #[arg(long, short, default_value = "rotator.toml")]
+        config: PathBuf,
+        /// Send one model-list request per key.
+        #[arg(long)]
+        probe: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return fail(&format!("cannot start the runtime: {e}")),
+    };
+    runtime.block_on(async {
+        match cli.command {
+            Command::Serve { config, listen } => serve(config, listen).await,
+            Command::Status { config, url, json } => status(config, url, json).await,
+            Command::Check { config, probe } => check_config(config, probe).await,
+        }
+    })
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("ai-key-rotator: {message}");
+    ExitCode::FAILURE
+}
+
+fn load(path: &std::path::Path) -> Result<GatewayConfig, ExitCode> {
+    match GatewayConfig::load(path) {
+        Ok((config, warnings)) => {
+            for w in warnings {
+                tracing::warn!("{w}");
+            }
+            Ok(config)
+        }
+        Err(e) => Err(fail(&format!("{}: {e}", path.display()))),
+    }
+}
+
+async fn serve(path: PathBuf, listen: Option<std::net::SocketAddr>) -> ExitCode {
+    let config = match load(&path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let addr = listen.unwrap_or(config.listen);
+    let gateway = match Gateway::new(config) {
+        Ok(g) => g,
+        Err(e) => return fail(&e.to_string()),
+    };
+    let listener = match TcpListener::bind(addr).await {
+        Ok(l) => l,
+        Err(e) => return fail(&format!("cannot listen on {addr}: {e}")),
+    };
+    let local = listener.local_addr().map_or(addr, |a| a);
+    tracing::info!(addr = %local, "gateway listening");
+    // Tests and scripts read the port from this line when they ask for port 0.
+    println!("listening on {local}");
+
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
+        return fail("cannot install signal handlers");
+    };
+    let reloader = gateway.clone();
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            tracing::info!(config = %path.display(), "SIGHUP: reloading");
+            match GatewayConfig::load(&path) {
+                Ok((config, warnings)) => {
+                    for w in warnings {
+                        tracing::warn!("{w}");
+                    }
+                    if let Err(e) = reloader.reload(config) {
+                        tracing::error!(error = %e, "reload failed; keeping the running configuration");
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "reload failed; keeping the running configuration")
+                }
+            }
+        }
+    });
+    let shutdown = async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        tracing::info!("shutdown requested");
+    };
+    match gateway.serve(listener, shutdown).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e.to_string()),
+    }
+}
+
+async fn status(path: PathBuf, url: Option<String>, json: bool) -> ExitCode {
+    let config = match load(&path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let base = url.unwrap_or_else(|| format!("http://{}", config.listen));
+    let mut req = reqwest::Client::new().get(format!("{}/status", base.trim_end_matches('/')));
+    if let Some(t) = config.first_client_token() {
+        req = req.bearer_auth(t);
+    }
+    let body = match req.send().await {
+        Ok(r) if r.status().is_success() => r.text().await.unwrap_or_default(),
+        Ok(r) => return fail(&format!("{base}/status answered {}", r.status())),
+        Err(e) => return fail(&format!("cannot reach {base}: {}", e.without_url())),
+    };
+    if json {
+        println!("{body}");
+        return ExitCode::SUCCESS;
+    }
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(&body) else {
+        return fail("the gateway's /status is not JSON");
+    };
+    println!(
+        "{:16} {:20} {:17} {:10} {:25} {:>8} {:>9}",
+        "PROVIDER", "LABEL", "FINGERPRINT", "STATE", "UNTIL", "USED", "EXHAUSTED"
+    );
+    for p in v["providers"].as_array().into_iter().flatten() {
+        for c in p["credentials"].as_array().into_iter().flatten() {
+            println!(
+                "{:16} {:20} {:17} {:10} {:25} {:>8} {:>9}",
+                p["name"].as_str().unwrap_or(""),
+                c["label"].as_str().unwrap_or("-"),
+                c["fingerprint"].as_str().unwrap_or(""),
+                c["state"].as_str().unwrap_or(""),
+                c["until"].as_str().unwrap_or("-"),
+                c["times_used"].as_u64().unwrap_or(0),
+                c["times_exhausted"].as_u64().unwrap_or(0),
+            );
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+async fn check_config(path: PathBuf, probe: bool) -> ExitCode {
+    let config = match load(&path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let keys: usize = config.providers.iter().map(|p| p.keys()).sum();
+    println!(
+        "{}: ok ({} providers, {keys} keys)",
+        path.display(),
+        config.providers.len()
+    );
+    if !probe {
+        return ExitCode::SUCCESS;
+    }
+    match check::probe(&config).await {
+        Ok(rows) => {
+            print!("{}", check::table(&rows));
+            if rows
+                .iter()
+                .all(|r| r.status.is_some_and(|s| (200..300).contains(&s)))
+            {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => fail(&e.to_string()),
+    }
+}

@@ -1,0 +1,227 @@
+//! Prometheus metrics, in a registry owned by the gateway (not a process-global recorder), so
+//! that tests running several gateways in one process each see their own numbers.
+//!
+//! No label ever carries a key: providers are named by their configured name, credentials
+//! only appear in `/status`, by label and fingerprint.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ai_key_rotator::RotatorStatus;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProviderLabels {
+    provider: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabels {
+    provider: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FailoverLabels {
+    from: String,
+    to: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CooldownLabels {
+    provider: String,
+    reason: String,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 0.25 ms to about 4 min.
+    Histogram::new(exponential_buckets(0.000_25, 2.0, 20))
+}
+
+/// The gateway's metrics. Cloning shares them.
+#[derive(Clone, Debug)]
+pub(crate) struct Metrics {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    registry: Registry,
+    requests: Family<StatusLabels, Counter>,
+    upstream: Family<StatusLabels, Counter>,
+    retries: Family<ProviderLabels, Counter>,
+    failovers: Family<FailoverLabels, Counter>,
+    cooldowns: Family<CooldownLabels, Counter>,
+    stream_errors: Family<ProviderLabels, Counter>,
+    keys_available: Family<ProviderLabels, Gauge>,
+    keys_total: Family<ProviderLabels, Gauge>,
+    duration: HistogramFamily<ProviderLabels>,
+    upstream_duration: HistogramFamily<ProviderLabels>,
+}
+
+fn provider(p: &str) -> ProviderLabels {
+    ProviderLabels {
+        provider: p.to_owned(),
+    }
+}
+
+impl Metrics {
+    pub(crate) fn new() -> Self {
+        let mut registry = Registry::with_prefix("akr_gateway");
+        let requests = Family::<StatusLabels, Counter>::default();
+        let upstream = Family::<StatusLabels, Counter>::default();
+        let retries = Family::<ProviderLabels, Counter>::default();
+        let failovers = Family::<FailoverLabels, Counter>::default();
+        let cooldowns = Family::<CooldownLabels, Counter>::default();
+        let stream_errors = Family::<ProviderLabels, Counter>::default();
+        let keys_available = Family::<ProviderLabels, Gauge>::default();
+        let keys_total = Family::<ProviderLabels, Gauge>::default();
+        let duration: HistogramFamily<ProviderLabels> =
+            Family::new_with_constructor(latency_histogram);
+        let upstream_duration: HistogramFamily<ProviderLabels> =
+            Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "requests",
+            "Requests answered, by provider and status sent to the client",
+            requests.clone(),
+        );
+        registry.register(
+            "upstream_responses",
+            "Upstream responses, by provider and status (502/504: no response)",
+            upstream.clone(),
+        );
+        registry.register(
+            "retries",
+            "Upstream attempts after the first, within one request",
+            retries.clone(),
+        );
+        registry.register(
+            "failovers",
+            "Requests that moved on to a fallback provider",
+            failovers.clone(),
+        );
+        registry.register(
+            "cooldowns",
+            "Keys cooled or disabled because a response blamed them",
+            cooldowns.clone(),
+        );
+        registry.register(
+            "stream_errors",
+            "Error events seen inside streams that began with a 2xx",
+            stream_errors.clone(),
+        );
+        registry.register(
+            "keys_available",
+            "Keys available now, per provider",
+            keys_available.clone(),
+        );
+        registry.register("keys", "Keys configured, per provider", keys_total.clone());
+        registry.register(
+            "request_duration_seconds",
+            "Time from request to response headers, as the client sees it",
+            duration.clone(),
+        );
+        registry.register(
+            "upstream_duration_seconds",
+            "Time from sending upstream to its response headers, per attempt",
+            upstream_duration.clone(),
+        );
+        Metrics {
+            inner: Arc::new(Inner {
+                registry,
+                requests,
+                upstream,
+                retries,
+                failovers,
+                cooldowns,
+                stream_errors,
+                keys_available,
+                keys_total,
+                duration,
+                upstream_duration,
+            }),
+        }
+    }
+
+    pub(crate) fn request(&self, p: &str, status: u16, elapsed: Duration) {
+        self.inner
+            .requests
+            .get_or_create(&StatusLabels {
+                provider: p.to_owned(),
+                status,
+            })
+            .inc();
+        self.inner
+            .duration
+            .get_or_create(&provider(p))
+            .observe(elapsed.as_secs_f64());
+    }
+
+    pub(crate) fn upstream_status(&self, p: &str, status: u16) {
+        self.inner
+            .upstream
+            .get_or_create(&StatusLabels {
+                provider: p.to_owned(),
+                status,
+            })
+            .inc();
+    }
+
+    pub(crate) fn upstream_latency(&self, p: &str, elapsed: Duration) {
+        self.inner
+            .upstream_duration
+            .get_or_create(&provider(p))
+            .observe(elapsed.as_secs_f64());
+    }
+
+    pub(crate) fn retry(&self, p: &str) {
+        self.inner.retries.get_or_create(&provider(p)).inc();
+    }
+
+    pub(crate) fn failover(&self, from: &str, to: &str) {
+        self.inner
+            .failovers
+            .get_or_create(&FailoverLabels {
+                from: from.to_owned(),
+                to: to.to_owned(),
+            })
+            .inc();
+    }
+
+    pub(crate) fn cooldown(&self, p: &str, reason: &str) {
+        self.inner
+            .cooldowns
+            .get_or_create(&CooldownLabels {
+                provider: p.to_owned(),
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    pub(crate) fn stream_error(&self, p: &str) {
+        self.inner.stream_errors.get_or_create(&provider(p)).inc();
+    }
+
+    /// The text exposition, with the key gauges read from `status` first.
+    pub(crate) fn render(&self, status: &RotatorStatus) -> String {
+        for p in &status.providers {
+            let l = provider(&p.name);
+            self.inner
+                .keys_available
+                .get_or_create(&l)
+                .set(p.available as i64);
+            self.inner.keys_total.get_or_create(&l).set(p.total as i64);
+        }
+        let mut out = String::new();
+        // Writing into a `String` cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.inner.registry);
+        out
+    }
+}

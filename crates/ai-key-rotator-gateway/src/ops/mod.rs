@@ -1,0 +1,80 @@
+//! Operations endpoints: `/healthz`, `/status` (JSON) and `/metrics` (Prometheus text).
+
+pub(crate) mod metrics;
+
+use ai_key_rotator::{CredentialState, RotatorStatus};
+use serde::Serialize;
+
+/// `/status`: every provider and credential, by label and fingerprint. Built field by field
+/// from the core's status so that nothing derived from a key (not even its masked form) is
+/// published.
+#[derive(Debug, Serialize)]
+pub(crate) struct StatusView {
+    at: String,
+    providers: Vec<ProviderView>,
+}
+
+#[derive(Debug, Serialize)]
+struct ProviderView {
+    name: String,
+    total: usize,
+    available: usize,
+    next_available_at: Option<String>,
+    credentials: Vec<CredentialView>,
+}
+
+#[derive(Debug, Serialize)]
+struct CredentialView {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    label: Option<String>,
+    fingerprint: String,
+    state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    until: Option<String>,
+    times_used: u64,
+    times_exhausted: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_exhausted_at: Option<String>,
+}
+
+impl StatusView {
+    pub(crate) fn of(status: &RotatorStatus, visible: &[&str]) -> StatusView {
+        StatusView {
+            at: status.at.to_string(),
+            providers: status
+                .providers
+                .iter()
+                .filter(|p| visible.contains(&p.name.as_str()))
+                .map(|p| ProviderView {
+                    name: p.name.clone(),
+                    total: p.total,
+                    available: p.available,
+                    next_available_at: p.next_available_at.map(|t| t.to_string()),
+                    credentials: p
+                        .credentials
+                        .iter()
+                        .map(|c| {
+                            let (state, until) = match c.state {
+                                CredentialState::Available => ("available", None),
+                                CredentialState::Cooling { until } => {
+                                    ("cooling", Some(until.to_string()))
+                                }
+                                CredentialState::Disabled => ("disabled", None),
+                                _ => ("unknown", None),
+                            };
+                            CredentialView {
+                                label: c.id.label.as_deref().map(str::to_owned),
+                                fingerprint: c.id.fingerprint.to_string(),
+                                state,
+                                until,
+                                times_used: c.times_used,
+                                times_exhausted: c.times_exhausted,
+                                last_exhausted_at: c.last_exhausted_at.map(|t| t.to_string()),
+                            }
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! Per-provider dialects: how a key is written into a request, and how an error the gateway
+//! itself produces is shaped so the client's SDK parses it as its provider's.
+
+use ai_key_rotator::classify::Family;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+/// The `anthropic-version` sent when the client did not send one.
+const ANTHROPIC_VERSION: &str = "2023-06-01";
+
+/// How a provider's API is spoken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    /// `Authorization: Bearer KEY`; OpenAI error bodies.
+    OpenAi,
+    /// `api-key: KEY`; OpenAI error bodies.
+    Azure,
+    /// `x-api-key: KEY` plus `anthropic-version`; Anthropic error bodies.
+    Anthropic,
+    /// `x-goog-api-key: KEY`; Google error bodies.
+    Gemini,
+}
+
+impl Dialect {
+    pub(crate) fn of(family: Family) -> Dialect {
+        match family {
+            Family::AzureOpenAi => Dialect::Azure,
+            Family::Anthropic => Dialect::Anthropic,
+            Family::Gemini => Dialect::Gemini,
+            _ => Dialect::OpenAi,
+        }
+    }
+
+    /// Writes `key` where the provider reads it. The value is marked sensitive so that hyper's
+    /// and reqwest's `Debug` output (and HTTP/2 header compression) never expose it.
+    pub(crate) fn write_key(self, headers: &mut HeaderMap, key: &str) -> Result<(), InvalidKey> {
+        let (name, value) = match self {
+            Dialect::OpenAi => (
+                http::header::AUTHORIZATION,
+                HeaderValue::try_from(format!("Bearer {key}")),
+            ),
+            Dialect::Azure => (
+                HeaderName::from_static("api-key"),
+                HeaderValue::try_from(key),
+            ),
+            Dialect::Anthropic => {
+                if !headers.contains_key("anthropic-version") {
+                    headers.insert(
+                        "anthropic-version",
+                        HeaderValue::from_static(ANTHROPIC_VERSION),
+                    );
+                }
+                (
+                    HeaderName::from_static("x-api-key"),
+                    HeaderValue::try_from(key),
+                )
+            }
+            Dialect::Gemini => (
+                HeaderName::from_static("x-goog-api-key"),
+                HeaderValue::try_from(key),
+            ),
+        };
+        let mut value = value.map_err(|_| InvalidKey)?;
+        value.set_sensitive(true);
+        headers.insert(name, value);
+        Ok(())
+    }
+
+    /// An error body in the provider's shape. `kind` is an OpenAI/Anthropic error type such
+    /// as `rate_limit_error`; Google's status is derived from the HTTP status.
+    pub(crate) fn error_body(self, status: u16, kind: &str, message: &str) -> Bytes {
+        let body = match self {
+            Dialect::OpenAi | Dialect::Azure => serde_json::json!({
+                "error": { "message": message, "type": kind, "param": null, "code": kind }
+            }),
+            Dialect::Anthropic => serde_json::json!({
+                "type": "error",
+                "error": { "type": kind, "message": message }
+            }),
+            Dialect::Gemini => serde_json::json!({
+                "error": { "code": status, "message": message, "status": google_status(status) }
+            }),
+        };
+        Bytes::from(body.to_string())
+    }
+}
+
+/// A key that cannot be written into a header (control characters): a configuration mistake.
+#[derive(Debug)]
+pub(crate) struct InvalidKey;
+
+fn google_status(status: u16) -> &'static str {
+    match status {
+        400 | 413 => "INVALID_ARGUMENT",
+        401 => "UNAUTHENTICATED",
+        403 => "PERMISSION_DENIED",
+        404 => "NOT_FOUND",
+        429 => "RESOURCE_EXHAUSTED",
+        503 => "UNAVAILABLE",
+        504 => "DEADLINE_EXCEEDED",
+        _ => "INTERNAL",
+    }
+}

@@ -1,0 +1,381 @@
+//! The proxy: routes a request by path prefix to its provider, checks the client token, and
+//! hands it to [`attempt`] with the client's credentials removed.
+
+pub(crate) mod attempt;
+pub(crate) mod body;
+pub(crate) mod dialect;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Instant;
+
+use ai_key_rotator::KeyRotator;
+use ai_key_rotator::classify::Family;
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+
+use crate::auth::{AuthError, CREDENTIAL_HEADERS, ClientTokens, strip_query_key};
+use crate::config::{GatewayConfig, ProviderSettings};
+use crate::ops::StatusView;
+use crate::ops::metrics::Metrics;
+use body::GatewayBody;
+use dialect::Dialect;
+
+/// What every connection shares.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    /// One rotator for the life of the process: a reload adds and removes credentials on it,
+    /// so running cooldowns are kept.
+    pub(crate) rotator: KeyRotator,
+    pub(crate) metrics: Metrics,
+    /// Everything a reload may change, swapped whole.
+    pub(crate) routes: ArcSwap<Routes>,
+}
+
+/// The routing table and request settings of one configuration.
+#[derive(Debug)]
+pub(crate) struct Routes {
+    pub(crate) tokens: ClientTokens,
+    pub(crate) body_limit: usize,
+    pub(crate) max_attempts: u32,
+    pub(crate) client: reqwest::Client,
+    /// Longest route first, so `/openai-eu` is matched before `/openai`.
+    pub(crate) providers: Vec<Arc<ProviderRoute>>,
+    /// The configuration this table was built from (for reloads).
+    pub(crate) config: GatewayConfig,
+}
+
+/// One provider as the proxy sees it.
+#[derive(Debug)]
+pub(crate) struct ProviderRoute {
+    pub(crate) name: Arc<str>,
+    pub(crate) family: Family,
+    pub(crate) dialect: Dialect,
+    pub(crate) route: String,
+    /// Scheme, host, port and base path, without a trailing slash.
+    pub(crate) upstream: String,
+    origin: reqwest::Url,
+    pub(crate) fallback: Vec<String>,
+}
+
+impl ProviderRoute {
+    fn new(p: &ProviderSettings) -> Self {
+        ProviderRoute {
+            name: Arc::from(p.name.as_str()),
+            family: p.family,
+            dialect: Dialect::of(p.family),
+            route: p.route.clone(),
+            upstream: p.upstream.clone(),
+            // Checked when the configuration was loaded.
+            origin: reqwest::Url::parse(&p.upstream).expect("upstream URL checked at load"),
+            fallback: p.fallback.clone(),
+        }
+    }
+
+    /// Whether `url` goes to this provider's configured scheme, host and port.
+    pub(crate) fn same_origin(&self, url: &reqwest::Url) -> bool {
+        url.scheme() == self.origin.scheme()
+            && url.host() == self.origin.host()
+            && url.port_or_known_default() == self.origin.port_or_known_default()
+    }
+}
+
+impl Routes {
+    pub(crate) fn new(config: GatewayConfig, client: reqwest::Client) -> Self {
+        let mut providers: Vec<Arc<ProviderRoute>> = config
+            .providers
+            .iter()
+            .map(|p| Arc::new(ProviderRoute::new(p)))
+            .collect();
+        providers.sort_by_key(|p| std::cmp::Reverse(p.route.len()));
+        Routes {
+            tokens: ClientTokens::new(&config.client_tokens, config.allow_unauthenticated),
+            body_limit: config.body_limit,
+            max_attempts: config.max_attempts,
+            client,
+            providers,
+            config,
+        }
+    }
+
+    pub(crate) fn by_name(&self, name: &str) -> Option<&Arc<ProviderRoute>> {
+        self.providers.iter().find(|p| &*p.name == name)
+    }
+
+    fn by_path(&self, path: &str) -> Option<&Arc<ProviderRoute>> {
+        self.providers.iter().find(|p| {
+            path.strip_prefix(p.route.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        })
+    }
+}
+
+/// The service behind every connection.
+pub(crate) async fn handle(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+) -> Result<Response<GatewayBody>, Infallible> {
+    let routes = shared.routes.load_full();
+    Ok(route(&shared, &routes, req).await)
+}
+
+async fn route(shared: &Shared, routes: &Routes, req: Request<Incoming>) -> Response<GatewayBody> {
+    let started = Instant::now();
+    // Never a forward proxy: a target in absolute form (`GET http://host/…`) or a CONNECT
+    // names a host the client chose. The upstream host comes only from configuration.
+    if req.uri().scheme().is_some()
+        || req.uri().authority().is_some()
+        || req.method() == Method::CONNECT
+    {
+        return plain_error(
+            StatusCode::BAD_REQUEST,
+            "this gateway is not a forward proxy",
+        );
+    }
+    let path = req.uri().path();
+    match path {
+        "/healthz" => {
+            return json_response(StatusCode::OK, Bytes::from_static(b"{\"status\":\"ok\"}\n"));
+        }
+        "/status" | "/metrics" => {
+            if let Err(e) = routes.tokens.check(req.headers(), req.uri().query()) {
+                return auth_error(Dialect::OpenAi, e);
+            }
+            let status = shared.rotator.status();
+            return if path == "/status" {
+                let visible: Vec<&str> = routes.providers.iter().map(|p| &*p.name).collect();
+                let body = serde_json::to_vec_pretty(&StatusView::of(&status, &visible))
+                    .unwrap_or_default();
+                json_response(StatusCode::OK, Bytes::from(body))
+            } else {
+                let mut r = Response::new(GatewayBody::full(shared.metrics.render(&status)));
+                r.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                );
+                r
+            };
+        }
+        _ => {}
+    }
+    if !safe_path(path) {
+        return plain_error(StatusCode::BAD_REQUEST, "invalid request path");
+    }
+    let Some(provider) = routes.by_path(path) else {
+        return plain_error(
+            StatusCode::NOT_FOUND,
+            "no provider is configured at this path",
+        );
+    };
+    let provider = Arc::clone(provider);
+    let response = proxy(shared, routes, &provider, req).await;
+    shared.metrics.request(
+        &provider.name,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}
+
+async fn proxy(
+    shared: &Shared,
+    routes: &Routes,
+    provider: &Arc<ProviderRoute>,
+    req: Request<Incoming>,
+) -> Response<GatewayBody> {
+    let dialect = provider.dialect;
+    if let Err(e) = routes.tokens.check(req.headers(), req.uri().query()) {
+        return auth_error(dialect, e);
+    }
+    let too_large = || {
+        error_response(
+            dialect,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request_too_large",
+            "the request body is larger than the gateway accepts",
+        )
+    };
+    let declared = req
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > routes.body_limit as u64) {
+        return too_large();
+    }
+    let (parts, body) = req.into_parts();
+    let body = match http_body_util::Limited::new(body, routes.body_limit)
+        .collect()
+        .await
+    {
+        Ok(c) => c.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
+        Err(_) => {
+            return error_response(
+                dialect,
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "the request body could not be read",
+            );
+        }
+    };
+    let path = parts.uri.path();
+    let mut rest = path[provider.route.len()..].to_owned();
+    if let Some(q) = parts.uri.query().and_then(strip_query_key) {
+        rest.push('?');
+        rest.push_str(&q);
+    }
+    let forward = attempt::Forward {
+        method: parts.method,
+        rest,
+        headers: filter_request_headers(&parts.headers),
+        body,
+    };
+    attempt::forward(routes, &shared.rotator, &shared.metrics, provider, forward).await
+}
+
+/// Rejects paths that could climb out of a provider's route or confuse an upstream:
+/// `.`/`..` segments (also percent-encoded), empty segments and backslashes.
+fn safe_path(path: &str) -> bool {
+    if !path.starts_with('/') || path.contains("//") || path.contains('\\') {
+        return false;
+    }
+    let lower = path.to_ascii_lowercase();
+    if lower.contains("%2e") || lower.contains("%2f") || lower.contains("%5c") {
+        return false;
+    }
+    !path.split('/').any(|s| s == "." || s == "..")
+}
+
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// The client's headers minus its credentials, hop-by-hop headers, `host` (the upstream's comes
+/// from its URL), `content-length` (recomputed) and `accept-encoding` (so error bodies and
+/// event streams arrive readable for classification).
+fn filter_request_headers(headers: &HeaderMap) -> HeaderMap {
+    let named_by_connection: Vec<HeaderName> = headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::try_from(n.trim()).ok())
+        .collect();
+    let mut out = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        let n = name.as_str();
+        if HOP_BY_HOP.contains(&n)
+            || CREDENTIAL_HEADERS.contains(&n)
+            || matches!(n, "host" | "content-length" | "accept-encoding")
+            || named_by_connection.contains(name)
+        {
+            continue;
+        }
+        out.append(name.clone(), value.clone());
+    }
+    out
+}
+
+/// Removes hop-by-hop headers from an upstream response.
+pub(crate) fn filter_response_headers(headers: &mut HeaderMap) {
+    for h in HOP_BY_HOP {
+        headers.remove(h);
+    }
+}
+
+/// An error in the provider's shape, made by the gateway.
+pub(crate) fn error_response(
+    dialect: Dialect,
+    status: StatusCode,
+    kind: &str,
+    message: &str,
+) -> Response<GatewayBody> {
+    json_response(status, dialect.error_body(status.as_u16(), kind, message))
+}
+
+fn plain_error(status: StatusCode, message: &str) -> Response<GatewayBody> {
+    error_response(Dialect::OpenAi, status, "invalid_request_error", message)
+}
+
+fn auth_error(dialect: Dialect, e: AuthError) -> Response<GatewayBody> {
+    let message = match e {
+        AuthError::Missing => "missing client token: send it as your SDK's API key",
+        AuthError::Wrong => "invalid client token",
+    };
+    error_response(
+        dialect,
+        StatusCode::UNAUTHORIZED,
+        "authentication_error",
+        message,
+    )
+}
+
+fn json_response(status: StatusCode, body: Bytes) -> Response<GatewayBody> {
+    let mut r = Response::new(GatewayBody::full(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unsafe_paths_are_refused() {
+        for p in [
+            "/openai/v1/chat/completions",
+            "/gemini/v1beta/models/g:generateContent",
+        ] {
+            assert!(safe_path(p), "{p}");
+        }
+        for p in [
+            "/openai/../admin",
+            "/openai/v1/..",
+            "/openai/./v1",
+            "/openai//evil.example/x",
+            "/openai/%2e%2e/x",
+            "/openai/%2E./x",
+            "/openai/a%2fb",
+            "/openai\\..\\x",
+            "openai",
+        ] {
+            assert!(!safe_path(p), "{p}");
+        }
+    }
+
+    #[test]
+    fn credentials_and_hop_by_hop_headers_are_removed() {
+        let mut h = HeaderMap::new();
+        for (k, v) in [
+            ("authorization", "Bearer tok"),
+            ("x-api-key", "tok"),
+            ("x-goog-api-key", "tok"),
+            ("api-key", "tok"),
+            ("host", "evil.example"),
+            ("connection", "keep-alive, x-secret-hop"),
+            ("x-secret-hop", "1"),
+            ("content-type", "application/json"),
+            ("anthropic-version", "2023-06-01"),
+        ] {
+            h.append(k, HeaderValue::from_static(v));
+        }
+        let out = filter_request_headers(&h);
+        let names: Vec<&str> = out.keys().map(HeaderName::as_str).collect();
+        assert_eq!(names, ["content-type", "anthropic-version"]);
+    }
+}
