@@ -116,6 +116,32 @@ async fn run_sdk(sdk: &str, family: &'static str) {
         state(&format!("{sdk}-dry"), &format!("{sdk}-dry-1")),
         "cooling"
     );
+    // And says why: the classifier's reading of the provider's answer.
+    let cause = |provider: &str, label: &str| -> String {
+        status["providers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == provider)
+            .and_then(|p| {
+                p["credentials"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|c| c["label"] == label)
+            })
+            .and_then(|c| c["reason"]["cause"].as_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(
+        cause(&format!("{sdk}-429"), &format!("{sdk}-429-1")).starts_with("rate limited"),
+        "{status}"
+    );
+    assert!(
+        cause(&format!("{sdk}-bad"), &format!("{sdk}-bad-1")).contains("key"),
+        "{status}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -35,6 +35,22 @@ struct CredentialView {
     times_exhausted: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     last_exhausted_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<String>,
+    /// Why it cools or is disabled: the verdict's description, the provider's reset time and
+    /// the quota scope, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<ReasonView>,
+    consecutive_failures: u32,
+}
+
+#[derive(Debug, Serialize)]
+struct ReasonView {
+    cause: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    provider_reset: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<String>,
 }
 
 impl StatusView {
@@ -70,6 +86,13 @@ impl StatusView {
                                 times_used: c.times_used,
                                 times_exhausted: c.times_exhausted,
                                 last_exhausted_at: c.last_exhausted_at.map(|t| t.to_string()),
+                                scope: c.scope.as_deref().map(str::to_owned),
+                                reason: c.reason.as_ref().map(|r| ReasonView {
+                                    cause: r.cause.to_string(),
+                                    provider_reset: r.provider_reset.map(|t| t.to_string()),
+                                    scope: r.scope.as_deref().map(str::to_owned),
+                                }),
+                                consecutive_failures: c.consecutive_failures,
                             }
                         })
                         .collect(),
