@@ -438,7 +438,13 @@ fn check_upstream(name: &str, upstream: &str) -> Result<String, ConfigFileError>
     if url.query().is_some() || url.fragment().is_some() {
         return Err(bad("must not have a query or fragment"));
     }
-    Ok(upstream.trim_end_matches('/').to_owned())
+    let upstream = upstream.trim_end_matches('/');
+    // The proxy builds request URIs from this one's scheme and authority.
+    match upstream.parse::<http::Uri>() {
+        Ok(u) if u.scheme().is_some() && u.authority().is_some() => {}
+        _ => return Err(bad("not a valid HTTP URI")),
+    }
+    Ok(upstream.to_owned())
 }
 
 fn check_route(name: &str, route: &str) -> Result<(), ConfigFileError> {

@@ -17,7 +17,7 @@ use ai_key_rotator::classify::{self, Family, Verdict};
 use ai_key_rotator::{Credential, KeyRotator, Lease, ReportOutcome, Timestamp};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
-use http_body_util::BodyExt;
+use http_body_util::{BodyExt, Full};
 
 use super::body::{GatewayBody, SseScanner, Upstream};
 use super::{ProviderRoute, Routes, error_response, filter_response_headers};
@@ -122,31 +122,26 @@ async fn send(
             "the gateway's key for this provider is malformed",
         ));
     }
-    let url = format!("{}{}", provider.upstream, req.rest);
-    // The upstream's host comes only from configuration: `rest` is a checked path, so the
-    // joined URL must still point at the configured origin. Checked anyway, defensively.
-    let url = match reqwest::Url::parse(&url) {
-        Ok(u) if provider.same_origin(&u) => u,
-        _ => {
-            return Sent::Done(error_response(
-                dialect,
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                "invalid request path",
-            ));
-        }
+    // The upstream's scheme and host come only from configuration, by construction: the
+    // client supplies nothing but the (checked) path and query.
+    let Some(uri) = upstream_uri(provider, &req.rest) else {
+        return Sent::Done(error_response(
+            dialect,
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "invalid request path",
+        ));
     };
-    let mut request = reqwest::Request::new(req.method.clone(), url);
+    let mut request = http::Request::new(Full::new(req.body.clone()));
+    *request.method_mut() = req.method.clone();
+    *request.uri_mut() = uri;
     *request.headers_mut() = headers;
-    if !req.body.is_empty() || req.method == Method::POST {
-        *request.body_mut() = Some(reqwest::Body::from(req.body.clone()));
-    }
     let started = Instant::now();
-    let response = match routes.client.execute(request).await {
+    let response = match routes.client.send(request).await {
         Ok(r) => r,
         Err(e) => {
             let timeout = e.is_timeout();
-            tracing::warn!(provider = %provider.name, timeout, error = %e.without_url(),
+            tracing::warn!(provider = %provider.name, timeout, error = %e,
                 "upstream request failed");
             metrics.upstream_status(&provider.name, if timeout { 504 } else { 502 });
             let (status, msg) = if timeout {
@@ -166,7 +161,7 @@ async fn send(
     let status = response.status();
     metrics.upstream_status(&provider.name, status.as_u16());
     metrics.upstream_latency(&provider.name, started.elapsed());
-    let (mut parts, body) = http::Response::from(response).into_parts();
+    let (mut parts, body) = response.into_parts();
     filter_response_headers(&mut parts.headers);
 
     if status.is_success() {
@@ -234,6 +229,22 @@ async fn send(
     } else {
         Sent::Done(response)
     }
+}
+
+/// The provider's scheme and authority, its base path, and the client's path and query.
+fn upstream_uri(provider: &ProviderRoute, rest: &str) -> Option<http::Uri> {
+    let mut path = String::with_capacity(provider.base_path.len() + rest.len() + 1);
+    path.push_str(&provider.base_path);
+    path.push_str(rest);
+    if !path.starts_with('/') {
+        path.insert(0, '/');
+    }
+    let mut parts = http::uri::Parts::default();
+    parts.scheme = Some(provider.scheme.clone());
+    parts.authority = Some(provider.authority.clone());
+    parts.path_and_query =
+        Some(http::uri::PathAndQuery::from_maybe_shared(Bytes::from(path)).ok()?);
+    http::Uri::from_parts(parts).ok()
 }
 
 /// Counts and logs what a report changed.

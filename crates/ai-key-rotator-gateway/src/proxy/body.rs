@@ -25,7 +25,7 @@ pub(crate) enum GatewayBody {
 /// An upstream body and, for event streams, the scanner that watches it.
 #[derive(Debug)]
 pub(crate) struct Upstream {
-    pub(crate) inner: reqwest::Body,
+    pub(crate) inner: crate::upstream::TimedBody,
     pub(crate) watch: Option<StreamWatch>,
 }
 

@@ -21,6 +21,7 @@ use crate::auth::{AuthError, CREDENTIAL_HEADERS, ClientTokens, strip_query_key};
 use crate::config::{GatewayConfig, ProviderSettings};
 use crate::ops::StatusView;
 use crate::ops::metrics::Metrics;
+use crate::upstream::UpstreamClient;
 use body::GatewayBody;
 use dialect::Dialect;
 
@@ -41,7 +42,7 @@ pub(crate) struct Routes {
     pub(crate) tokens: ClientTokens,
     pub(crate) body_limit: usize,
     pub(crate) max_attempts: u32,
-    pub(crate) client: reqwest::Client,
+    pub(crate) client: UpstreamClient,
     /// Longest route first, so `/openai-eu` is matched before `/openai`.
     pub(crate) providers: Vec<Arc<ProviderRoute>>,
     /// The configuration this table was built from (for reloads).
@@ -55,36 +56,39 @@ pub(crate) struct ProviderRoute {
     pub(crate) family: Family,
     pub(crate) dialect: Dialect,
     pub(crate) route: String,
-    /// Scheme, host, port and base path, without a trailing slash.
-    pub(crate) upstream: String,
-    origin: reqwest::Url,
+    /// The upstream's scheme and authority: the only place requests go.
+    pub(crate) scheme: http::uri::Scheme,
+    pub(crate) authority: http::uri::Authority,
+    /// The upstream's base path, without a trailing slash (often empty).
+    pub(crate) base_path: String,
     pub(crate) fallback: Vec<String>,
 }
 
 impl ProviderRoute {
     fn new(p: &ProviderSettings) -> Self {
+        // Checked when the configuration was loaded (scheme, host, no user info or query).
+        let origin: http::Uri = p.upstream.parse().expect("upstream URL checked at load");
         ProviderRoute {
             name: Arc::from(p.name.as_str()),
             family: p.family,
             dialect: Dialect::of(p.family),
             route: p.route.clone(),
-            upstream: p.upstream.clone(),
-            // Checked when the configuration was loaded.
-            origin: reqwest::Url::parse(&p.upstream).expect("upstream URL checked at load"),
+            scheme: origin
+                .scheme()
+                .cloned()
+                .expect("upstream URL checked at load"),
+            authority: origin
+                .authority()
+                .cloned()
+                .expect("upstream URL checked at load"),
+            base_path: origin.path().trim_end_matches('/').to_owned(),
             fallback: p.fallback.clone(),
         }
-    }
-
-    /// Whether `url` goes to this provider's configured scheme, host and port.
-    pub(crate) fn same_origin(&self, url: &reqwest::Url) -> bool {
-        url.scheme() == self.origin.scheme()
-            && url.host() == self.origin.host()
-            && url.port_or_known_default() == self.origin.port_or_known_default()
     }
 }
 
 impl Routes {
-    pub(crate) fn new(config: GatewayConfig, client: reqwest::Client) -> Self {
+    pub(crate) fn new(config: GatewayConfig, client: UpstreamClient) -> Self {
         let mut providers: Vec<Arc<ProviderRoute>> = config
             .providers
             .iter()
