@@ -68,11 +68,13 @@ impl Gateway {
         let rotator = KeyRotator::from_config(config.rotator_config()?)
             .map_err(|e| GatewayError::Config(e.into()))?;
         let client = upstream::client(&config).map_err(GatewayError::Client)?;
+        let metrics = ops::metrics::Metrics::new();
+        let routes = Routes::new(config, client, &metrics);
         Ok(Gateway {
             shared: Arc::new(Shared {
                 rotator,
-                metrics: ops::metrics::Metrics::new(),
-                routes: ArcSwap::from_pointee(Routes::new(config, client)),
+                metrics,
+                routes: ArcSwap::from_pointee(routes),
             }),
         })
     }

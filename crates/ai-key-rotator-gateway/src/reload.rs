@@ -42,7 +42,9 @@ pub(crate) fn apply(shared: &Shared, config: GatewayConfig) -> Result<(), Gatewa
     // Providers dropped from the configuration stop being routed; the rotator keeps their
     // state (it has no provider removal), which is harmless and keeps their cooldowns should
     // they come back.
-    shared.routes.store(Arc::new(Routes::new(config, client)));
+    shared
+        .routes
+        .store(Arc::new(Routes::new(config, client, &shared.metrics)));
     tracing::info!("configuration reloaded");
     Ok(())
 }

@@ -143,7 +143,9 @@ async fn send(
             let timeout = e.is_timeout();
             tracing::warn!(provider = %provider.name, timeout, error = %e,
                 "upstream request failed");
-            metrics.upstream_status(&provider.name, if timeout { 504 } else { 502 });
+            provider
+                .metrics
+                .upstream_status(if timeout { 504 } else { 502 });
             let (status, msg) = if timeout {
                 (
                     StatusCode::GATEWAY_TIMEOUT,
@@ -159,8 +161,8 @@ async fn send(
         }
     };
     let status = response.status();
-    metrics.upstream_status(&provider.name, status.as_u16());
-    metrics.upstream_latency(&provider.name, started.elapsed());
+    provider.metrics.upstream_status(status.as_u16());
+    provider.metrics.upstream_latency(started.elapsed());
     let (mut parts, body) = response.into_parts();
     filter_response_headers(&mut parts.headers);
 

@@ -58,7 +58,7 @@ impl Body for GatewayBody {
                 {
                     w.finish();
                 }
-                Poll::Ready(frame.map(|r| r.map_err(Into::into)))
+                Poll::Ready(frame)
             }
         }
     }

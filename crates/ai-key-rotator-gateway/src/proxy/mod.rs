@@ -20,7 +20,7 @@ use hyper::body::Incoming;
 use crate::auth::{AuthError, CREDENTIAL_HEADERS, ClientTokens, strip_query_key};
 use crate::config::{GatewayConfig, ProviderSettings};
 use crate::ops::StatusView;
-use crate::ops::metrics::Metrics;
+use crate::ops::metrics::{Metrics, ProviderMetrics};
 use crate::upstream::UpstreamClient;
 use body::GatewayBody;
 use dialect::Dialect;
@@ -62,10 +62,11 @@ pub(crate) struct ProviderRoute {
     /// The upstream's base path, without a trailing slash (often empty).
     pub(crate) base_path: String,
     pub(crate) fallback: Vec<String>,
+    pub(crate) metrics: ProviderMetrics,
 }
 
 impl ProviderRoute {
-    fn new(p: &ProviderSettings) -> Self {
+    fn new(p: &ProviderSettings, metrics: &Metrics) -> Self {
         // Checked when the configuration was loaded (scheme, host, no user info or query).
         let origin: http::Uri = p.upstream.parse().expect("upstream URL checked at load");
         ProviderRoute {
@@ -83,16 +84,17 @@ impl ProviderRoute {
                 .expect("upstream URL checked at load"),
             base_path: origin.path().trim_end_matches('/').to_owned(),
             fallback: p.fallback.clone(),
+            metrics: metrics.provider(&p.name),
         }
     }
 }
 
 impl Routes {
-    pub(crate) fn new(config: GatewayConfig, client: UpstreamClient) -> Self {
+    pub(crate) fn new(config: GatewayConfig, client: UpstreamClient, metrics: &Metrics) -> Self {
         let mut providers: Vec<Arc<ProviderRoute>> = config
             .providers
             .iter()
-            .map(|p| Arc::new(ProviderRoute::new(p)))
+            .map(|p| Arc::new(ProviderRoute::new(p, metrics)))
             .collect();
         providers.sort_by_key(|p| std::cmp::Reverse(p.route.len()));
         Routes {
@@ -176,11 +178,9 @@ async fn route(shared: &Shared, routes: &Routes, req: Request<Incoming>) -> Resp
     };
     let provider = Arc::clone(provider);
     let response = proxy(shared, routes, &provider, req).await;
-    shared.metrics.request(
-        &provider.name,
-        response.status().as_u16(),
-        started.elapsed(),
-    );
+    provider
+        .metrics
+        .request(response.status().as_u16(), started.elapsed());
     response
 }
 
