@@ -2,7 +2,8 @@
 //! classify, report, and decide whether to retry with the next key or fail over to the next
 //! provider.
 //!
-//! Keys are leased with [`KeyRotator::acquire`] and every answer is reported with
+//! Keys are leased with [`KeyRotator::acquire_with`] (the provider's strategy and budgets, and
+//! the client's session for affinity) and every answer is reported with
 //! [`Lease::report`], which applies the verdict exactly (cooldown until the provider's own
 //! time, scope-wide cooling, disabling invalid keys). The core's `execute` loop is not used:
 //! the gateway must decide per attempt whether anything has reached the client yet, and hands
@@ -14,7 +15,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use ai_key_rotator::classify::{self, Family, Verdict};
-use ai_key_rotator::{Credential, KeyRotator, Lease, ReportOutcome, Timestamp};
+use ai_key_rotator::{AcquireOptions, Credential, KeyRotator, Lease, ReportOutcome, Timestamp};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -37,6 +38,8 @@ pub(crate) struct Forward {
     pub(crate) headers: HeaderMap,
     /// The whole request body, kept so that a retry can send it again.
     pub(crate) body: Bytes,
+    /// The client's session (`x-session-id`), kept on one key while that key is available.
+    pub(crate) options: AcquireOptions,
 }
 
 /// Sends `req` through `primary` (then its fallbacks), rotating keys as responses blame them.
@@ -60,7 +63,7 @@ pub(crate) async fn forward(
             metrics.failover(&primary.name, &provider.name);
         }
         while attempts < routes.max_attempts {
-            let lease = match rotator.acquire(&provider.name) {
+            let lease = match rotator.acquire_with(&provider.name, &req.options) {
                 Ok(lease) => lease,
                 Err(e) => {
                     // This provider has no usable key: fail over.

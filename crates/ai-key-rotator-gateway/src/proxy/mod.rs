@@ -9,8 +9,8 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Instant;
 
-use ai_key_rotator::KeyRotator;
 use ai_key_rotator::classify::Family;
+use ai_key_rotator::{AcquireOptions, KeyRotator};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
@@ -232,14 +232,29 @@ async fn proxy(
         rest.push('?');
         rest.push_str(&q);
     }
+    let mut options = AcquireOptions::default();
+    if let Some(session) = parts
+        .headers
+        .get(SESSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| !s.is_empty())
+    {
+        options.session = Some(session.to_owned());
+    }
     let forward = attempt::Forward {
         method: parts.method,
         rest,
         headers: filter_request_headers(&parts.headers),
         body,
+        options,
     };
     attempt::forward(routes, &shared.rotator, &shared.metrics, provider, forward).await
 }
+
+/// The request header naming a client's session (a conversation): its requests stay on one
+/// key while that key is available, because prompt caches are per key or organization. It is
+/// passed on upstream like any other header.
+pub(crate) const SESSION_HEADER: &str = "x-session-id";
 
 /// Rejects paths that could climb out of a provider's route or confuse an upstream:
 /// `.`/`..` segments (also percent-encoded), empty segments and backslashes.
