@@ -26,7 +26,8 @@
 //! - `proxy`: routing, dialects (how each provider takes its key), and `proxy/attempt.rs`,
 //!   the only place that talks to the rotator on the request path.
 //! - `ops`: `/healthz`, `/status`, `/metrics`.
-//! - `upstream`: the HTTP client. `server`: the accept loop and graceful shutdown.
+//! - `upstream`: the HTTP client (hyper-util, pooled) and its read timeout. `server`: the
+//!   accept loop and graceful shutdown.
 //! - [`check`]: `ai-key-rotator check --probe`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
