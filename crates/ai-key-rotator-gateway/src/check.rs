@@ -28,7 +28,15 @@ pub struct ProbeRow {
 /// # Errors
 /// When the HTTP client cannot be built.
 pub async fn probe(config: &GatewayConfig) -> Result<Vec<ProbeRow>, crate::GatewayError> {
-    let client = crate::upstream::client(config).map_err(crate::GatewayError::Client)?;
+    // reqwest here: a handful of requests, and its conveniences (text bodies) are welcome.
+    let client = reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .connect_timeout(config.connect_timeout)
+        .read_timeout(config.read_timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .map_err(|e| crate::GatewayError::Client(e.into()))?;
     let mut rows = Vec::new();
     for p in &config.providers {
         let path = match p.family {

@@ -17,7 +17,7 @@ pub enum GatewayError {
     UnauthenticatedNotLoopback(std::net::SocketAddr),
     /// The upstream HTTP client could not be built.
     #[error("cannot build the upstream client: {0}")]
-    Client(#[source] reqwest::Error),
+    Client(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// Accepting connections failed.
     #[error("listener error: {0}")]
     Io(#[from] std::io::Error),

@@ -26,7 +26,8 @@
 //! - `proxy`: routing, dialects (how each provider takes its key), and `proxy/attempt.rs`,
 //!   the only place that talks to the rotator on the request path.
 //! - `ops`: `/healthz`, `/status`, `/metrics`.
-//! - `upstream`: the HTTP client. `server`: the accept loop and graceful shutdown.
+//! - `upstream`: the HTTP client (hyper-util, pooled) and its read timeout. `server`: the
+//!   accept loop and graceful shutdown.
 //! - [`check`]: `ai-key-rotator check --probe`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
@@ -68,11 +69,13 @@ impl Gateway {
         let rotator = KeyRotator::from_config(config.rotator_config()?)
             .map_err(|e| GatewayError::Config(e.into()))?;
         let client = upstream::client(&config).map_err(GatewayError::Client)?;
+        let metrics = ops::metrics::Metrics::new();
+        let routes = Routes::new(config, client, &metrics);
         Ok(Gateway {
             shared: Arc::new(Shared {
                 rotator,
-                metrics: ops::metrics::Metrics::new(),
-                routes: ArcSwap::from_pointee(Routes::new(config, client)),
+                metrics,
+                routes: ArcSwap::from_pointee(routes),
             }),
         })
     }

@@ -32,6 +32,24 @@ pub(crate) fn apply(shared: &Shared, config: GatewayConfig) -> Result<(), Gatewa
             tracing::warn!(provider = %p.name,
                 "a changed cooldown policy applies after a restart; keeping the current one");
         }
+        // The live rotator has no way to swap these yet; say so rather than pretend.
+        if before.rotator.strategy != p.rotator.strategy
+            || before.rotator.budget != p.rotator.budget
+            || before.rotator.scope_budgets != p.rotator.scope_budgets
+        {
+            tracing::warn!(provider = %p.name,
+                "a changed strategy or budget applies after a restart; keeping the current one");
+        }
+        let changed_key = p.rotator.credentials.iter().any(|c| {
+            before.rotator.credentials.iter().any(|b| {
+                b.key.expose_secret() == c.key.expose_secret()
+                    && (b.scope != c.scope || b.weight != c.weight)
+            })
+        });
+        if changed_key {
+            tracing::warn!(provider = %p.name,
+                "a kept key's changed scope or weight applies after a restart");
+        }
         sync_credentials(
             shared,
             &p.name,
@@ -42,7 +60,9 @@ pub(crate) fn apply(shared: &Shared, config: GatewayConfig) -> Result<(), Gatewa
     // Providers dropped from the configuration stop being routed; the rotator keeps their
     // state (it has no provider removal), which is harmless and keeps their cooldowns should
     // they come back.
-    shared.routes.store(Arc::new(Routes::new(config, client)));
+    shared
+        .routes
+        .store(Arc::new(Routes::new(config, client, &shared.metrics)));
     tracing::info!("configuration reloaded");
     Ok(())
 }

@@ -611,3 +611,51 @@ async fn sighup_reload_changes_keys_and_keeps_cooldowns() {
     assert_eq!(upstream.count_for_key("sk-c"), 1);
     assert_eq!(upstream.count_for_key("sk-a"), 1);
 }
+
+#[tokio::test]
+async fn round_robin_spreads_requests_over_every_key() {
+    let upstream = mock().await;
+    let keys = ["sk-rr-1", "sk-rr-2", "sk-rr-3"];
+    let gw = InProcess::start(&support::config_text(
+        &upstream.base_url(),
+        "",
+        &[provider("openai", "openai", &keys).with("strategy = \"round-robin\"")],
+    ))
+    .await;
+    for _ in 0..12 {
+        let answer = raw(gw.addr, &post("/openai/v1/chat/completions", CHAT, "")).await;
+        assert_eq!(status_of(&answer), 200, "{answer}");
+    }
+    let counts: Vec<u64> = keys.iter().map(|k| upstream.count_for_key(k)).collect();
+    assert_eq!(counts, [4, 4, 4]);
+}
+
+#[tokio::test]
+async fn a_session_stays_on_one_key() {
+    let upstream = mock().await;
+    let keys = ["sk-s-1", "sk-s-2", "sk-s-3"];
+    let gw = InProcess::start(&support::config_text(
+        &upstream.base_url(),
+        "",
+        &[provider("openai", "openai", &keys).with("strategy = \"round-robin\"")],
+    ))
+    .await;
+    for _ in 0..6 {
+        let answer = raw(
+            gw.addr,
+            &post(
+                "/openai/v1/chat/completions",
+                CHAT,
+                "x-session-id: conversation-42\r\n",
+            ),
+        )
+        .await;
+        assert_eq!(status_of(&answer), 200, "{answer}");
+    }
+    let counts: Vec<u64> = keys.iter().map(|k| upstream.count_for_key(k)).collect();
+    assert_eq!(counts.iter().sum::<u64>(), 6);
+    assert!(
+        counts.contains(&6),
+        "one key for the whole session: {counts:?}"
+    );
+}

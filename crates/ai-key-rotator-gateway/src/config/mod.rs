@@ -9,6 +9,8 @@
 //! family = "openai"                      # how keys are written and responses read
 //! keys = ["${OPENAI_KEY_1}", { file = "secrets/openai-2", label = "work" }]
 //! cooldown = { type = "fixed", duration_ms = 60000 }
+//! strategy = "round-robin"               # how the next key is chosen (fill-first by default)
+//! budget = { requests_per_minute = 500 } # per key, enforced before sending
 //! ```
 //!
 //! [`GatewayConfig::from_toml`] parses and resolves every secret, so a config that loads is a
@@ -22,7 +24,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use ai_key_rotator::classify::Family;
-use ai_key_rotator::{Cooldown, CredentialConfig, ProviderConfig, RotatorConfig};
+use ai_key_rotator::{Budget, Cooldown, CredentialConfig, ProviderConfig, RotatorConfig, Strategy};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
@@ -110,6 +112,15 @@ struct RawProvider {
     fallback: Vec<String>,
     #[serde(default)]
     cooldown: Option<Cooldown>,
+    /// How the next key is chosen; the core's `fill-first` by default.
+    #[serde(default)]
+    strategy: Strategy,
+    /// Each key's own budget.
+    #[serde(default)]
+    budget: Option<Budget>,
+    /// The budget of each quota scope, shared by the keys that name it.
+    #[serde(default)]
+    scope_budgets: BTreeMap<String, Budget>,
     keys: Vec<SecretSpec>,
 }
 
@@ -251,6 +262,12 @@ impl GatewayConfig {
 
         let mut client_tokens = Vec::new();
         for (i, spec) in raw.client_tokens.iter().enumerate() {
+            if spec.scope_and_weight() != (None, None) {
+                return Err(ConfigFileError::Invalid(format!(
+                    "client token #{}: `scope` and `weight` apply to provider keys only",
+                    i + 1
+                )));
+            }
             let r = spec.resolve(&format!("client token #{}", i + 1), base)?;
             if r.secret.expose_secret().len() < 16 {
                 warnings.push(Warning(format!(
@@ -307,11 +324,20 @@ impl GatewayConfig {
             let upstream = check_upstream(name, &upstream)?;
             let route = p.route.clone().unwrap_or_else(|| format!("/{name}"));
             check_route(name, &route)?;
-            let mut rotator = ProviderConfig::new().family(p.family).cooldown(
-                p.cooldown
-                    .clone()
-                    .unwrap_or(Cooldown::fixed(Duration::from_secs(60))),
-            );
+            let mut rotator = ProviderConfig::new()
+                .family(p.family)
+                .cooldown(
+                    p.cooldown
+                        .clone()
+                        .unwrap_or(Cooldown::fixed(Duration::from_secs(60))),
+                )
+                .strategy(p.strategy);
+            if let Some(b) = &p.budget {
+                rotator = rotator.budget(b.clone());
+            }
+            for (scope, b) in &p.scope_budgets {
+                rotator = rotator.scope_budget(scope.clone(), b.clone());
+            }
             for (i, spec) in p.keys.iter().enumerate() {
                 let r = spec.resolve(&format!("provider `{name}` key #{}", i + 1), base)?;
                 inline |= r.inline;
@@ -319,7 +345,33 @@ impl GatewayConfig {
                 if let Some(l) = r.label {
                     c = c.label(l);
                 }
+                let (scope, weight) = spec.scope_and_weight();
+                if let Some(s) = scope {
+                    c = c.scope(s);
+                }
+                if let Some(w) = weight {
+                    c = c.weight(w);
+                }
                 rotator = rotator.credential(c);
+            }
+            for scope in p.scope_budgets.keys() {
+                if !rotator
+                    .credentials
+                    .iter()
+                    .any(|c| c.scope.as_deref() == Some(scope))
+                {
+                    warnings.push(Warning(format!(
+                        "provider `{name}` has a budget for scope `{scope}` that no key names"
+                    )));
+                }
+            }
+            if p.strategy != Strategy::Weighted
+                && rotator.credentials.iter().any(|c| c.weight.is_some())
+            {
+                warnings.push(Warning(format!(
+                    "provider `{name}` gives keys a `weight`, which only the `weighted` \
+                     strategy uses"
+                )));
             }
             providers.push(ProviderSettings {
                 name: name.clone(),
@@ -438,7 +490,13 @@ fn check_upstream(name: &str, upstream: &str) -> Result<String, ConfigFileError>
     if url.query().is_some() || url.fragment().is_some() {
         return Err(bad("must not have a query or fragment"));
     }
-    Ok(upstream.trim_end_matches('/').to_owned())
+    let upstream = upstream.trim_end_matches('/');
+    // The proxy builds request URIs from this one's scheme and authority.
+    match upstream.parse::<http::Uri>() {
+        Ok(u) if u.scheme().is_some() && u.authority().is_some() => {}
+        _ => return Err(bad("not a valid HTTP URI")),
+    }
+    Ok(upstream.to_owned())
 }
 
 fn check_route(name: &str, route: &str) -> Result<(), ConfigFileError> {
@@ -568,6 +626,125 @@ mod tests {
             let err = parse(text).unwrap_err().to_string();
             assert!(err.contains(needle), "{needle:?} not in {err:?}");
         }
+    }
+
+    #[test]
+    fn selection_and_budgets_reach_the_rotator() {
+        let (c, w) = parse(
+            r#"client_tokens = ["a-long-enough-client-token"]
+               [providers.openai]
+               family = "openai"
+               strategy = "weighted"
+               budget = { requests_per_minute = 500, max_in_flight = 8 }
+               scope_budgets = { org-a = { requests_per_day = 10000, time_zone = "UTC" } }
+               keys = [
+                 { key = "sk-1", scope = "org-a", weight = 3 },
+                 { key = "sk-2", label = "two", scope = "org-a" },
+                 "sk-3",
+               ]"#,
+        )
+        .unwrap();
+        assert!(w.is_empty(), "{w:?}");
+        let p = &c.providers[0].rotator;
+        assert_eq!(p.strategy, Strategy::Weighted);
+        let budget = p.budget.as_ref().unwrap();
+        assert_eq!(budget.requests_per_minute, Some(500));
+        assert_eq!(budget.max_in_flight, Some(8));
+        assert_eq!(p.scope_budgets["org-a"].requests_per_day, Some(10_000));
+        let keys: Vec<(Option<&str>, Option<u32>)> = p
+            .credentials
+            .iter()
+            .map(|c| (c.scope.as_deref(), c.weight))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                (Some("org-a"), Some(3)),
+                (Some("org-a"), None),
+                (None, None)
+            ]
+        );
+    }
+
+    #[test]
+    fn every_strategy_name_parses() {
+        for (name, expected) in [
+            ("fill-first", Strategy::FillFirst),
+            ("round-robin", Strategy::RoundRobin),
+            ("least-recently-used", Strategy::LeastRecentlyUsed),
+            ("weighted", Strategy::Weighted),
+            ("least-in-flight", Strategy::LeastInFlight),
+            ("most-remaining", Strategy::MostRemaining),
+        ] {
+            let (c, _) = parse(&format!(
+                "client_tokens = [\"a-long-enough-client-token\"]\n\
+                 [providers.o]\nfamily = \"openai\"\nstrategy = \"{name}\"\nkeys = [\"k\"]"
+            ))
+            .unwrap();
+            assert_eq!(c.providers[0].rotator.strategy, expected, "{name}");
+        }
+        let (c, _) = parse(
+            r#"client_tokens = ["a-long-enough-client-token"]
+               [providers.o]
+               family = "openai"
+               keys = ["k"]"#,
+        )
+        .unwrap();
+        assert_eq!(c.providers[0].rotator.strategy, Strategy::FillFirst);
+    }
+
+    #[test]
+    fn rejects_bad_selection_and_budget_settings() {
+        let cases = [
+            ("strategy = \"random\"\nkeys = [\"k\"]", "random"),
+            (
+                "keys = [{ key = \"k\", weight = 0 }]\nstrategy = \"weighted\"",
+                "weight 0",
+            ),
+            (
+                "budget = { requests_per_minute = 0 }\nkeys = [\"k\"]",
+                "budget",
+            ),
+            (
+                "budget = { requests_per_hour = 5 }\nkeys = [\"k\"]",
+                "requests_per_hour",
+            ),
+            (
+                "budget = { requests_per_day = 5, time_zone = \"Mars/Base\" }\nkeys = [\"k\"]",
+                "Mars/Base",
+            ),
+        ];
+        for (provider, needle) in cases {
+            let text = format!(
+                "client_tokens = [\"a-long-enough-client-token\"]\n\
+                 [providers.o]\nfamily = \"openai\"\n{provider}"
+            );
+            let err = parse(&text).unwrap_err().to_string();
+            assert!(err.contains(needle), "{needle:?} not in {err:?}");
+        }
+        let err = parse(
+            r#"client_tokens = [{ key = "a-long-enough-client-token", scope = "x" }]
+               [providers.o]
+               family = "openai"
+               keys = ["k"]"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("provider keys only"), "{err}");
+    }
+
+    #[test]
+    fn warns_about_settings_that_do_nothing() {
+        let (_, w) = parse(
+            r#"client_tokens = ["a-long-enough-client-token"]
+               [providers.o]
+               family = "openai"
+               scope_budgets = { nobody = { requests_per_minute = 5 } }
+               keys = [{ key = "k", weight = 2 }]"#,
+        )
+        .unwrap();
+        assert!(w.iter().any(|w| w.0.contains("scope `nobody`")), "{w:?}");
+        assert!(w.iter().any(|w| w.0.contains("`weighted`")), "{w:?}");
     }
 
     #[test]

@@ -15,6 +15,7 @@ use super::ConfigFileError;
 ///   "${OPENAI_KEY}",                          # from the environment
 ///   { file = "secrets/openai-2", label = "work" }, # from a file (trailing newline dropped)
 ///   { key = "sk-inline", label = "inline" },  # inline: warned about if the file is readable by others
+///   { key = "${ORG_B_KEY}", scope = "org-b", weight = 3 }, # keys only: quota scope, weight
 /// ]
 /// ```
 #[derive(Clone, Deserialize)]
@@ -30,6 +31,12 @@ pub(crate) enum SecretSpec {
         file: Option<String>,
         #[serde(default)]
         label: Option<String>,
+        /// Keys only: the quota scope (keys of one organization or project share it).
+        #[serde(default)]
+        scope: Option<String>,
+        /// Keys only: the share of picks under the `weighted` strategy.
+        #[serde(default)]
+        weight: Option<u32>,
     },
 }
 
@@ -51,11 +58,13 @@ impl SecretSpec {
                 key: Some(t),
                 file: None,
                 label,
+                ..
             } => (t, label.clone()),
             SecretSpec::Table {
                 key: None,
                 file: Some(f),
                 label,
+                ..
             } => {
                 let path = base.join(f);
                 let raw = std::fs::read_to_string(&path).map_err(|e| ConfigFileError::Secret {
@@ -86,6 +95,16 @@ impl SecretSpec {
             label,
             inline,
         })
+    }
+}
+
+impl SecretSpec {
+    /// The key's quota scope and weight, when the table gives them.
+    pub(crate) fn scope_and_weight(&self) -> (Option<&str>, Option<u32>) {
+        match self {
+            SecretSpec::Text(_) => (None, None),
+            SecretSpec::Table { scope, weight, .. } => (scope.as_deref(), *weight),
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 //! No label ever carries a key: providers are named by their configured name, credentials
 //! only appear in `/status`, by label and fingerprint.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use ai_key_rotator::RotatorStatus;
@@ -43,6 +43,64 @@ type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 fn latency_histogram() -> Histogram {
     // 0.25 ms to about 4 min.
     Histogram::new(exponential_buckets(0.000_25, 2.0, 20))
+}
+
+/// One provider's per-request metrics, resolved ahead of time. Cloned handles share their
+/// values with the registry's families.
+#[derive(Debug)]
+pub(crate) struct ProviderMetrics {
+    name: String,
+    metrics: Metrics,
+    requests: StatusCounters,
+    upstream: StatusCounters,
+    duration: Histogram,
+    upstream_duration: Histogram,
+}
+
+/// A counter per HTTP status, each created in its family on first use.
+#[derive(Debug)]
+struct StatusCounters(Box<[OnceLock<Counter>]>);
+
+impl StatusCounters {
+    fn new() -> Self {
+        StatusCounters((100..600).map(|_| OnceLock::new()).collect())
+    }
+
+    fn inc(&self, family: &Family<StatusLabels, Counter>, provider: &str, status: u16) {
+        let make = || {
+            family
+                .get_or_create(&StatusLabels {
+                    provider: provider.to_owned(),
+                    status,
+                })
+                .clone()
+        };
+        match self.0.get(usize::from(status).wrapping_sub(100)) {
+            Some(slot) => slot.get_or_init(make).inc(),
+            // Not an HTTP status a response can carry; counted the slow way.
+            None => make().inc(),
+        };
+    }
+}
+
+impl ProviderMetrics {
+    /// A request answered with `status` after `elapsed`.
+    pub(crate) fn request(&self, status: u16, elapsed: Duration) {
+        self.requests
+            .inc(&self.metrics.inner.requests, &self.name, status);
+        self.duration.observe(elapsed.as_secs_f64());
+    }
+
+    /// An upstream answer (or 502/504 for none).
+    pub(crate) fn upstream_status(&self, status: u16) {
+        self.upstream
+            .inc(&self.metrics.inner.upstream, &self.name, status);
+    }
+
+    /// Time from sending upstream to its response headers.
+    pub(crate) fn upstream_latency(&self, elapsed: Duration) {
+        self.upstream_duration.observe(elapsed.as_secs_f64());
+    }
 }
 
 /// The gateway's metrics. Cloning shares them.
@@ -150,35 +208,21 @@ impl Metrics {
         }
     }
 
-    pub(crate) fn request(&self, p: &str, status: u16, elapsed: Duration) {
-        self.inner
-            .requests
-            .get_or_create(&StatusLabels {
-                provider: p.to_owned(),
-                status,
-            })
-            .inc();
-        self.inner
-            .duration
-            .get_or_create(&provider(p))
-            .observe(elapsed.as_secs_f64());
-    }
-
-    pub(crate) fn upstream_status(&self, p: &str, status: u16) {
-        self.inner
-            .upstream
-            .get_or_create(&StatusLabels {
-                provider: p.to_owned(),
-                status,
-            })
-            .inc();
-    }
-
-    pub(crate) fn upstream_latency(&self, p: &str, elapsed: Duration) {
-        self.inner
-            .upstream_duration
-            .get_or_create(&provider(p))
-            .observe(elapsed.as_secs_f64());
+    /// The handles of `p`'s per-request metrics, looked up once (per configuration) instead
+    /// of on every request: a family lookup hashes an allocated label set under a lock.
+    pub(crate) fn provider(&self, p: &str) -> ProviderMetrics {
+        ProviderMetrics {
+            name: p.to_owned(),
+            metrics: self.clone(),
+            requests: StatusCounters::new(),
+            upstream: StatusCounters::new(),
+            duration: self.inner.duration.get_or_create(&provider(p)).clone(),
+            upstream_duration: self
+                .inner
+                .upstream_duration
+                .get_or_create(&provider(p))
+                .clone(),
+        }
     }
 
     pub(crate) fn retry(&self, p: &str) {

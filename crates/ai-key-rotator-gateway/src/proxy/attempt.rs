@@ -2,7 +2,8 @@
 //! classify, report, and decide whether to retry with the next key or fail over to the next
 //! provider.
 //!
-//! Keys are leased with [`KeyRotator::acquire`] and every answer is reported with
+//! Keys are leased with [`KeyRotator::acquire_with`] (the provider's strategy and budgets, and
+//! the client's session for affinity) and every answer is reported with
 //! [`Lease::report`], which applies the verdict exactly (cooldown until the provider's own
 //! time, scope-wide cooling, disabling invalid keys). The core's `execute` loop is not used:
 //! the gateway must decide per attempt whether anything has reached the client yet, and hands
@@ -14,10 +15,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use ai_key_rotator::classify::{self, Family, Verdict};
-use ai_key_rotator::{Credential, KeyRotator, Lease, ReportOutcome, Timestamp};
+use ai_key_rotator::{AcquireOptions, Credential, KeyRotator, Lease, ReportOutcome, Timestamp};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
-use http_body_util::BodyExt;
+use http_body_util::{BodyExt, Full};
 
 use super::body::{GatewayBody, SseScanner, Upstream};
 use super::{ProviderRoute, Routes, error_response, filter_response_headers};
@@ -37,6 +38,8 @@ pub(crate) struct Forward {
     pub(crate) headers: HeaderMap,
     /// The whole request body, kept so that a retry can send it again.
     pub(crate) body: Bytes,
+    /// The client's session (`x-session-id`), kept on one key while that key is available.
+    pub(crate) options: AcquireOptions,
 }
 
 /// Sends `req` through `primary` (then its fallbacks), rotating keys as responses blame them.
@@ -60,7 +63,7 @@ pub(crate) async fn forward(
             metrics.failover(&primary.name, &provider.name);
         }
         while attempts < routes.max_attempts {
-            let lease = match rotator.acquire(&provider.name) {
+            let lease = match rotator.acquire_with(&provider.name, &req.options) {
                 Ok(lease) => lease,
                 Err(e) => {
                     // This provider has no usable key: fail over.
@@ -122,33 +125,30 @@ async fn send(
             "the gateway's key for this provider is malformed",
         ));
     }
-    let url = format!("{}{}", provider.upstream, req.rest);
-    // The upstream's host comes only from configuration: `rest` is a checked path, so the
-    // joined URL must still point at the configured origin. Checked anyway, defensively.
-    let url = match reqwest::Url::parse(&url) {
-        Ok(u) if provider.same_origin(&u) => u,
-        _ => {
-            return Sent::Done(error_response(
-                dialect,
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                "invalid request path",
-            ));
-        }
+    // The upstream's scheme and host come only from configuration, by construction: the
+    // client supplies nothing but the (checked) path and query.
+    let Some(uri) = upstream_uri(provider, &req.rest) else {
+        return Sent::Done(error_response(
+            dialect,
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "invalid request path",
+        ));
     };
-    let mut request = reqwest::Request::new(req.method.clone(), url);
+    let mut request = http::Request::new(Full::new(req.body.clone()));
+    *request.method_mut() = req.method.clone();
+    *request.uri_mut() = uri;
     *request.headers_mut() = headers;
-    if !req.body.is_empty() || req.method == Method::POST {
-        *request.body_mut() = Some(reqwest::Body::from(req.body.clone()));
-    }
     let started = Instant::now();
-    let response = match routes.client.execute(request).await {
+    let response = match routes.client.send(request).await {
         Ok(r) => r,
         Err(e) => {
             let timeout = e.is_timeout();
-            tracing::warn!(provider = %provider.name, timeout, error = %e.without_url(),
+            tracing::warn!(provider = %provider.name, timeout, error = %e,
                 "upstream request failed");
-            metrics.upstream_status(&provider.name, if timeout { 504 } else { 502 });
+            provider
+                .metrics
+                .upstream_status(if timeout { 504 } else { 502 });
             let (status, msg) = if timeout {
                 (
                     StatusCode::GATEWAY_TIMEOUT,
@@ -164,9 +164,9 @@ async fn send(
         }
     };
     let status = response.status();
-    metrics.upstream_status(&provider.name, status.as_u16());
-    metrics.upstream_latency(&provider.name, started.elapsed());
-    let (mut parts, body) = http::Response::from(response).into_parts();
+    provider.metrics.upstream_status(status.as_u16());
+    provider.metrics.upstream_latency(started.elapsed());
+    let (mut parts, body) = response.into_parts();
     filter_response_headers(&mut parts.headers);
 
     if status.is_success() {
@@ -234,6 +234,22 @@ async fn send(
     } else {
         Sent::Done(response)
     }
+}
+
+/// The provider's scheme and authority, its base path, and the client's path and query.
+fn upstream_uri(provider: &ProviderRoute, rest: &str) -> Option<http::Uri> {
+    let mut path = String::with_capacity(provider.base_path.len() + rest.len() + 1);
+    path.push_str(&provider.base_path);
+    path.push_str(rest);
+    if !path.starts_with('/') {
+        path.insert(0, '/');
+    }
+    let mut parts = http::uri::Parts::default();
+    parts.scheme = Some(provider.scheme.clone());
+    parts.authority = Some(provider.authority.clone());
+    parts.path_and_query =
+        Some(http::uri::PathAndQuery::from_maybe_shared(Bytes::from(path)).ok()?);
+    http::Uri::from_parts(parts).ok()
 }
 
 /// Counts and logs what a report changed.

@@ -25,7 +25,7 @@ pub(crate) enum GatewayBody {
 /// An upstream body and, for event streams, the scanner that watches it.
 #[derive(Debug)]
 pub(crate) struct Upstream {
-    pub(crate) inner: reqwest::Body,
+    pub(crate) inner: crate::upstream::TimedBody,
     pub(crate) watch: Option<StreamWatch>,
 }
 
@@ -58,7 +58,7 @@ impl Body for GatewayBody {
                 {
                     w.finish();
                 }
-                Poll::Ready(frame.map(|r| r.map_err(Into::into)))
+                Poll::Ready(frame)
             }
         }
     }

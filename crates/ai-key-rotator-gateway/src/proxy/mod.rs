@@ -9,8 +9,8 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Instant;
 
-use ai_key_rotator::KeyRotator;
 use ai_key_rotator::classify::Family;
+use ai_key_rotator::{AcquireOptions, KeyRotator};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
@@ -20,7 +20,8 @@ use hyper::body::Incoming;
 use crate::auth::{AuthError, CREDENTIAL_HEADERS, ClientTokens, strip_query_key};
 use crate::config::{GatewayConfig, ProviderSettings};
 use crate::ops::StatusView;
-use crate::ops::metrics::Metrics;
+use crate::ops::metrics::{Metrics, ProviderMetrics};
+use crate::upstream::UpstreamClient;
 use body::GatewayBody;
 use dialect::Dialect;
 
@@ -41,7 +42,7 @@ pub(crate) struct Routes {
     pub(crate) tokens: ClientTokens,
     pub(crate) body_limit: usize,
     pub(crate) max_attempts: u32,
-    pub(crate) client: reqwest::Client,
+    pub(crate) client: UpstreamClient,
     /// Longest route first, so `/openai-eu` is matched before `/openai`.
     pub(crate) providers: Vec<Arc<ProviderRoute>>,
     /// The configuration this table was built from (for reloads).
@@ -55,40 +56,45 @@ pub(crate) struct ProviderRoute {
     pub(crate) family: Family,
     pub(crate) dialect: Dialect,
     pub(crate) route: String,
-    /// Scheme, host, port and base path, without a trailing slash.
-    pub(crate) upstream: String,
-    origin: reqwest::Url,
+    /// The upstream's scheme and authority: the only place requests go.
+    pub(crate) scheme: http::uri::Scheme,
+    pub(crate) authority: http::uri::Authority,
+    /// The upstream's base path, without a trailing slash (often empty).
+    pub(crate) base_path: String,
     pub(crate) fallback: Vec<String>,
+    pub(crate) metrics: ProviderMetrics,
 }
 
 impl ProviderRoute {
-    fn new(p: &ProviderSettings) -> Self {
+    fn new(p: &ProviderSettings, metrics: &Metrics) -> Self {
+        // Checked when the configuration was loaded (scheme, host, no user info or query).
+        let origin: http::Uri = p.upstream.parse().expect("upstream URL checked at load");
         ProviderRoute {
             name: Arc::from(p.name.as_str()),
             family: p.family,
             dialect: Dialect::of(p.family),
             route: p.route.clone(),
-            upstream: p.upstream.clone(),
-            // Checked when the configuration was loaded.
-            origin: reqwest::Url::parse(&p.upstream).expect("upstream URL checked at load"),
+            scheme: origin
+                .scheme()
+                .cloned()
+                .expect("upstream URL checked at load"),
+            authority: origin
+                .authority()
+                .cloned()
+                .expect("upstream URL checked at load"),
+            base_path: origin.path().trim_end_matches('/').to_owned(),
             fallback: p.fallback.clone(),
+            metrics: metrics.provider(&p.name),
         }
-    }
-
-    /// Whether `url` goes to this provider's configured scheme, host and port.
-    pub(crate) fn same_origin(&self, url: &reqwest::Url) -> bool {
-        url.scheme() == self.origin.scheme()
-            && url.host() == self.origin.host()
-            && url.port_or_known_default() == self.origin.port_or_known_default()
     }
 }
 
 impl Routes {
-    pub(crate) fn new(config: GatewayConfig, client: reqwest::Client) -> Self {
+    pub(crate) fn new(config: GatewayConfig, client: UpstreamClient, metrics: &Metrics) -> Self {
         let mut providers: Vec<Arc<ProviderRoute>> = config
             .providers
             .iter()
-            .map(|p| Arc::new(ProviderRoute::new(p)))
+            .map(|p| Arc::new(ProviderRoute::new(p, metrics)))
             .collect();
         providers.sort_by_key(|p| std::cmp::Reverse(p.route.len()));
         Routes {
@@ -172,11 +178,9 @@ async fn route(shared: &Shared, routes: &Routes, req: Request<Incoming>) -> Resp
     };
     let provider = Arc::clone(provider);
     let response = proxy(shared, routes, &provider, req).await;
-    shared.metrics.request(
-        &provider.name,
-        response.status().as_u16(),
-        started.elapsed(),
-    );
+    provider
+        .metrics
+        .request(response.status().as_u16(), started.elapsed());
     response
 }
 
@@ -228,14 +232,29 @@ async fn proxy(
         rest.push('?');
         rest.push_str(&q);
     }
+    let mut options = AcquireOptions::default();
+    if let Some(session) = parts
+        .headers
+        .get(SESSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| !s.is_empty())
+    {
+        options.session = Some(session.to_owned());
+    }
     let forward = attempt::Forward {
         method: parts.method,
         rest,
         headers: filter_request_headers(&parts.headers),
         body,
+        options,
     };
     attempt::forward(routes, &shared.rotator, &shared.metrics, provider, forward).await
 }
+
+/// The request header naming a client's session (a conversation): its requests stay on one
+/// key while that key is available, because prompt caches are per key or organization. It is
+/// passed on upstream like any other header.
+pub(crate) const SESSION_HEADER: &str = "x-session-id";
 
 /// Rejects paths that could climb out of a provider's route or confuse an upstream:
 /// `.`/`..` segments (also percent-encoded), empty segments and backslashes.
