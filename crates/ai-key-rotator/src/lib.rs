@@ -45,6 +45,8 @@
 //! - [`Event`] and [`Subscription`]: what happened, for whoever listens.
 //! - [`RotatorStatus`]: what each provider and credential is doing.
 //! - [`Persistence`]: where `save` and `load` keep state.
+//! - [`StateStore`]: durable and shared state written through on every change; [`FileStore`]
+//!   (default feature `file`), `SqliteStore` (feature `sqlite`), `RedisStore` (feature `redis`).
 //! - [`Clock`], [`FakeClock`]: time, injectable for tests.
 //!
 //! # Secrets
@@ -63,6 +65,7 @@ mod persist;
 mod pool;
 mod rotator;
 mod status;
+mod store;
 
 pub use clock::{Clock, FakeClock, SystemClock, Timestamp};
 pub use config::{CredentialConfig, DEFAULT_RESET_INTERVAL_MS, ProviderConfig, RotatorConfig};
@@ -73,6 +76,13 @@ pub use events::{Event, RecvError, Subscription};
 pub use persist::{BoxFuture, MemoryPersistence, Persistence, PersistenceError};
 pub use rotator::{KeyRotator, KeyRotatorBuilder};
 pub use status::{CredentialState, CredentialStatus, ProviderStatus, RotatorStatus};
+#[cfg(feature = "file")]
+pub use store::FileStore;
+#[cfg(feature = "sqlite")]
+pub use store::SqliteStore;
+pub use store::{CredentialRecord, RemoteChange, StateStore, StoreError, StoreLink, StoredState};
+#[cfg(feature = "redis")]
+pub use store::{RedisStore, RedisStoreBuilder};
 
 #[cfg(test)]
 mod static_checks {
