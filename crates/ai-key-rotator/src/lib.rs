@@ -82,7 +82,7 @@ pub use store::FileStore;
 pub use store::SqliteStore;
 pub use store::{CredentialRecord, RemoteChange, StateStore, StoreError, StoreLink, StoredState};
 #[cfg(feature = "redis")]
-pub use store::{RedisStore, RedisStoreBuilder};
+pub use store::{RedisMonitor, RedisStore, RedisStoreBuilder};
 
 #[cfg(test)]
 mod static_checks {

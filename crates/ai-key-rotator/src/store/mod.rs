@@ -36,7 +36,7 @@ use std::sync::atomic::Ordering;
 #[cfg(feature = "file")]
 pub use file::FileStore;
 #[cfg(feature = "redis")]
-pub use redis::{RedisStore, RedisStoreBuilder};
+pub use redis::{RedisMonitor, RedisStore, RedisStoreBuilder};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 
