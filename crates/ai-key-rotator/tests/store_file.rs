@@ -75,7 +75,10 @@ fn file_mode_is_0600_and_holds_no_key() {
     assert_eq!(mode, 0o600);
     let bytes = std::fs::read(&path).unwrap();
     assert!(!contains(&bytes, CANARY), "the key reached the state file");
-    assert!(contains(&bytes, &ai_key_rotator::Fingerprint::of(CANARY).to_string()));
+    assert!(contains(
+        &bytes,
+        &ai_key_rotator::Fingerprint::of(CANARY).to_string()
+    ));
 }
 
 fn check_moved_aside(content: &[u8], expect: impl Fn(&StoreError) -> bool) {
@@ -217,7 +220,10 @@ fn kill_during_write_leaves_old_or_new_state() {
         let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
         while !line.trim_end().ends_with("ready") {
             line.clear();
-            assert!(out.read_line(&mut line).unwrap() > 0, "child died in round {round}");
+            assert!(
+                out.read_line(&mut line).unwrap() > 0,
+                "child died in round {round}"
+            );
         }
         seed = seed
             .wrapping_mul(6_364_136_223_846_793_005)
@@ -226,7 +232,10 @@ fn kill_during_write_leaves_old_or_new_state() {
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         let total = total_exhausted(&path);
-        assert!(total >= last, "round {round}: went back from {last} to {total}");
+        assert!(
+            total >= last,
+            "round {round}: went back from {last} to {total}"
+        );
         last = total;
     }
     assert!(last > 0, "the child never wrote");

@@ -16,7 +16,10 @@ use store_support::*;
 const COOLDOWN_MS: u64 = 60_000;
 
 fn wall_ns() -> u128 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
 }
 
 fn store(url: &str, prefix: &str) -> RedisStore {
@@ -65,7 +68,9 @@ fn redis_child() {
             if let Event::Remote { change } = event
                 && let Event::Exhausted { until, .. } = *change
             {
-                let skipped = seen.get_key("openai").is_none_or(|c| c.expose_key() != CANARY);
+                let skipped = seen
+                    .get_key("openai")
+                    .is_none_or(|c| c.expose_key() != CANARY);
                 println!("@ex {} {} {skipped}", until.as_millis(), wall_ns());
             }
         }
@@ -170,7 +175,11 @@ fn propagation_time_over_1000_marks() {
         let line = other.expect(&format!("@ex {until} "));
         let mut parts = line.split_whitespace().skip(2);
         let received: u128 = parts.next().unwrap().parse().unwrap();
-        assert_eq!(parts.next(), Some("true"), "the other process still hands out the key");
+        assert_eq!(
+            parts.next(),
+            Some("true"),
+            "the other process still hands out the key"
+        );
         latencies.push(received.saturating_sub(sent) as u64);
     }
     latencies.sort_unstable();
@@ -211,11 +220,16 @@ fn concurrent_marks_agree_on_the_longest_cooldown() {
     r.flush_store();
     other.expect("@burst-done");
     let longest = START.as_millis() + 2 * 299 + 1 + COOLDOWN_MS;
-    assert!(wait_until(Duration::from_secs(5), || until_ms(canary_state(&r))
-        == longest));
+    assert!(wait_until(Duration::from_secs(5), || until_ms(
+        canary_state(&r)
+    ) == longest));
     assert!(wait_until(Duration::from_secs(5), || other.until() == longest));
     let stored = server
-        .command(&["HGET", "{race:openai}:cooldowns", &Fingerprint::of(CANARY).to_string()])
+        .command(&[
+            "HGET",
+            "{race:openai}:cooldowns",
+            &Fingerprint::of(CANARY).to_string(),
+        ])
         .unwrap();
     assert!(stored.contains(&format!("c:{longest}")), "{stored}");
     other.stop();
@@ -232,7 +246,10 @@ fn redis_killed_and_restarted_loses_no_cooldown() {
     let clock = clock();
     let store = store(&server.url(), "outage");
     let monitor = store.monitor();
-    let r = builder(&[CANARY, "sk-b"], &clock).store(store).build().unwrap();
+    let r = builder(&[CANARY, "sk-b"], &clock)
+        .store(store)
+        .build()
+        .unwrap();
     let mut other = Other::start(&server, "outage");
     assert!(r.mark_exhausted("openai", Some(CANARY)));
     let first = START.as_millis() + COOLDOWN_MS;
@@ -254,7 +271,11 @@ fn redis_killed_and_restarted_loses_no_cooldown() {
     // The other process gets the cooldown set during the outage: the longer one wins.
     assert!(wait_until(Duration::from_secs(10), || other.until() == second));
     let stored = server
-        .command(&["HGET", "{outage:openai}:cooldowns", &Fingerprint::of(CANARY).to_string()])
+        .command(&[
+            "HGET",
+            "{outage:openai}:cooldowns",
+            &Fingerprint::of(CANARY).to_string(),
+        ])
         .unwrap();
     assert!(stored.contains(&format!("c:{second}")), "{stored}");
     other.stop();

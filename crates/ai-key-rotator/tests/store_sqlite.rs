@@ -45,7 +45,10 @@ fn round_trip_and_reset() {
     assert!(second.store_error().is_none());
     assert_eq!(key(&second).as_deref(), Some("sk-b"));
     let until = START.saturating_add(Duration::from_secs(60));
-    assert_eq!(until_of(&second, "label-a"), CredentialState::Cooling { until });
+    assert_eq!(
+        until_of(&second, "label-a"),
+        CredentialState::Cooling { until }
+    );
     second.reset_all(None);
     second.shutdown();
     drop(second);
@@ -76,7 +79,9 @@ fn the_longer_cooldown_wins_both_ways() {
     let long = CredentialState::Cooling {
         until: START.saturating_add(Duration::from_secs(90)),
     };
-    assert!(wait_until(Duration::from_secs(5), || until_of(&a, "label-a") == long));
+    assert!(wait_until(Duration::from_secs(5), || until_of(
+        &a, "label-a"
+    ) == long));
     // A shorter mark in A neither shortens A's view nor the stored one.
     a.mark_exhausted("openai", Some("sk-a"));
     a.flush_store();
@@ -150,7 +155,10 @@ fn two_processes_share_one_database() {
         let mut line = String::new();
         while !line.trim_end().ends_with(word) {
             line.clear();
-            assert!(out.read_line(&mut line).unwrap() > 0, "child died before `{word}`");
+            assert!(
+                out.read_line(&mut line).unwrap() > 0,
+                "child died before `{word}`"
+            );
         }
     };
     expect("ready");

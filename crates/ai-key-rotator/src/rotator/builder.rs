@@ -14,8 +14,8 @@ use crate::credential::{CredentialId, Fingerprint};
 use crate::error::ConfigError;
 use crate::events::Emitter;
 use crate::persist::Persistence;
-use crate::store::{StateStore, StoreLink};
 use crate::pool::{ProviderShared, ProviderSnap, Slot, Snapshot, UsageCounters};
+use crate::store::{StateStore, StoreLink};
 
 /// Events queued per subscriber before the oldest are dropped.
 const DEFAULT_EVENT_CAPACITY: usize = 1024;

@@ -30,8 +30,8 @@ mod sqlite;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Weak};
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
 
 #[cfg(feature = "file")]
 pub use file::FileStore;

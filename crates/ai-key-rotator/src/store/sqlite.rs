@@ -151,10 +151,13 @@ fn create_private(path: &Path) -> Result<(), StoreError> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    options.open(path).map(drop).map_err(|source| StoreError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
+    options
+        .open(path)
+        .map(drop)
+        .map_err(|source| StoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 fn connect(path: &Path) -> Result<Connection, StoreError> {
@@ -466,7 +469,8 @@ impl Writer {
         tx.commit()?;
         // A longer cooldown stored by another process wins here too.
         for key in &touched {
-            if let Some((state, Some(until))) = self.seen.get(&(key.0.to_string(), key.1.to_string()))
+            if let Some((state, Some(until))) =
+                self.seen.get(&(key.0.to_string(), key.1.to_string()))
                 && state == "cooling"
                 && !reset_up_to.contains_key(key)
             {
@@ -490,9 +494,9 @@ impl Writer {
             return Ok(());
         }
         self.data_version = version;
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT provider, fingerprint, state, until_ms FROM credential_state")?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT provider, fingerprint, state, until_ms FROM credential_state",
+        )?;
         let rows = stmt.query_map([], |r| {
             Ok((
                 r.get::<_, String>(0)?,

@@ -6,8 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ai_key_rotator::{
-    Cooldown, CredentialConfig, FakeClock, KeyRotator, KeyRotatorBuilder, ProviderConfig,
-    Timestamp,
+    Cooldown, CredentialConfig, FakeClock, KeyRotator, KeyRotatorBuilder, ProviderConfig, Timestamp,
 };
 
 #[cfg(feature = "redis")]
@@ -28,7 +27,9 @@ pub fn clock() -> FakeClock {
 pub fn provider(keys: &[&str]) -> ProviderConfig {
     keys.iter().fold(
         ProviderConfig::new().cooldown(Cooldown::fixed(Duration::from_secs(60))),
-        |p, k| p.credential(CredentialConfig::new(*k).label(format!("label-{}", k.replace("sk-", "")))),
+        |p, k| {
+            p.credential(CredentialConfig::new(*k).label(format!("label-{}", k.replace("sk-", ""))))
+        },
     )
 }
 

@@ -315,7 +315,10 @@ async fn run(
         .set_max_delay(MAX_BACKOFF);
     let mut backoff = FIRST_BACKOFF;
     let manager = loop {
-        match client.get_connection_manager_with_config(config.clone()).await {
+        match client
+            .get_connection_manager_with_config(config.clone())
+            .await
+        {
             Ok(m) => break m,
             Err(error) => {
                 shared.lost("cannot connect", &error);
