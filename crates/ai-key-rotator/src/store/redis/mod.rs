@@ -347,27 +347,71 @@ async fn run(
         rotator.clone(),
     ));
     let mut con = manager;
-    while let Some(cmd) = receiver.recv().await {
-        match cmd {
-            Cmd::Flush(tx) => {
-                let _ = tx.send(());
+    let mut batch = Vec::new();
+    while receiver.recv_many(&mut batch, 1024).await > 0 {
+        let mut flushes = Vec::new();
+        let mut changes = Vec::new();
+        for cmd in batch.drain(..) {
+            match cmd {
+                Cmd::Flush(tx) => flushes.push(tx),
+                Cmd::Change(event) => changes.push(event),
             }
-            Cmd::Change(event) => {
-                let mut backoff = FIRST_BACKOFF;
-                // Retry until it is written: what queues meanwhile is replayed in order, and
-                // every script keeps the longer cooldown, so nothing is lost or shortened.
-                while let Err(error) = write(&shared, &mut con, &rotator, &event).await {
-                    shared.lost("write failed", &error);
-                    if !rotator.is_alive() {
-                        break;
-                    }
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+        for event in coalesce(changes) {
+            let mut backoff = FIRST_BACKOFF;
+            // Retry until it is written: what queues meanwhile is replayed in order, and
+            // every script keeps the longer cooldown, so nothing is lost or shortened.
+            while let Err(error) = write(&shared, &mut con, &rotator, &event).await {
+                shared.lost("write failed", &error);
+                if !rotator.is_alive() {
+                    break;
                 }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
             }
+        }
+        for tx in flushes {
+            let _ = tx.send(());
         }
     }
     subscriber.abort();
+}
+
+/// Folds a burst of changes: successive extensions of one credential's cooldown (with no reset
+/// between them) become one write of the latest end, so a backlog never grows with the mark
+/// rate.
+fn coalesce(changes: Vec<Event>) -> Vec<Event> {
+    let mut out: Vec<Event> = Vec::with_capacity(changes.len());
+    let mut pending: HashMap<(Arc<str>, Fingerprint), usize> = HashMap::new();
+    for event in changes {
+        match &event {
+            Event::Exhausted {
+                provider,
+                credential,
+                until,
+            } => {
+                let key = (Arc::clone(provider), credential.fingerprint);
+                if let Some(&i) = pending.get(&key)
+                    && let Event::Exhausted { until: earlier, .. } = &mut out[i]
+                {
+                    *earlier = (*earlier).max(*until);
+                    continue;
+                }
+                pending.insert(key, out.len());
+            }
+            Event::Reset {
+                provider,
+                credentials,
+            } => {
+                for c in credentials {
+                    pending.remove(&(Arc::clone(provider), c.fingerprint));
+                }
+            }
+            _ => {}
+        }
+        out.push(event);
+    }
+    out
 }
 
 async fn write(
