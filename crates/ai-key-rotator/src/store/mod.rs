@@ -314,6 +314,7 @@ impl StoreLink {
 
 /// The credentials an event is about, by provider and fingerprint (remote events excluded:
 /// they are not recorded).
+#[cfg(feature = "sqlite")]
 pub(crate) fn touched(event: &Event) -> Vec<(Arc<str>, Fingerprint)> {
     match event {
         Event::Exhausted {
