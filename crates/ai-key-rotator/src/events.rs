@@ -12,6 +12,7 @@ use tokio::sync::broadcast;
 
 use crate::clock::Timestamp;
 use crate::credential::CredentialId;
+use crate::store::StateStore;
 
 /// Something that happened to a provider's credentials.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -83,24 +84,65 @@ pub enum Event {
         /// The credentials that became available.
         credentials: Vec<CredentialId>,
     },
+    /// A change made by another process and applied here through a shared store (see
+    /// [`StateStore`](crate::StateStore)). `change` is the event as it would have been emitted
+    /// locally. Stores never record a remote event again, so changes do not echo between
+    /// processes.
+    Remote {
+        /// What happened.
+        change: Box<Event>,
+    },
+}
+
+impl Event {
+    /// The provider the event is about.
+    pub fn provider(&self) -> &str {
+        match self {
+            Event::Exhausted { provider, .. }
+            | Event::Rotated { provider, .. }
+            | Event::AllExhausted { provider, .. }
+            | Event::ScopeExhausted { provider, .. }
+            | Event::Disabled { provider, .. }
+            | Event::Enabled { provider, .. }
+            | Event::Reset { provider, .. } => provider,
+            Event::Remote { change } => change.provider(),
+        }
+    }
 }
 
 /// The sending side, owned by the rotator.
-#[derive(Debug)]
 pub(crate) struct Emitter {
     sender: broadcast::Sender<Event>,
     /// Live subscriptions. Kept apart from the channel so the hot path can skip building an
     /// event nobody will read with a single relaxed load.
     listeners: Arc<AtomicUsize>,
+    /// The store that records every local change, subscribed or not. Events are only emitted
+    /// on slow paths (never on the common `get_key` path), and `record` only enqueues, so this
+    /// adds no I/O to any caller.
+    store: Option<Arc<dyn StateStore>>,
+}
+
+impl std::fmt::Debug for Emitter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Emitter")
+            .field("listeners", &self.listeners.load(Ordering::Relaxed))
+            .field("store", &self.store.is_some())
+            .finish()
+    }
 }
 
 impl Emitter {
-    pub(crate) fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize, store: Option<Arc<dyn StateStore>>) -> Self {
         let (sender, _) = broadcast::channel(capacity.max(1));
         Emitter {
             sender,
             listeners: Arc::new(AtomicUsize::new(0)),
+            store,
         }
+    }
+
+    pub(crate) fn store(&self) -> Option<&Arc<dyn StateStore>> {
+        self.store.as_ref()
     }
 
     /// Whether anyone listens; check before building an event.
@@ -109,12 +151,32 @@ impl Emitter {
         self.listeners.load(Ordering::Relaxed) > 0
     }
 
-    /// Emits the event built by `make`, if anyone listens.
+    /// Hands the event built by `make` to the store, if there is one, and to subscribers, if
+    /// anyone listens.
     #[inline]
     pub(crate) fn emit_with(&self, make: impl FnOnce() -> Event) {
-        if self.active() {
+        let active = self.active();
+        if !active && self.store.is_none() {
+            return;
+        }
+        let event = make();
+        if let Some(store) = &self.store {
+            store.record(&event);
+        }
+        if active {
             // An error only means every receiver is gone since the check; nothing to do.
-            let _ = self.sender.send(make());
+            let _ = self.sender.send(event);
+        }
+    }
+
+    /// Emits a change that came from another process, wrapped in [`Event::Remote`], to
+    /// subscribers only: the store already has it.
+    #[inline]
+    pub(crate) fn emit_remote(&self, make: impl FnOnce() -> Event) {
+        if self.active() {
+            let _ = self.sender.send(Event::Remote {
+                change: Box::new(make()),
+            });
         }
     }
 

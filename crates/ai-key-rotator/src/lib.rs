@@ -45,6 +45,8 @@
 //! - [`Event`] and [`Subscription`]: what happened, for whoever listens.
 //! - [`RotatorStatus`]: what each provider and credential is doing.
 //! - [`Persistence`]: where `save` and `load` keep state.
+//! - [`StateStore`]: durable and shared state written through on every change; [`FileStore`]
+//!   (default feature `file`), `SqliteStore` (feature `sqlite`), `RedisStore` (feature `redis`).
 //! - [`Clock`], [`FakeClock`]: time, injectable for tests.
 //!
 //! # Secrets
@@ -67,6 +69,7 @@ mod persist;
 mod pool;
 mod rotator;
 mod status;
+mod store;
 mod strategy;
 
 pub use budget::Budget;
@@ -82,6 +85,13 @@ pub use rotator::{KeyRotator, KeyRotatorBuilder, ReportOutcome};
 pub use status::{
     CooldownReason, CredentialState, CredentialStatus, ProviderStatus, RotatorStatus,
 };
+#[cfg(feature = "file")]
+pub use store::FileStore;
+#[cfg(feature = "sqlite")]
+pub use store::SqliteStore;
+pub use store::{CredentialRecord, RemoteChange, StateStore, StoreError, StoreLink, StoredState};
+#[cfg(feature = "redis")]
+pub use store::{RedisMonitor, RedisStore, RedisStoreBuilder};
 pub use strategy::Strategy;
 
 #[cfg(test)]

@@ -38,48 +38,48 @@ use crate::status::CooldownReason;
 /// The newest state version this library writes and reads.
 pub(crate) const VERSION: u64 = 1;
 
-#[derive(Serialize, Deserialize)]
-struct State {
-    version: u64,
-    saved_at: Timestamp,
-    providers: BTreeMap<String, ProviderState>,
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct State {
+    pub(crate) version: u64,
+    pub(crate) saved_at: Timestamp,
+    pub(crate) providers: BTreeMap<String, ProviderState>,
 }
 
-#[derive(Serialize, Deserialize)]
-struct ProviderState {
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(crate) struct ProviderState {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    current: Option<Fingerprint>,
-    credentials: BTreeMap<Fingerprint, CredentialState>,
+    pub(crate) current: Option<Fingerprint>,
+    pub(crate) credentials: BTreeMap<Fingerprint, CredentialState>,
 }
 
-#[derive(Serialize, Deserialize)]
-struct CredentialState {
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct CredentialState {
     /// For people reading the file; not used when loading.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    label: Option<String>,
+    pub(crate) label: Option<String>,
     #[serde(flatten)]
-    state: Availability,
+    pub(crate) state: Availability,
     #[serde(default)]
-    times_used: u64,
+    pub(crate) times_used: u64,
     #[serde(default)]
-    times_exhausted: u64,
+    pub(crate) times_exhausted: u64,
     #[serde(default)]
-    last_exhausted_at: Option<Timestamp>,
+    pub(crate) last_exhausted_at: Option<Timestamp>,
     /// Why it cools or is disabled (added in 0.1 without a version bump: older readers
     /// ignore it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    reason: Option<CooldownReason>,
+    pub(crate) reason: Option<CooldownReason>,
     #[serde(default, skip_serializing_if = "is_zero")]
-    consecutive_failures: u32,
+    pub(crate) consecutive_failures: u32,
 }
 
 fn is_zero(n: &u32) -> bool {
     *n == 0
 }
 
-#[derive(Serialize, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Serialize, Deserialize, Clone, Copy, PartialEq, Eq)]
 #[serde(tag = "state", rename_all = "kebab-case")]
-enum Availability {
+pub(crate) enum Availability {
     Available,
     Cooling { until: Timestamp },
     Disabled,
@@ -103,6 +103,32 @@ fn describe(e: &serde_json::Error) -> String {
         Category::Eof => "truncated",
     };
     format!("{kind} at line {} column {}", e.line(), e.column())
+}
+
+/// Reads state text of any version up to [`VERSION`], checking all of it before anything
+/// uses it.
+///
+/// # Errors
+/// [`StateError::Corrupt`] or [`StateError::UnsupportedVersion`].
+pub(crate) fn parse(text: &str) -> Result<State, StateError> {
+    let probe: VersionProbe =
+        serde_json::from_str(text).map_err(|e| StateError::Corrupt(describe(&e)))?;
+    match probe.version {
+        None => {
+            return Err(StateError::Corrupt(
+                "no `version` field: not rotator state".into(),
+            ));
+        }
+        Some(v) if v > VERSION => {
+            return Err(StateError::UnsupportedVersion {
+                found: v,
+                supported: VERSION,
+            });
+        }
+        Some(_) => {}
+    }
+    // Parse everything before changing anything.
+    serde_json::from_str(text).map_err(|e| StateError::Corrupt(describe(&e)))
 }
 
 impl Inner {
@@ -165,30 +191,11 @@ impl Inner {
     }
 
     pub(crate) fn import_state(&self, text: &str) -> Result<(), StateError> {
-        let probe: VersionProbe =
-            serde_json::from_str(text).map_err(|e| StateError::Corrupt(describe(&e)))?;
-        match probe.version {
-            None => {
-                return Err(StateError::Corrupt(
-                    "no `version` field: not rotator state".into(),
-                ));
-            }
-            Some(v) if v > VERSION => {
-                return Err(StateError::UnsupportedVersion {
-                    found: v,
-                    supported: VERSION,
-                });
-            }
-            Some(_) => {}
-        }
-        // Parse everything before changing anything.
-        let state: State =
-            serde_json::from_str(text).map_err(|e| StateError::Corrupt(describe(&e)))?;
-        self.apply(state);
+        self.apply(parse(text)?);
         Ok(())
     }
 
-    fn apply(&self, state: State) {
+    pub(crate) fn apply(&self, state: State) {
         let snapshot = self.snapshot.load();
         let now = self.clock.now();
         for (name, saved) in state.providers {

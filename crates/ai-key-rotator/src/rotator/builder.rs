@@ -1,6 +1,6 @@
 //! Building a [`KeyRotator`].
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -15,6 +15,7 @@ use crate::error::ConfigError;
 use crate::events::Emitter;
 use crate::persist::Persistence;
 use crate::pool::{ProviderShared, ProviderSnap, Slot, Snapshot, UsageCounters};
+use crate::store::{StateStore, StoreLink};
 
 /// Events queued per subscriber before the oldest are dropped.
 const DEFAULT_EVENT_CAPACITY: usize = 1024;
@@ -26,6 +27,7 @@ pub struct KeyRotatorBuilder {
     clock: Arc<dyn Clock>,
     reset_interval: Duration,
     persistence: Option<Arc<dyn Persistence>>,
+    store: Option<Arc<dyn StateStore>>,
     event_capacity: usize,
 }
 
@@ -36,6 +38,7 @@ impl Default for KeyRotatorBuilder {
             clock: Arc::new(SystemClock),
             reset_interval: Duration::from_millis(DEFAULT_RESET_INTERVAL_MS),
             persistence: None,
+            store: None,
             event_capacity: DEFAULT_EVENT_CAPACITY,
         }
     }
@@ -48,6 +51,7 @@ impl std::fmt::Debug for KeyRotatorBuilder {
             .field("clock", &self.clock)
             .field("reset_interval", &self.reset_interval)
             .field("persistence", &self.persistence.is_some())
+            .field("store", &self.store.is_some())
             .field("event_capacity", &self.event_capacity)
             .finish()
     }
@@ -87,6 +91,23 @@ impl KeyRotatorBuilder {
         self
     }
 
+    /// The store the rotator writes every state change through and loads its state from
+    /// when built (see [`StateStore`] and `docs/stores.md`). Without one, state lives in memory
+    /// only.
+    ///
+    /// A store that cannot load (corrupt file, unreachable server) does not fail the build:
+    /// the error is logged, kept for [`KeyRotator::store_error`], and the rotator starts fresh.
+    pub fn store(mut self, store: impl StateStore) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// Like [`store`](Self::store), for a store that is already shared.
+    pub fn shared_store(mut self, store: Arc<dyn StateStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
     /// Events queued per subscriber before the oldest are dropped (1024 by default).
     pub fn event_capacity(mut self, capacity: usize) -> Self {
         self.event_capacity = capacity;
@@ -111,10 +132,22 @@ impl KeyRotatorBuilder {
             writer: Mutex::new(()),
             usage,
             clock: self.clock,
-            events: Emitter::new(self.event_capacity),
+            events: Emitter::new(self.event_capacity, self.store.clone()),
             persistence: self.persistence,
+            store_error: OnceLock::new(),
             ticker: Mutex::new(None),
         });
+        if let Some(store) = &self.store {
+            store.attach(StoreLink::new(&inner));
+            match store.load() {
+                Ok(Some(state)) => inner.apply(state.0),
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::warn!(%error, "could not load stored state; starting fresh");
+                    let _ = inner.store_error.set(error);
+                }
+            }
+        }
         if !self.reset_interval.is_zero() {
             let ticker = Ticker::spawn(Arc::downgrade(&inner), self.reset_interval);
             *inner.ticker.lock().unwrap_or_else(|e| e.into_inner()) = Some(ticker);

@@ -3,12 +3,13 @@
 mod builder;
 mod membership;
 pub(crate) mod pick;
+mod remote;
 mod select;
 mod ticker;
 mod transition;
 
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use arc_swap::ArcSwap;
 
@@ -68,6 +69,8 @@ pub(crate) struct Inner {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) events: Emitter,
     pub(crate) persistence: Option<Arc<dyn Persistence>>,
+    /// Why the store's state could not be loaded at build time, if it could not.
+    pub(crate) store_error: OnceLock<crate::store::StoreError>,
     ticker: Mutex<Option<Ticker>>,
 }
 
@@ -364,9 +367,25 @@ impl KeyRotator {
         self.inner.import_state(state)
     }
 
+    /// Why the [store](crate::KeyRotatorBuilder::store)'s state could not be loaded when the
+    /// rotator was built (it then started fresh), or `None` if it loaded or there is no store.
+    pub fn store_error(&self) -> Option<&crate::StoreError> {
+        self.inner.store_error.get()
+    }
+
+    /// Waits until the store has written every change made so far. Without a store, returns
+    /// at once. Blocks the thread: call it at checkpoints, not on a request path.
+    pub fn flush_store(&self) {
+        if let Some(store) = self.inner.events.store() {
+            store.flush();
+        }
+    }
+
     /// Stops the background ticker and waits for its thread to end (the original's
-    /// `destroy`). Dropping the last handle stops it too, without waiting.
+    /// `destroy`), after the store has written every change. Dropping the last handle stops
+    /// the ticker too, without waiting.
     pub fn shutdown(&self) {
+        self.flush_store();
         let ticker = self
             .inner
             .ticker
@@ -385,6 +404,7 @@ impl fmt::Debug for KeyRotator {
             .field("providers", &self.providers())
             .field("clock", &self.inner.clock)
             .field("persistence", &self.inner.persistence.is_some())
+            .field("store", &self.inner.events.store().is_some())
             .finish_non_exhaustive()
     }
 }

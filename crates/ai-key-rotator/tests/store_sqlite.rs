@@ -1,0 +1,246 @@
+//! The SQLite store: round trip, two processes sharing one database, the longer cooldown
+//! winning, secrets.
+#![cfg(feature = "sqlite")]
+
+mod store_support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::time::Duration;
+
+use ai_key_rotator::{CredentialState, KeyRotator, SqliteStore, StoreError};
+use store_support::*;
+
+fn until_of(r: &KeyRotator, label: &str) -> CredentialState {
+    r.provider_status("openai")
+        .unwrap()
+        .credentials
+        .into_iter()
+        .find(|c| c.id.label.as_deref() == Some(label))
+        .unwrap()
+        .state
+}
+
+fn store(path: &std::path::Path) -> SqliteStore {
+    SqliteStore::open(path)
+        .unwrap()
+        .poll_interval(Duration::from_millis(5))
+}
+
+#[test]
+fn round_trip_and_reset() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    let clock = clock();
+    let first = builder(&["sk-a", "sk-b"], &clock)
+        .store(store(&db))
+        .build()
+        .unwrap();
+    first.mark_exhausted("openai", Some("sk-a"));
+    first.shutdown();
+    drop(first);
+    let second = builder(&["sk-a", "sk-b"], &clock)
+        .store(store(&db))
+        .build()
+        .unwrap();
+    assert!(second.store_error().is_none());
+    assert_eq!(key(&second).as_deref(), Some("sk-b"));
+    let until = START.saturating_add(Duration::from_secs(60));
+    assert_eq!(
+        until_of(&second, "label-a"),
+        CredentialState::Cooling { until }
+    );
+    second.reset_all(None);
+    second.shutdown();
+    drop(second);
+    let third = builder(&["sk-a", "sk-b"], &clock)
+        .store(store(&db))
+        .build()
+        .unwrap();
+    assert_eq!(until_of(&third, "label-a"), CredentialState::Available);
+}
+
+#[test]
+fn the_longer_cooldown_wins_both_ways() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    let clock_a = clock();
+    let clock_b = clock();
+    clock_b.advance(Duration::from_secs(30));
+    let a = builder(&["sk-a", "sk-b"], &clock_a)
+        .store(store(&db))
+        .build()
+        .unwrap();
+    let b = builder(&["sk-a", "sk-b"], &clock_b)
+        .store(store(&db))
+        .build()
+        .unwrap();
+    b.mark_exhausted("openai", Some("sk-a")); // until START + 90 s
+    b.flush_store();
+    let long = CredentialState::Cooling {
+        until: START.saturating_add(Duration::from_secs(90)),
+    };
+    assert!(wait_until(Duration::from_secs(5), || until_of(
+        &a, "label-a"
+    ) == long));
+    // A shorter mark in A neither shortens A's view nor the stored one.
+    a.mark_exhausted("openai", Some("sk-a"));
+    a.flush_store();
+    assert_eq!(until_of(&a, "label-a"), long);
+    drop((a, b));
+    let c = builder(&["sk-a", "sk-b"], &clock_a)
+        .store(store(&db))
+        .build()
+        .unwrap();
+    assert_eq!(until_of(&c, "label-a"), long);
+}
+
+#[test]
+fn newer_schema_is_refused_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    drop(SqliteStore::open(&db).unwrap());
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.pragma_update(None, "user_version", 7).unwrap();
+    drop(conn);
+    let err = SqliteStore::open(&db).unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+    assert!(err.to_string().contains("version 7"), "{err}");
+}
+
+/// The child of `two_processes_share_one_database`.
+#[test]
+fn sqlite_child() {
+    if !child_role("sqlite") {
+        return;
+    }
+    let db = std::env::var("AKR_DB").unwrap();
+    let clock = clock();
+    let r = builder(&[CANARY, "sk-b", "sk-c"], &clock)
+        .store(store(db.as_ref()))
+        .build()
+        .unwrap();
+    println!("ready");
+    std::io::stdout().flush().unwrap();
+    // The parent marks the canary key: wait until this process skips it too.
+    assert!(wait_until(Duration::from_secs(10), || key(&r).as_deref()
+        == Some("sk-b")));
+    r.mark_exhausted("openai", Some("sk-b"));
+    r.flush_store();
+    println!("marked");
+    std::io::stdout().flush().unwrap();
+    // Stay alive until the parent is done.
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
+}
+
+#[test]
+fn two_processes_share_one_database() {
+    if std::env::var("AKR_TEST_CHILD").is_ok() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    let clock = clock();
+    let r = builder(&[CANARY, "sk-b", "sk-c"], &clock)
+        .store(store(&db))
+        .build()
+        .unwrap();
+    let mut child = spawn_self(
+        "sqlite_child",
+        "sqlite",
+        &[("AKR_DB", db.display().to_string())],
+    );
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut expect = |word: &str| {
+        let mut line = String::new();
+        while !line.trim_end().ends_with(word) {
+            line.clear();
+            assert!(
+                out.read_line(&mut line).unwrap() > 0,
+                "child died before `{word}`"
+            );
+        }
+    };
+    expect("ready");
+    r.mark_exhausted("openai", Some(CANARY));
+    r.flush_store();
+    expect("marked");
+    // The child's mark reaches this process: both of the first keys are skipped.
+    assert!(wait_until(Duration::from_secs(10), || key(&r).as_deref()
+        == Some("sk-c")));
+    writeln!(child.stdin.take().unwrap(), "done").unwrap();
+    assert!(child.wait().unwrap().success());
+    r.shutdown();
+
+    // Secrets: the database and its journal hold fingerprints, never keys.
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        assert!(!contains(&bytes, CANARY), "a key reached the database");
+    }
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let fp: String = conn
+        .query_row(
+            "SELECT fingerprint FROM credential_state WHERE state = 'cooling' ORDER BY fingerprint LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(fp.len(), 16);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&db).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+}
+
+#[test]
+fn disabled_keys_and_scope_cooldowns_are_stored_too() {
+    use ai_key_rotator::classify::{InvalidKeyCause, LimitKind, LimitScope, Verdict};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    let clock = clock();
+    let first = builder(&["sk-a", "sk-b"], &clock)
+        .store(store(&db))
+        .build()
+        .unwrap();
+    let a = first.get_key("openai").unwrap();
+    first.report(
+        &a,
+        &Verdict::InvalidKey {
+            cause: InvalidKeyCause::Invalid,
+        },
+    );
+    let b = first.get_key("openai").unwrap();
+    first.report(
+        &b,
+        &Verdict::RateLimited {
+            until: Some(START.saturating_add(Duration::from_secs(45))),
+            scope: LimitScope::Key,
+            limit: LimitKind::TokensPerMinute,
+        },
+    );
+    first.shutdown();
+    drop(first);
+
+    let second = builder(&["sk-a", "sk-b"], &clock)
+        .store(store(&db))
+        .build()
+        .unwrap();
+    assert_eq!(until_of(&second, "label-a"), CredentialState::Disabled);
+    assert_eq!(
+        until_of(&second, "label-b"),
+        CredentialState::Cooling {
+            until: START.saturating_add(Duration::from_secs(45))
+        }
+    );
+    // Enabling is stored as well.
+    assert!(second.enable("openai", "sk-a"));
+    second.shutdown();
+    drop(second);
+    let third = builder(&["sk-a", "sk-b"], &clock)
+        .store(store(&db))
+        .build()
+        .unwrap();
+    assert_eq!(until_of(&third, "label-a"), CredentialState::Available);
+}
