@@ -15,6 +15,9 @@ pub enum GatewayError {
          configure client_tokens"
     )]
     UnauthenticatedNotLoopback(std::net::SocketAddr),
+    /// The state store could not be opened.
+    #[error("cannot open the state store: {0}")]
+    Store(#[from] ai_key_rotator::StoreError),
     /// The upstream HTTP client could not be built.
     #[error("cannot build the upstream client: {0}")]
     Client(#[source] Box<dyn std::error::Error + Send + Sync>),

@@ -49,7 +49,7 @@ use ai_key_rotator::KeyRotator;
 use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 
-pub use config::{ConfigFileError, GatewayConfig, Warning};
+pub use config::{ConfigFileError, DEFAULT_STATE_FILE, GatewayConfig, StoreConfig, Warning};
 pub use error::GatewayError;
 
 use proxy::{Routes, Shared};
@@ -66,8 +66,22 @@ impl Gateway {
     /// # Errors
     /// When the rotator rejects the keys or the HTTP client cannot be built.
     pub fn new(config: GatewayConfig) -> Result<Gateway, GatewayError> {
-        let rotator = KeyRotator::from_config(config.rotator_config()?)
+        let mut builder = KeyRotator::builder().config(config.rotator_config()?);
+        if let Some(store) = config
+            .store
+            .as_ref()
+            .map(|s| s.open())
+            .transpose()?
+            .flatten()
+        {
+            builder = builder.shared_store(store);
+        }
+        let rotator = builder
+            .build()
             .map_err(|e| GatewayError::Config(e.into()))?;
+        if let Some(e) = rotator.store_error() {
+            tracing::warn!(error = %e, "state store could not be loaded; starting fresh");
+        }
         let client = upstream::client(&config).map_err(GatewayError::Client)?;
         let metrics = ops::metrics::Metrics::new();
         let routes = Routes::new(config, client, &metrics);
@@ -108,6 +122,8 @@ impl Gateway {
             shared.routes.load().config.shutdown_grace
         })
         .await;
+        // Everything recorded reaches the store before the process goes.
+        self.shared.rotator.flush_store();
         Ok(())
     }
 

@@ -659,3 +659,41 @@ async fn a_session_stays_on_one_key() {
         "one key for the whole session: {counts:?}"
     );
 }
+
+#[tokio::test]
+async fn a_restart_remembers_cooldowns_in_the_default_sqlite_store() {
+    let upstream = mock().await;
+    upstream
+        .script()
+        .on_key("sk-a", Behavior::rate_limited(Duration::from_secs(600)));
+    let text = support::config_text(
+        &upstream.base_url(),
+        "",
+        &[provider("openai", "openai", &["sk-a", "sk-b"])],
+    );
+    let gw = GatewayProcess::start(&text);
+    let answer = raw(gw.addr, &post("/openai/v1/chat/completions", CHAT, "")).await;
+    assert_eq!(status_of(&answer), 200, "{answer}");
+    assert_eq!(upstream.count_for_key("sk-a"), 1);
+    let dir = gw.stop();
+    assert!(
+        dir.path()
+            .join(ai_key_rotator_gateway::DEFAULT_STATE_FILE)
+            .exists()
+    );
+
+    // The new process starts with sk-a still cooling: it never sends it upstream.
+    let gw = GatewayProcess::start_in(dir, &text);
+    let status = support::get_json(&format!("{}/status", gw.url())).await;
+    assert_eq!(
+        status["providers"][0]["credentials"][0]["state"], "cooling",
+        "{status}"
+    );
+    let answer = raw(gw.addr, &post("/openai/v1/chat/completions", CHAT, "")).await;
+    assert_eq!(status_of(&answer), 200, "{answer}");
+    assert_eq!(
+        upstream.count_for_key("sk-a"),
+        1,
+        "the cooling key was not retried"
+    );
+}

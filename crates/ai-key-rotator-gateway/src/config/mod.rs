@@ -21,6 +21,7 @@ mod secret;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ai_key_rotator::classify::Family;
@@ -93,8 +94,8 @@ struct RawConfig {
     read_timeout_ms: u64,
     #[serde(default = "default_grace")]
     shutdown_grace_ms: u64,
-    /// Where cooldowns are kept across restarts. Parsed and validated now; the stores land
-    /// with the core's state work (until then state lives in memory).
+    /// Where cooldowns are kept across restarts. A configuration file without one keeps
+    /// them in SQLite next to itself (see [`GatewayConfig::load`]).
     #[serde(default)]
     store: Option<StoreConfig>,
     providers: BTreeMap<String, RawProvider>,
@@ -124,7 +125,8 @@ struct RawProvider {
     keys: Vec<SecretSpec>,
 }
 
-/// The `store` option: where state will be kept (not used yet; see the README).
+/// The `store` option: where cooldowns, disabled keys and counters are kept. Relative paths are
+/// relative to the configuration file.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
 #[non_exhaustive]
@@ -146,6 +148,40 @@ pub enum StoreConfig {
         /// The server's URL.
         url: String,
     },
+}
+
+/// The SQLite file a configuration file's state goes to when it names no store.
+pub const DEFAULT_STATE_FILE: &str = "ai-key-rotator-state.db";
+
+impl StoreConfig {
+    fn relative_to(self, base: &Path) -> StoreConfig {
+        let resolve = |p: String| base.join(p).display().to_string();
+        match self {
+            StoreConfig::File { path } => StoreConfig::File {
+                path: resolve(path),
+            },
+            StoreConfig::Sqlite { path } => StoreConfig::Sqlite {
+                path: resolve(path),
+            },
+            other => other,
+        }
+    }
+
+    /// Opens the store; `None` for memory.
+    pub(crate) fn open(
+        &self,
+    ) -> Result<Option<Arc<dyn ai_key_rotator::StateStore>>, ai_key_rotator::StoreError> {
+        Ok(match self {
+            StoreConfig::Memory => None,
+            StoreConfig::File { path } => Some(Arc::new(ai_key_rotator::FileStore::open(path)?)),
+            StoreConfig::Sqlite { path } => {
+                Some(Arc::new(ai_key_rotator::SqliteStore::open(path)?))
+            }
+            StoreConfig::Redis { url } => Some(Arc::new(
+                ai_key_rotator::RedisStore::builder(url.clone()).build()?,
+            )),
+        })
+    }
 }
 
 fn default_listen() -> SocketAddr {
@@ -187,7 +223,7 @@ pub struct GatewayConfig {
     pub read_timeout: Duration,
     /// How long shutdown waits for in-flight requests and streams.
     pub shutdown_grace: Duration,
-    /// The store option, parsed but not yet used.
+    /// Where state is kept; `None` = in memory only.
     pub store: Option<StoreConfig>,
     /// The providers, by name.
     pub providers: Vec<ProviderSettings>,
@@ -220,7 +256,9 @@ impl ProviderSettings {
 const RESERVED: [&str; 3] = ["/healthz", "/status", "/metrics"];
 
 impl GatewayConfig {
-    /// Reads and resolves a configuration file.
+    /// Reads and resolves a configuration file. Without a `store` option, state goes to
+    /// [`DEFAULT_STATE_FILE`] in the file's directory, so restarts remember cooldowns;
+    /// `store = { type = "memory" }` opts out.
     ///
     /// # Errors
     /// A [`ConfigFileError`] naming what is wrong (never a secret's value).
@@ -230,7 +268,12 @@ impl GatewayConfig {
             source,
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        let (config, mut warnings, inline) = Self::parse(&text, base)?;
+        let (mut config, mut warnings, inline) = Self::parse(&text, base)?;
+        if config.store.is_none() {
+            config.store = Some(StoreConfig::Sqlite {
+                path: base.join(DEFAULT_STATE_FILE).display().to_string(),
+            });
+        }
         if inline && readable_by_others(path) {
             warnings.push(Warning(format!(
                 "{} holds inline keys or tokens and is readable by other users; \
@@ -297,11 +340,6 @@ impl GatewayConfig {
         }
         if raw.connect_timeout_ms == 0 || raw.read_timeout_ms == 0 {
             return Err(ConfigFileError::Invalid("timeouts must be positive".into()));
-        }
-        if matches!(raw.store, Some(ref s) if *s != StoreConfig::Memory) {
-            warnings.push(Warning(
-                "`store` is parsed but not used yet: state is kept in memory".into(),
-            ));
         }
         if raw.providers.is_empty() {
             return Err(ConfigFileError::Invalid("no providers configured".into()));
@@ -413,7 +451,7 @@ impl GatewayConfig {
             connect_timeout: Duration::from_millis(raw.connect_timeout_ms),
             read_timeout: Duration::from_millis(raw.read_timeout_ms),
             shutdown_grace: Duration::from_millis(raw.shutdown_grace_ms),
-            store: raw.store,
+            store: raw.store.map(|s| s.relative_to(base)),
             providers,
         };
         // Let the rotator validate keys now (empty, duplicate), so errors name the provider.
@@ -748,8 +786,8 @@ mod tests {
     }
 
     #[test]
-    fn store_is_parsed_and_warned_about() {
-        let (c, w) = parse(
+    fn store_paths_are_relative_to_the_configuration() {
+        let (c, _) = parse(
             r#"client_tokens = ["a-long-enough-client-token"]
                store = { type = "sqlite", path = "state.db" }
                [providers.openai]
@@ -760,9 +798,24 @@ mod tests {
         assert_eq!(
             c.store,
             Some(StoreConfig::Sqlite {
-                path: "state.db".into()
+                path: "./state.db".into()
             })
         );
-        assert!(w.iter().any(|w| w.0.contains("store")));
+        // A file without a store keeps state in SQLite next to itself.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rotator.toml");
+        std::fs::write(
+            &path,
+            "client_tokens = [\"a-long-enough-client-token\"]\n\
+             [providers.openai]\nfamily = \"openai\"\nkeys = [\"sk-1\"]\n",
+        )
+        .unwrap();
+        let (c, _) = GatewayConfig::load(&path).unwrap();
+        assert_eq!(
+            c.store,
+            Some(StoreConfig::Sqlite {
+                path: dir.path().join(DEFAULT_STATE_FILE).display().to_string()
+            })
+        );
     }
 }

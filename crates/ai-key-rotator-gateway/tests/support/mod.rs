@@ -73,7 +73,19 @@ pub struct GatewayProcess {
 
 impl GatewayProcess {
     pub fn start(config: &str) -> GatewayProcess {
+        Self::start_in(tempfile::tempdir().unwrap(), config)
+    }
+
+    /// Stops the process with SIGTERM (a graceful shutdown) and hands back its folder, which
+    /// holds its configuration and state.
+    pub fn stop(mut self) -> tempfile::TempDir {
+        self.signal("TERM");
+        let _ = self.child.wait();
         let dir = tempfile::tempdir().unwrap();
+        std::mem::replace(&mut self.dir, dir)
+    }
+
+    pub fn start_in(dir: tempfile::TempDir, config: &str) -> GatewayProcess {
         let path = dir.path().join("rotator.toml");
         std::fs::write(&path, config).unwrap();
         set_private(&path);
