@@ -3,7 +3,7 @@
 //!
 //! reqwest did this job before; its per-request layers (parsing the URL into a `Url` and back
 //! into a `Uri`, boxing, cloning its connector stack, and a fresh timer for every body read)
-//! were a third of the gateway's own CPU time at saturation (see `BENCHMARKS-gateway.md`).
+//! were a third of the gateway's own CPU time at saturation (see the gateway section of `BENCHMARKS.md`).
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
