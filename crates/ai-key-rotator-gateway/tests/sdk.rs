@@ -84,7 +84,7 @@ async fn run_sdk(sdk: &str, family: &'static str) {
 
     // `/status` shows the blamed keys out of rotation.
     let status = support::get_json(&format!("{}/status", gateway.url())).await;
-    let state = |provider: &str, label: &str| -> String {
+    let credential = |provider: &str, label: &str| -> serde_json::Value {
         status["providers"]
             .as_array()
             .unwrap()
@@ -97,8 +97,14 @@ async fn run_sdk(sdk: &str, family: &'static str) {
                     .iter()
                     .find(|c| c["label"] == label)
             })
-            .map(|c| c["state"].as_str().unwrap().to_owned())
+            .cloned()
             .unwrap_or_default()
+    };
+    let state = |provider: &str, label: &str| -> String {
+        credential(provider, label)["state"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     };
     assert_ne!(
         state(&format!("{sdk}-429"), &format!("{sdk}-429-1")),
@@ -118,19 +124,8 @@ async fn run_sdk(sdk: &str, family: &'static str) {
     );
     // And says why: the classifier's reading of the provider's answer.
     let cause = |provider: &str, label: &str| -> String {
-        status["providers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["name"] == provider)
-            .and_then(|p| {
-                p["credentials"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .find(|c| c["label"] == label)
-            })
-            .and_then(|c| c["reason"]["cause"].as_str())
+        credential(provider, label)["reason"]["cause"]
+            .as_str()
             .unwrap_or_default()
             .to_owned()
     };

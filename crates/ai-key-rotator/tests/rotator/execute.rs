@@ -65,20 +65,25 @@ fn rate_limited(secs: u64) -> Verdict {
 }
 
 fn rotator(providers: &[(&str, &[&str])]) -> KeyRotator {
+    build(providers.iter().map(|(name, keys)| {
+        (
+            *name,
+            keys.iter().fold(
+                ProviderConfig::new().cooldown(Cooldown::fixed(Duration::from_secs(60))),
+                |p, k| p.credential(CredentialConfig::new(*k).label(*k)),
+            ),
+        )
+    }))
+}
+
+/// A rotator of these providers on the tokio-driven clock.
+fn build<'a>(providers: impl IntoIterator<Item = (&'a str, ProviderConfig)>) -> KeyRotator {
     let clock = TokioClock {
         start: tokio::time::Instant::now(),
     };
     providers
-        .iter()
-        .fold(KeyRotator::builder(), |b, (name, keys)| {
-            b.provider(
-                *name,
-                keys.iter().fold(
-                    ProviderConfig::new().cooldown(Cooldown::fixed(Duration::from_secs(60))),
-                    |p, k| p.credential(CredentialConfig::new(*k).label(*k)),
-                ),
-            )
-        })
+        .into_iter()
+        .fold(KeyRotator::builder(), |b, (name, p)| b.provider(name, p))
         .clock(clock)
         .reset_interval(Duration::ZERO)
         .build()
@@ -271,23 +276,15 @@ async fn attempt_timeouts_and_transport_errors_are_retried() {
 async fn dropping_the_future_releases_the_lease() {
     // One key that admits one request in flight at a time: a lease that were not released
     // would lock it out.
-    let clock = TokioClock {
-        start: tokio::time::Instant::now(),
-    };
-    let r = KeyRotator::builder()
-        .provider(
-            "openai",
-            ProviderConfig::new()
-                .credential("a")
-                .budget(ai_key_rotator::Budget {
-                    max_in_flight: Some(1),
-                    ..ai_key_rotator::Budget::default()
-                }),
-        )
-        .clock(clock)
-        .reset_interval(Duration::ZERO)
-        .build()
-        .unwrap();
+    let r = build([(
+        "openai",
+        ProviderConfig::new()
+            .credential("a")
+            .budget(ai_key_rotator::Budget {
+                max_in_flight: Some(1),
+                ..ai_key_rotator::Budget::default()
+            }),
+    )]);
     let plan = Plan::new("openai");
     let fut = r.execute(&plan, |_attempt| async {
         tokio::time::sleep(Duration::from_secs(3600)).await;
@@ -307,19 +304,11 @@ async fn dropping_the_future_releases_the_lease() {
 
 #[tokio::test(start_paused = true)]
 async fn unknown_providers_and_attempt_records_name_keys_safely() {
-    let clock = TokioClock {
-        start: tokio::time::Instant::now(),
-    };
-    let r = KeyRotator::builder()
-        .provider(
-            "openai",
-            ProviderConfig::new()
-                .credential(CredentialConfig::new("sk-secret-canary-123456789").label("canary")),
-        )
-        .clock(clock)
-        .reset_interval(Duration::ZERO)
-        .build()
-        .unwrap();
+    let r = build([(
+        "openai",
+        ProviderConfig::new()
+            .credential(CredentialConfig::new("sk-secret-canary-123456789").label("canary")),
+    )]);
     let script = Script::default().on("sk-secret-canary-123456789", [rate_limited(5)]);
     let err = run(&r, &Plan::new("openai"), &script).await.unwrap_err();
     for text in [err.to_string(), format!("{err:?}")] {
