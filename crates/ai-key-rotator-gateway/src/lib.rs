@@ -94,6 +94,14 @@ impl Gateway {
         })
     }
 
+    /// The `/status` document: every configured provider and key, by label and fingerprint.
+    pub fn status_json(&self) -> serde_json::Value {
+        let routes = self.shared.routes.load();
+        let visible: Vec<&str> = routes.providers.iter().map(|p| &*p.name).collect();
+        serde_json::to_value(ops::StatusView::of(&self.shared.rotator.status(), &visible))
+            .unwrap_or_default()
+    }
+
     /// The rotator behind the gateway.
     pub fn rotator(&self) -> &KeyRotator {
         &self.shared.rotator

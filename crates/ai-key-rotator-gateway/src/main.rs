@@ -164,7 +164,21 @@ async fn status(path: PathBuf, url: Option<String>, json: bool) -> ExitCode {
     let body = match req.send().await {
         Ok(r) if r.status().is_success() => r.text().await.unwrap_or_default(),
         Ok(r) => return fail(&format!("{base}/status answered {}", r.status())),
-        Err(e) => return fail(&format!("cannot reach {base}: {}", e.without_url())),
+        Err(e) => {
+            // No gateway running: read what the state store remembers instead.
+            eprintln!(
+                "ai-key-rotator: cannot reach {base} ({}); reading the state store",
+                e.without_url()
+            );
+            match ai_key_rotator_gateway::Gateway::new(config) {
+                Ok(g) => {
+                    let body = g.status_json().to_string();
+                    g.rotator().shutdown();
+                    body
+                }
+                Err(e) => return fail(&e.to_string()),
+            }
+        }
     };
     if json {
         println!("{body}");
