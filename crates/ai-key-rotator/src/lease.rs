@@ -131,9 +131,6 @@ impl<'r> Lease<'r> {
 
     /// Reports the verdict on the request (see [`KeyRotator::report`]) and ends the lease.
     pub fn report(self, verdict: &Verdict) -> ReportOutcome {
-        if verdict.is_success() {
-            self.settle_tokens(None);
-        }
         self.rotator.report(&self.credential, verdict)
     }
 

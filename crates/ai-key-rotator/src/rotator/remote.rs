@@ -7,12 +7,11 @@
 //! subscribers as `Event::Remote` and never back to the store, so nothing echoes.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use super::Inner;
 use crate::credential::Fingerprint;
 use crate::events::Event;
-use crate::pool::{ProviderSnap, SlotState};
+use crate::pool::SlotState;
 use crate::store::RemoteChange;
 
 impl Inner {
@@ -52,7 +51,7 @@ impl Inner {
                     credential: slot.id.clone(),
                     until,
                 });
-                self.leave_if_current(prov, i);
+                self.move_off(prov, |j| j == i, now);
                 true
             }
             RemoteChange::Reset { up_to } => {
@@ -91,7 +90,7 @@ impl Inner {
                     credential: slot.id.clone(),
                     reason: std::borrow::Cow::Borrowed("disabled by another process"),
                 });
-                self.leave_if_current(prov, i);
+                self.move_off(prov, |j| j == i, now);
                 true
             }
             RemoteChange::Enabled => {
@@ -105,20 +104,6 @@ impl Inner {
                     credential: slot.id.clone(),
                 });
                 true
-            }
-        }
-    }
-
-    /// Moves the fill-first cursor off credential `i` if it is the current one, as a local
-    /// mark does, so the next `get_key` does not pay for the search.
-    fn leave_if_current(&self, prov: &ProviderSnap, i: usize) {
-        let n = prov.slots.len();
-        let cursor = prov.shared.cursor.load(Ordering::Relaxed);
-        if n > 0 && cursor as usize % n == i {
-            let before = prov.shared.exhaustion.load();
-            match self.find_ready(prov, i + 1, n - 1, self.clock.now()) {
-                Some(next) => self.move_cursor(prov, cursor, next),
-                None => self.note_exhausted(prov, before),
             }
         }
     }

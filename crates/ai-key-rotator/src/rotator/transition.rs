@@ -318,7 +318,12 @@ impl Inner {
     /// If the current credential is among those just made unavailable, moves the provider on
     /// now, so the next caller does not pay for the search (and `Rotated` or `AllExhausted`
     /// follow the change that caused them).
-    fn move_off(&self, prov: &ProviderSnap, affected: impl Fn(usize) -> bool, now: Timestamp) {
+    pub(super) fn move_off(
+        &self,
+        prov: &ProviderSnap,
+        affected: impl Fn(usize) -> bool,
+        now: Timestamp,
+    ) {
         let n = prov.slots.len();
         if n == 0 {
             return;
