@@ -64,6 +64,7 @@ mod credential;
 mod error;
 mod events;
 pub mod execute;
+mod identity;
 mod lease;
 mod persist;
 mod pool;
@@ -76,11 +77,12 @@ pub use budget::Budget;
 pub use clock::{Clock, FakeClock, SystemClock, Timestamp};
 pub use config::{CredentialConfig, DEFAULT_RESET_INTERVAL_MS, ProviderConfig, RotatorConfig};
 pub use cooldown::Cooldown;
-pub use credential::{Credential, CredentialId, Fingerprint, InvalidFingerprint};
+pub use credential::Credential;
 pub use error::{ConfigError, StateError};
 pub use events::{Event, RecvError, Subscription};
+pub use identity::{CredentialId, Fingerprint, InvalidFingerprint};
 pub use lease::{AcquireError, AcquireOptions, Lease};
-pub use persist::{BoxFuture, MemoryPersistence, Persistence, PersistenceError};
+pub use persist::{MemoryPersistence, Persistence, PersistenceError};
 pub use rotator::{KeyRotator, KeyRotatorBuilder, ReportOutcome};
 pub use status::{
     CooldownReason, CredentialState, CredentialStatus, ProviderStatus, RotatorStatus,
@@ -89,9 +91,9 @@ pub use status::{
 pub use store::FileStore;
 #[cfg(feature = "sqlite")]
 pub use store::SqliteStore;
-pub use store::{CredentialRecord, RemoteChange, StateStore, StoreError, StoreLink, StoredState};
 #[cfg(feature = "redis")]
 pub use store::{RedisMonitor, RedisStore, RedisStoreBuilder};
+pub use store::{StateStore, StoreError};
 pub use strategy::Strategy;
 
 #[cfg(test)]
