@@ -216,9 +216,17 @@ impl Backend for SqliteStore {
             }
         };
         let poll = self.poll;
+        // Note what is stored now, before the rotator loads it (it loads right after this), so
+        // that the first poll applies exactly what other processes change from here on. Done
+        // on the writer thread instead, a change made between the load and that thread's first
+        // look would be noted as already seen and never applied.
+        let mut writer = Writer::new(conn, rotator);
+        if let Err(error) = writer.pull(false) {
+            tracing::warn!(%error, "SQLite store: first read failed");
+        }
         let spawned = std::thread::Builder::new()
             .name("ai-key-rotator-sqlite".into())
-            .spawn(move || Writer::new(conn, rotator).run(&receiver, poll));
+            .spawn(move || writer.run(&receiver, poll));
         match spawned {
             Ok(h) => *self.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(h),
             Err(error) => tracing::error!(%error, "could not start the SQLite writer thread"),
@@ -364,11 +372,6 @@ impl Writer {
     }
 
     fn run(mut self, receiver: &mpsc::Receiver<Msg>, poll: Duration) {
-        // Start from what is stored, so the first poll applies only what changes later (the
-        // rotator loaded the rest when it was built).
-        if let Err(error) = self.pull(false) {
-            tracing::warn!(%error, "SQLite store: first read failed");
-        }
         loop {
             let first = match receiver.recv_timeout(poll) {
                 Ok(m) => Some(m),
