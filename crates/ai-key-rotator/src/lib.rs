@@ -44,9 +44,13 @@
 //! - [`Credential`]: a handed-out key; [`CredentialId`] and [`Fingerprint`] name it safely.
 //! - [`Event`] and [`Subscription`]: what happened, for whoever listens.
 //! - [`RotatorStatus`]: what each provider and credential is doing.
-//! - [`Persistence`]: where `save` and `load` keep state.
-//! - [`StateStore`]: durable and shared state written through on every change; [`FileStore`]
-//!   (default feature `file`), `SqliteStore` (feature `sqlite`), `RedisStore` (feature `redis`).
+//! - Keeping state, two ways; pick one:
+//!   - a [`StateStore`] ([`KeyRotatorBuilder::store`]): written through on every change, off
+//!     your threads; shared by processes with `SqliteStore` (feature `sqlite`) or `RedisStore`
+//!     (feature `redis`), or kept by one with [`FileStore`] (default feature `file`). The usual
+//!     choice.
+//!   - a [`Persistence`] adapter ([`KeyRotatorBuilder::persistence`]): the original's explicit
+//!     `save()`/`load()`, for storage the crate does not provide.
 //! - [`Clock`], [`FakeClock`]: time, injectable for tests.
 //!
 //! # Secrets
