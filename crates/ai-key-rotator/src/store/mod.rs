@@ -350,7 +350,9 @@ pub(crate) fn touched(event: &Event) -> Vec<(Arc<str>, Fingerprint)> {
 }
 
 /// Whether a store persists this event: the changes of credential state (cooldowns, resets,
-/// disabling), not the announcements derived from them (`Rotated`, `AllExhausted`).
+/// disabling), not the announcements derived from them (`Rotated`, `AllExhausted`). Only the
+/// stores that write each change (SQLite, Redis) ask.
+#[cfg(any(feature = "sqlite", feature = "redis"))]
 pub(crate) fn changes_state(event: &Event) -> bool {
     matches!(
         event,
