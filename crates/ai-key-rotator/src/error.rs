@@ -72,6 +72,28 @@ pub enum ConfigError {
         /// The provider.
         provider: String,
     },
+    /// A configuration text that could not be read: malformed, a misspelt or misplaced field,
+    /// a value of the wrong type, a missing field. It says where (line, provider, credential,
+    /// field) and never quotes the text, whose lines may hold keys: field names appear in it,
+    /// values never do.
+    #[error(
+        "invalid {format} configuration{}: {reason}",
+        crate::config::location(.line, .provider, .credential, .field)
+    )]
+    Parse {
+        /// The language of the text.
+        format: crate::config::ConfigFormat,
+        /// The line of the problem (1-based), when the parser knows it.
+        line: Option<usize>,
+        /// The provider it is in.
+        provider: Option<Box<str>>,
+        /// The credential it is in: its label, else its fingerprint, else its position (`#2`).
+        credential: Option<Box<str>>,
+        /// The field it is about.
+        field: Option<Box<str>>,
+        /// What is wrong, with the document's values taken out.
+        reason: Box<str>,
+    },
     /// More credentials in one provider than the rotator indexes (2³² − 1).
     #[error("provider `{provider}` has too many credentials")]
     TooManyCredentials {

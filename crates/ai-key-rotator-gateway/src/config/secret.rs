@@ -3,8 +3,11 @@
 
 use std::path::Path;
 
+use std::fmt;
+
 use secrecy::SecretString;
 use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
 
 use super::ConfigFileError;
 
@@ -18,26 +21,56 @@ use super::ConfigFileError;
 ///   { key = "${ORG_B_KEY}", scope = "org-b", weight = 3 }, # keys only: quota scope, weight
 /// ]
 /// ```
-#[derive(Clone, Deserialize)]
-#[serde(untagged)]
+#[derive(Clone)]
 pub(crate) enum SecretSpec {
     /// Text with `${VAR}` references expanded; inline when it has none.
     Text(String),
     /// A table naming the secret's source and, for keys, its label.
-    Table {
-        #[serde(default)]
-        key: Option<String>,
-        #[serde(default)]
-        file: Option<String>,
-        #[serde(default)]
-        label: Option<String>,
-        /// Keys only: the quota scope (keys of one organization or project share it).
-        #[serde(default)]
-        scope: Option<String>,
-        /// Keys only: the share of picks under the `weighted` strategy.
-        #[serde(default)]
-        weight: Option<u32>,
-    },
+    Table(SecretTable),
+}
+
+/// The table form of a [`SecretSpec`]. A field it does not have is an error: a misspelt
+/// `lable` must not silently leave a key unlabelled.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SecretTable {
+    #[serde(default)]
+    key: Option<String>,
+    #[serde(default)]
+    file: Option<String>,
+    #[serde(default)]
+    label: Option<String>,
+    /// Keys only: the quota scope (keys of one organization or project share it).
+    #[serde(default)]
+    scope: Option<String>,
+    /// Keys only: the share of picks under the `weighted` strategy.
+    #[serde(default)]
+    weight: Option<u32>,
+}
+
+// Written by hand rather than `#[serde(untagged)]`: an untagged enum tries each form and reports
+// only "did not match any variant", losing the table's own error (which field is unknown).
+impl<'de> Deserialize<'de> for SecretSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Spec;
+        impl<'de> Visitor<'de> for Spec {
+            type Value = SecretSpec;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or a table with `key` or `file`")
+            }
+
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<SecretSpec, E> {
+                Ok(SecretSpec::Text(s.to_owned()))
+            }
+
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<SecretSpec, A::Error> {
+                SecretTable::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(SecretSpec::Table)
+            }
+        }
+        d.deserialize_any(Spec)
+    }
 }
 
 /// A secret that has been read.
@@ -54,18 +87,18 @@ impl SecretSpec {
     pub(crate) fn resolve(&self, what: &str, base: &Path) -> Result<Resolved, ConfigFileError> {
         let (text, label) = match self {
             SecretSpec::Text(t) => (t, None),
-            SecretSpec::Table {
+            SecretSpec::Table(SecretTable {
                 key: Some(t),
                 file: None,
                 label,
                 ..
-            } => (t, label.clone()),
-            SecretSpec::Table {
+            }) => (t, label.clone()),
+            SecretSpec::Table(SecretTable {
                 key: None,
                 file: Some(f),
                 label,
                 ..
-            } => {
+            }) => {
                 let path = base.join(f);
                 let raw = std::fs::read_to_string(&path).map_err(|e| ConfigFileError::Secret {
                     what: what.to_owned(),
@@ -78,7 +111,7 @@ impl SecretSpec {
                     inline: false,
                 });
             }
-            SecretSpec::Table { .. } => {
+            SecretSpec::Table(_) => {
                 return Err(ConfigFileError::Secret {
                     what: what.to_owned(),
                     reason: "give exactly one of `key` or `file`".into(),
@@ -103,7 +136,7 @@ impl SecretSpec {
     pub(crate) fn scope_and_weight(&self) -> (Option<&str>, Option<u32>) {
         match self {
             SecretSpec::Text(_) => (None, None),
-            SecretSpec::Table { scope, weight, .. } => (scope.as_deref(), *weight),
+            SecretSpec::Table(t) => (t.scope.as_deref(), t.weight),
         }
     }
 }

@@ -7,6 +7,7 @@
 //! also caps what providers say.
 
 pub(crate) mod calendar;
+mod de;
 
 use std::time::Duration;
 
@@ -31,8 +32,13 @@ const DAY_MS: u64 = 86_400_000;
 /// cooldown = { type = "exponential", base_ms = 1000, factor = 2.0, max_ms = 600000 }
 /// cooldown = { type = "from-response", cap_ms = 3600000, fallback = { type = "fixed", duration_ms = 60000 } }
 /// ```
+///
+/// A field a variant does not have is an error (`{ type = "midnight-utc", time_zone = "…" }`
+/// is not silently midnight UTC).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+// Read through `de::CooldownDe`, which rejects unknown fields in every variant; the field
+// attributes below serve `Serialize` and document the defaults the mirror applies.
+#[serde(tag = "type", rename_all = "kebab-case", from = "de::CooldownDe")]
 #[non_exhaustive]
 pub enum Cooldown {
     /// Rest for a fixed time after each mark.
