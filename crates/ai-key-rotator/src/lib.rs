@@ -86,7 +86,7 @@ pub use config::{
 };
 pub use cooldown::Cooldown;
 pub use credential::Credential;
-pub use error::{ConfigError, StateError};
+pub use error::{ConfigError, InvalidPolicy, StateError};
 pub use events::{Event, RecvError, Subscription};
 pub use identity::{CredentialId, Fingerprint, InvalidFingerprint};
 pub use lease::{AcquireError, AcquireOptions, Lease};

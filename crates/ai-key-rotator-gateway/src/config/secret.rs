@@ -121,7 +121,7 @@ impl SecretSpec {
         let inline = !text.contains("${");
         let value = expand_env(text).map_err(|reason| ConfigFileError::Secret {
             what: what.to_owned(),
-            reason,
+            reason: reason.to_string(),
         })?;
         Ok(Resolved {
             secret: value.into(),
@@ -141,23 +141,31 @@ impl SecretSpec {
     }
 }
 
+/// Why a `${VAR}` reference could not be expanded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum EnvError {
+    #[error("unterminated `${{` reference")]
+    Unterminated,
+    #[error("empty `${{}}` reference")]
+    Empty,
+    #[error("environment variable `{0}` is not set")]
+    Unset(String),
+}
+
 /// Expands every `${VAR}` in `text` from the environment. A missing variable is an error that
 /// names it; `$` not followed by `{` is kept as is.
-pub(crate) fn expand_env(text: &str) -> Result<String, String> {
+pub(crate) fn expand_env(text: &str) -> Result<String, EnvError> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(start) = rest.find("${") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        let end = after
-            .find('}')
-            .ok_or_else(|| "unterminated `${` reference".to_owned())?;
+        let end = after.find('}').ok_or(EnvError::Unterminated)?;
         let name = &after[..end];
         if name.is_empty() {
-            return Err("empty `${}` reference".into());
+            return Err(EnvError::Empty);
         }
-        let value =
-            std::env::var(name).map_err(|_| format!("environment variable `{name}` is not set"))?;
+        let value = std::env::var(name).map_err(|_| EnvError::Unset(name.to_owned()))?;
         out.push_str(&value);
         rest = &after[end + 1..];
     }
@@ -176,12 +184,12 @@ mod tests {
         let path = std::env::var("PATH").unwrap();
         assert_eq!(expand_env("x-${PATH}-y").unwrap(), format!("x-{path}-y"));
         assert_eq!(expand_env("plain $HOME").unwrap(), "plain $HOME");
-        assert!(
-            expand_env("${AKR_TEST_SURELY_UNSET}")
-                .unwrap_err()
-                .contains("AKR_TEST_SURELY_UNSET")
+        assert_eq!(
+            expand_env("${AKR_TEST_SURELY_UNSET}"),
+            Err(EnvError::Unset("AKR_TEST_SURELY_UNSET".into()))
         );
-        assert!(expand_env("${oops").is_err());
+        assert_eq!(expand_env("${oops"), Err(EnvError::Unterminated));
+        assert_eq!(expand_env("${}"), Err(EnvError::Empty));
     }
 
     #[test]

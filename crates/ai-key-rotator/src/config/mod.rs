@@ -18,6 +18,7 @@
 
 mod text;
 
+use crate::error::InvalidPolicy;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -176,7 +177,7 @@ impl ProviderConfig {
     }
 
     pub(crate) fn compiled_budgets(&self, provider: &str) -> Result<CompiledBudgets, ConfigError> {
-        let invalid = |reason: String| ConfigError::InvalidBudget {
+        let invalid = |reason: InvalidPolicy| ConfigError::InvalidBudget {
             provider: provider.to_owned(),
             reason,
         };
@@ -210,17 +211,14 @@ impl ProviderConfig {
     }
 
     pub(crate) fn compiled_cooldown(&self, provider: &str) -> Result<Policy, ConfigError> {
-        self.cooldown.compile().map_err(|reason| {
-            if reason == "zero-length cooldown" {
-                ConfigError::ZeroCooldown {
-                    provider: provider.to_owned(),
-                }
-            } else {
-                ConfigError::InvalidCooldown {
-                    provider: provider.to_owned(),
-                    reason,
-                }
-            }
+        self.cooldown.compile().map_err(|reason| match reason {
+            InvalidPolicy::ZeroLength => ConfigError::ZeroCooldown {
+                provider: provider.to_owned(),
+            },
+            reason => ConfigError::InvalidCooldown {
+                provider: provider.to_owned(),
+                reason,
+            },
         })
     }
 
