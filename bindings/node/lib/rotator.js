@@ -1,7 +1,7 @@
 'use strict'
 
 const { EventEmitter } = require('node:events')
-const { NativeRotator } = require('../native/binding.js')
+const { NativeRotator, getKeyAt } = require('../native/binding.js')
 const { KeyRotatorError, native, fromNative } = require('./errors.js')
 const { describe } = require('./response.js')
 
@@ -32,6 +32,8 @@ function info(credential, extra) {
  */
 class AIKeyRotator extends EventEmitter {
   #native
+  /** The native `getKey` table's slot for this rotator. */
+  #slot
   #persistence
   /** Provider name → the native index `getKeyAt` takes. */
   #providerIndex = new Map()
@@ -56,6 +58,7 @@ class AIKeyRotator extends EventEmitter {
     }
     this.#persistence = persistence ?? null
     this.#native = native(() => new NativeRotator(JSON.stringify({ ...rest, providers: Object.entries(providers) })))
+    this.#slot = this.#native.slot()
     // Events cost nothing until someone listens: the native subscription starts with the
     // first listener of one of the rotator's events.
     this.on('newListener', (name) => {
@@ -100,7 +103,7 @@ class AIKeyRotator extends EventEmitter {
     let p = this.#providerIndex.get(provider)
     if (p === undefined) p = this.#indexOf(provider)
     if (p < 0) return null
-    const h = this.#native.getKeyAt(p)
+    const h = getKeyAt(this.#slot, p)
     if (this.#subscribed) this.#drain()
     if (h < 0) return null
     return this.#credentials[h] ?? this.#credential(h)

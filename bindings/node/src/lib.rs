@@ -11,6 +11,7 @@ mod convert;
 mod error;
 mod events;
 mod execute;
+mod hot;
 mod lease;
 mod registry;
 mod store;
@@ -24,7 +25,6 @@ use napi_derive::napi;
 use serde_json::Value;
 
 use crate::error::{Result, config_error, destroyed, js_error, state_error};
-use crate::registry::Registry;
 
 /// The native rotator behind the JavaScript `AIKeyRotator`.
 #[napi]
@@ -33,7 +33,8 @@ pub struct NativeRotator {
     rotator: Option<KeyRotator>,
     /// The clock, when the configuration asked for a fake one (tests move it forward).
     fake_clock: Option<FakeClock>,
-    registry: Registry,
+    /// This rotator's entry in the `getKey` table (see `hot`).
+    slot: u32,
     /// The events JavaScript drains, once it listens.
     events: Option<ai_key_rotator::Subscription>,
 }
@@ -110,10 +111,11 @@ impl NativeRotator {
             ));
         }
         let rotator = builder.build().map_err(config_error)?;
+        let slot = hot::insert(rotator.clone());
         Ok(NativeRotator {
             rotator: Some(rotator),
             fake_clock,
-            registry: Registry::default(),
+            slot,
             events: None,
         })
     }
@@ -122,36 +124,28 @@ impl NativeRotator {
         self.rotator.as_ref().ok_or_else(destroyed)
     }
 
+    /// The slot `getKeyAt` takes.
+    #[napi]
+    pub fn slot(&self) -> u32 {
+        self.slot
+    }
+
     /// A small number for a provider name that `getKeyAt` takes instead of the name, or -1
     /// for an unknown provider. Saves converting the name's string on every `getKey`.
     #[napi]
-    pub fn provider_index(&mut self, name: String) -> Result<i32> {
-        let rotator = self.rotator.as_ref().ok_or_else(destroyed)?;
-        if rotator.family(&name).is_none() {
+    pub fn provider_index(&self, name: String) -> Result<i32> {
+        if self.rotator()?.family(&name).is_none() {
             return Ok(-1);
         }
-        Ok(self.registry.provider_index(name))
-    }
-
-    /// The handle of the credential `getKey` hands out, or -1 when none is available. The
-    /// JavaScript layer keeps one credential object per handle and returns it.
-    #[napi]
-    pub fn get_key_at(&mut self, provider: u32) -> Result<i32> {
-        let rotator = self.rotator.as_ref().ok_or_else(destroyed)?;
-        let Some(name) = self.registry.provider_name(provider) else {
-            return Ok(-1);
-        };
-        Ok(match rotator.get_key(name) {
-            Some(credential) => self.registry.handle(provider, credential),
-            None => -1,
-        })
+        Ok(hot::with(self.slot, |h| h.registry.provider_index(name)).unwrap_or(-1))
     }
 
     /// `{ key, label, meta, provider, fingerprint }` of a handle from `getKeyAt`.
     #[napi]
     pub fn credential_at(&self, handle: u32) -> Result<Value> {
-        self.registry
-            .credential_object(handle)
+        self.rotator()?;
+        hot::with(self.slot, |h| h.registry.credential_object(handle))
+            .flatten()
             .ok_or_else(|| js_error("ERR_INVALID_ARG", "unknown credential handle"))
     }
 
@@ -163,11 +157,13 @@ impl NativeRotator {
     /// Marks the credential of a handle exhausted, whichever is current now.
     #[napi]
     pub fn mark_handle_exhausted(&self, handle: u32) -> Result<bool> {
-        let rotator = self.rotator()?;
-        Ok(self
-            .registry
-            .credential(handle)
-            .is_some_and(|c| rotator.mark_credential_exhausted(c)))
+        self.rotator()?;
+        Ok(hot::with(self.slot, |h| {
+            h.registry
+                .credential(handle)
+                .is_some_and(|c| h.rotator.mark_credential_exhausted(c))
+        })
+        .unwrap_or(false))
     }
 
     #[napi]
@@ -214,7 +210,7 @@ impl NativeRotator {
         if removed {
             // A credential added again later with the same key gets a fresh handle, with its
             // new label and metadata.
-            self.registry.forget(&provider, &key);
+            hot::with(self.slot, |h| h.registry.forget(&provider, &key));
         }
         Ok(removed)
     }
@@ -279,17 +275,19 @@ impl NativeRotator {
         headers: Vec<Vec<String>>,
         body: Option<String>,
     ) -> Result<Value> {
-        let rotator = self.rotator()?;
-        let credential = self
-            .registry
-            .credential(handle)
-            .ok_or_else(|| js_error("ERR_INVALID_ARG", "unknown credential"))?;
+        self.rotator()?;
+        let status = http_status(status)?;
         let headers = pairs(headers);
         let body = body.unwrap_or_default();
-        let response = Response::new(http_status(status)?, &headers, body.as_bytes());
-        Ok(convert::camel(
-            &rotator.report_response(credential, &response),
-        ))
+        let response = Response::new(status, &headers, body.as_bytes());
+        hot::with(self.slot, |h| {
+            let credential = h.registry.credential(handle)?;
+            Some(convert::camel(
+                &h.rotator.report_response(credential, &response),
+            ))
+        })
+        .flatten()
+        .ok_or_else(|| js_error("ERR_INVALID_ARG", "unknown credential"))
     }
 
     /// The family name whose responses `provider` sends (`openai`, `anthropic`, …).
@@ -356,10 +354,18 @@ impl NativeRotator {
     #[napi]
     pub fn destroy(&mut self) {
         if let Some(rotator) = self.rotator.take() {
+            hot::remove(self.slot);
             rotator.shutdown();
         }
-        self.registry = Registry::default();
         self.events = None;
+    }
+}
+
+impl Drop for NativeRotator {
+    fn drop(&mut self) {
+        if self.rotator.is_some() {
+            hot::remove(self.slot);
+        }
     }
 }
 

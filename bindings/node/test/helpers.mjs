@@ -18,8 +18,8 @@ export const mockBinary = process.env.AKR_MOCK_UPSTREAM ?? path.join(repo, 'targ
  * Starts `mock-upstream` on 127.0.0.1 at a free port, scripted per key:
  * `startMock({ 'sk-a': 'rate-limited:20000', 'sk-b': 'invalid-key' })`.
  */
-export async function startMock(rules = {}) {
-  const args = ['--listen', '127.0.0.1:0']
+export async function startMock(rules = {}, extraArgs = []) {
+  const args = ['--listen', '127.0.0.1:0', ...extraArgs]
   for (const [key, behavior] of Object.entries(rules)) args.push('--on-key', `${key}=${behavior}`)
   const child = spawn(mockBinary, args, { stdio: ['ignore', 'ignore', 'pipe'] })
   let err = ''
