@@ -1,21 +1,19 @@
 'use strict'
 
 const { KeyRotatorError } = require('./errors.js')
+const { PreparedPlan } = require('./rotator.js')
 
 /**
  * How each provider family takes its key. The SDK's own key (say `apiKey: "unused"`) is
  * replaced, whichever header it used.
  */
-const AUTH_HEADERS = ['authorization', 'x-api-key', 'api-key', 'x-goog-api-key']
+const AUTH_HEADERS = new Set(['authorization', 'x-api-key', 'api-key', 'x-goog-api-key'])
 const DIALECTS = {
-  anthropic: (headers, key) => headers.set('x-api-key', key),
-  'azure-openai': (headers, key) => headers.set('api-key', key),
-  gemini: (headers, key, url) => {
-    url.searchParams.delete('key')
-    headers.set('x-goog-api-key', key)
-  },
+  anthropic: (headers, key) => { headers['x-api-key'] = key },
+  'azure-openai': (headers, key) => { headers['api-key'] = key },
+  gemini: (headers, key) => { headers['x-goog-api-key'] = key },
 }
-const bearer = (headers, key) => headers.set('authorization', `Bearer ${key}`)
+const bearer = (headers, key) => { headers.authorization = `Bearer ${key}` }
 
 /**
  * A `fetch` that sends each request with a key of `provider`, written the provider's way.
@@ -48,26 +46,26 @@ function rotatingFetch(rotator, provider, options = {}) {
     return families.get(p)
   }
   familyOf(provider) // throws for a destroyed rotator
+  const prepared = new PreparedPlan({ ...plan, provider, fallback })
   return async function fetchWithRotation(input, init) {
-    const request = new Request(input, init)
-    // The body is sent once per attempt, so it is read once here. Requests to AI providers
-    // are JSON of bounded size; responses, which can stream, are never buffered.
-    const body = request.body ? await request.arrayBuffer() : undefined
+    const request = await replayable(input, init)
     const signal = request.signal
+    // The caller's headers once, as a plain object without any credential: each attempt
+    // copies it and adds its key (a `Headers` per attempt cost more than the rest).
+    const base = {}
+    forEachHeader(request.headers, (name, value) => {
+      const lower = name.toLowerCase()
+      if (!AUTH_HEADERS.has(lower)) base[lower] = value
+    })
     try {
-      return await rotator.execute({ ...plan, provider, fallback }, (attempt) => {
-        const url = new URL(request.url)
-        const target = retarget(url, provider, attempt.provider, baseURL)
-        const headers = new Headers(request.headers)
-        for (const h of AUTH_HEADERS) headers.delete(h)
-        ;(DIALECTS[familyOf(attempt.provider)] ?? bearer)(headers, attempt.key, target)
-        return baseFetch(target, {
-          method: request.method,
-          headers,
-          body,
-          signal,
-          redirect: request.redirect,
-        })
+      return await rotator.execute(prepared, (attempt) => {
+        const family = familyOf(attempt.provider)
+        const url = family === 'gemini' || attempt.provider !== provider
+          ? target(request.url, provider, attempt.provider, baseURL, family)
+          : request.url
+        const headers = { ...base }
+        ;(DIALECTS[family] ?? bearer)(headers, attempt.key)
+        return baseFetch(url, { ...request.init, headers, body: request.body, signal })
       })
     } catch (error) {
       if (signal?.aborted) throw signal.reason ?? error
@@ -83,11 +81,43 @@ function rotatingFetch(rotator, provider, options = {}) {
   }
 }
 
-function retarget(url, primary, provider, baseURL) {
-  if (provider === primary || baseURL[provider] == null || baseURL[primary] == null) return url
-  const from = String(baseURL[primary]).replace(/\/+$/, '')
-  if (!url.href.startsWith(from)) return url
-  return new URL(String(baseURL[provider]).replace(/\/+$/, '') + url.href.slice(from.length))
+/**
+ * The parts of a request that each attempt sends again. The body is sent once per attempt, so
+ * a stream is read once here; a string or bytes (what the SDKs send) is kept as it is, without
+ * building a `Request`. Requests to AI providers are JSON of bounded size; responses, which can
+ * stream, are never buffered.
+ */
+async function replayable(input, init = {}) {
+  const plainBody = init.body == null || typeof init.body === 'string' || init.body instanceof ArrayBuffer || ArrayBuffer.isView(init.body)
+  if (!(input instanceof Request) && plainBody) {
+    const { headers, body, signal, ...rest } = init
+    return { url: String(input), init: rest, headers: headers ?? {}, body: body ?? undefined, signal: signal ?? undefined }
+  }
+  const request = new Request(input, init)
+  return {
+    url: request.url,
+    init: { method: request.method, redirect: request.redirect },
+    headers: request.headers,
+    body: request.body ? await request.arrayBuffer() : undefined,
+    signal: request.signal,
+  }
+}
+
+function forEachHeader(headers, fn) {
+  if (headers == null) return
+  if (typeof headers.forEach === 'function' && !Array.isArray(headers)) headers.forEach((v, k) => fn(k, v))
+  else for (const [k, v] of Array.isArray(headers) ? headers : Object.entries(headers)) if (v != null) fn(k, String(v))
+}
+
+/** The URL for an attempt: a fallback provider's own server, and no key in a Gemini query. */
+function target(href, primary, provider, baseURL, family) {
+  let url = new URL(href)
+  if (provider !== primary && baseURL[provider] != null && baseURL[primary] != null) {
+    const from = String(baseURL[primary]).replace(/\/+$/, '')
+    if (url.href.startsWith(from)) url = new URL(String(baseURL[provider]).replace(/\/+$/, '') + url.href.slice(from.length))
+  }
+  if (family === 'gemini') url.searchParams.delete('key')
+  return url
 }
 
 module.exports = { rotatingFetch }

@@ -25,14 +25,20 @@ async function describe(response) {
   return { status, headers, body }
 }
 
+/** Headers as one flat array, `[name, value, name, value, …]`. */
 function headerPairs(headers) {
-  if (headers == null) return []
-  if (typeof headers.entries === 'function' && !Array.isArray(headers)) {
-    return Array.from(headers.entries(), ([k, v]) => [String(k), String(v)])
+  const out = []
+  if (headers == null) return out
+  if (typeof headers.forEach === 'function' && !Array.isArray(headers) && !(headers instanceof Map)) {
+    headers.forEach((v, k) => out.push(String(k), String(v)))
+    return out
   }
-  if (Array.isArray(headers)) return headers.map(([k, v]) => [String(k), String(v)])
-  return Object.entries(headers).flatMap(([k, v]) =>
-    Array.isArray(v) ? v.map((x) => [k, String(x)]) : v == null ? [] : [[k, String(v)]])
+  const entries = Array.isArray(headers) ? headers : headers instanceof Map ? [...headers] : Object.entries(headers)
+  for (const [k, v] of entries) {
+    if (Array.isArray(v)) for (const x of v) out.push(String(k), String(x))
+    else if (v != null) out.push(String(k), String(v))
+  }
+  return out
 }
 
 function bodyText(body) {

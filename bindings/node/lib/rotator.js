@@ -39,6 +39,8 @@ class AIKeyRotator extends EventEmitter {
   #providerIndex = new Map()
   /** Handle → the credential object `getKey` returns, built once per credential. */
   #credentials = []
+  /** Handle → `{ provider, fingerprint }` of the credential. */
+  #origins = []
   /** Credential object → handle, for `reportResponse` and `markCredentialExhausted`. */
   #handles = new WeakMap()
   #subscribed = false
@@ -119,8 +121,16 @@ class AIKeyRotator extends EventEmitter {
     const c = native(() => this.#native.credentialAt(h))
     const credential = Object.freeze({ key: c.key, label: c.label ?? undefined, meta: c.meta ?? undefined })
     this.#credentials[h] = credential
+    this.#origins[h] = { provider: c.provider, fingerprint: c.fingerprint }
     this.#handles.set(credential, h)
     return credential
+  }
+
+  /** What `execute` hands its function for an attempt with the credential of handle `h`. */
+  #attempt(h, number) {
+    const c = this.#credentials[h] ?? this.#credential(h)
+    const { provider, fingerprint } = this.#origins[h]
+    return Object.freeze({ number, provider, key: c.key, label: c.label, fingerprint, meta: c.meta })
   }
 
   /** Marks `key` (or the current credential) exhausted and rotates; `true` if one was marked. */
@@ -237,21 +247,52 @@ class AIKeyRotator extends EventEmitter {
     if (typeof fn !== 'function') throw new TypeError('execute(plan, fn): fn must be a function')
     const values = new Map()
     let next = 0
-    const outcome = await native(() => this.#native.execute(JSON.stringify(toPlan(plan)), async (attempt) => {
-      const id = next++
-      try {
-        const value = await fn(Object.freeze({ ...attempt, label: attempt.label ?? undefined, meta: attempt.meta ?? undefined }))
-        values.set(id, { value })
-        return { id, failed: false, ...(await describe(value)) }
-      } catch (error) {
-        values.set(id, { error })
-        return { id, failed: true }
+    // The core's loop is polled here, on this thread (see src/execute.rs): it asks for an
+    // attempt, is answered, and asks again or finishes; it waits on a timer only for a backoff
+    // or a key coming back, and then rings.
+    let wake = null
+    const ring = () => {
+      const w = wake
+      wake = null
+      w?.()
+    }
+    const planJson = plan instanceof PreparedPlan ? plan.json : JSON.stringify(toPlan(plan))
+    const run = native(() => this.#native.execute(planJson))
+    let outcome
+    try {
+      for (;;) {
+        const h = run.poll()
+        if (h === -1) {
+          outcome = run.outcome()
+          break
+        }
+        if (h >= 0) {
+          const id = next++
+          try {
+            const value = await fn(this.#attempt(h, id + 1))
+            values.set(id, { value })
+            const { status, headers, body } = await describe(value)
+            run.answer(id, status, headers, body ?? null)
+          } catch (error) {
+            values.set(id, { error })
+            run.fail(id)
+          }
+          continue
+        }
+        if (h < -2) throw destroyedError()
+        if (run.arm(ring)) continue
+        await new Promise((resolve) => { wake = resolve })
       }
-    }))
+    } finally {
+      run.close()
+    }
     if (this.#subscribed) this.#drain()
-    const keep = outcome.ok ? outcome.id : outcome.lastId
+    if (typeof outcome === 'number') {
+      for (const [id, v] of values) if (id !== outcome) discard(v.value)
+      return values.get(outcome).value
+    }
+    const keep = outcome.lastId
     for (const [id, v] of values) if (id !== keep) discard(v.value)
-    if (outcome.ok) return values.get(outcome.id).value
     const last = outcome.lastId == null ? undefined : values.get(outcome.lastId)
     throw new KeyRotatorError(outcome.code, outcome.message, {
       retryAt: outcome.retryAt,
@@ -297,6 +338,7 @@ class AIKeyRotator extends EventEmitter {
     this.#native.destroy()
     this.#destroyed = true
     this.#credentials = []
+    this.#origins = []
   }
 }
 
@@ -345,6 +387,13 @@ function destroyedError() {
   return new KeyRotatorError('ERR_ROTATOR_DESTROYED', 'the rotator was destroyed: create a new AIKeyRotator')
 }
 
+/** A plan serialized once, for a caller that runs it many times (the fetch adapter). */
+class PreparedPlan {
+  constructor(plan) {
+    this.json = JSON.stringify(toPlan(plan))
+  }
+}
+
 function toPlan(plan) {
   if (typeof plan === 'string') return { providers: [plan] }
   if (plan == null || typeof plan.provider !== 'string') {
@@ -362,4 +411,4 @@ function discard(value) {
   }
 }
 
-module.exports = { AIKeyRotator, Lease, fromNative }
+module.exports = { AIKeyRotator, Lease, PreparedPlan, fromNative }

@@ -95,7 +95,7 @@ impl NativeLease {
     pub fn report_response(
         &mut self,
         status: u32,
-        headers: Vec<Vec<String>>,
+        headers: Vec<String>,
         body: Option<String>,
     ) -> Result<Value> {
         self.lease()?;
