@@ -39,7 +39,14 @@ use crate::{NativeRotator, hot, pairs};
 /// and what the classifier reads (`None`: the function threw, a transport failure).
 struct AttemptAnswer {
     id: u32,
-    response: Option<(u16, Vec<(String, String)>, String)>,
+    response: Option<Answered>,
+}
+
+/// A provider's answer as the classifier reads it.
+struct Answered {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
 }
 
 /// Rings JavaScript to poll again. Ref'd: a pending backoff keeps the process alive, as a
@@ -169,10 +176,11 @@ impl NativeRotator {
                         let answer = rx
                             .await
                             .map_err(|_| "the attempt was abandoned".to_owned())?;
-                        let Some((status, headers, body)) = answer.response else {
+                        let Some(r) = answer.response else {
                             return Err(answer.id.to_string());
                         };
-                        let verdict = a.classify(&Response::new(status, &headers, body.as_bytes()));
+                        let verdict =
+                            a.classify(&Response::new(r.status, &r.headers, r.body.as_bytes()));
                         Ok((verdict, answer.id))
                     }
                 })
@@ -262,7 +270,11 @@ impl NativeExecution {
             .unwrap_or(500);
         self.reply(AttemptAnswer {
             id,
-            response: Some((status, pairs(headers), body.unwrap_or_default())),
+            response: Some(Answered {
+                status,
+                headers: pairs(headers),
+                body: body.unwrap_or_default(),
+            }),
         });
     }
 
