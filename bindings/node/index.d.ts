@@ -177,6 +177,8 @@ export interface Attempt {
   readonly label?: string
   readonly fingerprint: string
   readonly meta?: Record<string, unknown>
+  /** Aborted when the loop gives up on this attempt (its time limit passed). */
+  readonly signal: AbortSignal
 }
 
 export interface FetchOptions extends Omit<Plan, 'provider'> {

@@ -65,7 +65,9 @@ function rotatingFetch(rotator, provider, options = {}) {
           : request.url
         const headers = { ...base }
         ;(DIALECTS[family] ?? bearer)(headers, attempt.key)
-        return baseFetch(url, { ...request.init, headers, body: request.body, signal })
+        // The attempt's signal aborts it when the loop gives up on it (its time limit).
+        const attemptSignal = signal ? AbortSignal.any([signal, attempt.signal]) : attempt.signal
+        return baseFetch(url, { ...request.init, headers, body: request.body, signal: attemptSignal })
       })
     } catch (error) {
       if (signal?.aborted) throw signal.reason ?? error

@@ -126,11 +126,32 @@ class AIKeyRotator extends EventEmitter {
     return credential
   }
 
+  /** Starts an attempt; `settled` resolves (never rejects) to what `#deliver` answers with. */
+  #start(h, id, fn, values) {
+    const controller = new AbortController()
+    const settled = (async () => {
+      try {
+        const value = await fn(this.#attempt(h, id + 1, controller.signal))
+        values.set(id, { value })
+        return { id, ...(await describe(value)) }
+      } catch (error) {
+        values.set(id, { error })
+        return { id, failed: true }
+      }
+    })()
+    return { id, controller, settled }
+  }
+
+  #deliver(run, answer) {
+    if (answer.failed) run.fail(answer.id)
+    else run.answer(answer.id, answer.status, answer.headers, answer.body ?? null)
+  }
+
   /** What `execute` hands its function for an attempt with the credential of handle `h`. */
-  #attempt(h, number) {
+  #attempt(h, number, signal) {
     const c = this.#credentials[h] ?? this.#credential(h)
     const { provider, fingerprint } = this.#origins[h]
-    return Object.freeze({ number, provider, key: c.key, label: c.label, fingerprint, meta: c.meta })
+    return Object.freeze({ number, provider, key: c.key, label: c.label, fingerprint, meta: c.meta, signal })
   }
 
   /** Marks `key` (or the current credential) exhausted and rotates; `true` if one was marked. */
@@ -256,33 +277,46 @@ class AIKeyRotator extends EventEmitter {
       wake = null
       w?.()
     }
-    const planJson = plan instanceof PreparedPlan ? plan.json : JSON.stringify(toPlan(plan))
-    const run = native(() => this.#native.execute(planJson))
+    const prepared = plan instanceof PreparedPlan ? plan : new PreparedPlan(plan)
+    const run = native(() => this.#native.execute(prepared.json))
     let outcome
+    let running = null // the attempt in flight: { id, controller, settled }
     try {
       for (;;) {
         const h = run.poll()
         if (h === -1) {
           outcome = run.outcome()
+          running?.controller.abort(new KeyRotatorError('ERR_DEADLINE_EXCEEDED', 'the deadline passed'))
           break
         }
-        if (h >= 0) {
-          const id = next++
-          try {
-            const value = await fn(this.#attempt(h, id + 1))
-            values.set(id, { value })
-            const { status, headers, body } = await describe(value)
-            run.answer(id, status, headers, body ?? null)
-          } catch (error) {
-            values.set(id, { error })
-            run.fail(id)
-          }
-          continue
-        }
         if (h < -2) throw destroyedError()
+        if (h >= 0) {
+          // A new attempt; one still running was given up by the loop (timed out).
+          running?.controller.abort(new KeyRotatorError('ERR_ATTEMPT_TIMEOUT', 'the attempt took longer than its time limit'))
+          running = this.#start(h, next++, fn, values)
+          // Without a time limit nothing but the answer can move the loop on: wait for it
+          // without arming a ring (the common, cheapest path).
+          if (!prepared.timed) {
+            this.#deliver(run, await running.settled)
+            running = null
+            continue
+          }
+        }
         if (run.arm(ring)) continue
-        await new Promise((resolve) => { wake = resolve })
+        const rung = new Promise((resolve) => { wake = resolve })
+        if (running) {
+          const settled = await Promise.race([running.settled, rung])
+          if (settled !== undefined) {
+            this.#deliver(run, settled)
+            running = null
+          }
+        } else {
+          await rung
+        }
       }
+    } catch (e) {
+      running?.controller.abort(e)
+      throw e
     } finally {
       run.close()
     }
@@ -390,7 +424,10 @@ function destroyedError() {
 /** A plan serialized once, for a caller that runs it many times (the fetch adapter). */
 class PreparedPlan {
   constructor(plan) {
-    this.json = JSON.stringify(toPlan(plan))
+    const p = toPlan(plan)
+    this.json = JSON.stringify(p)
+    // Whether a timer can end an attempt: then the loop is polled when it fires.
+    this.timed = p.attemptTimeoutMs != null || p.deadlineMs != null
   }
 }
 

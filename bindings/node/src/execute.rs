@@ -91,7 +91,8 @@ const WAITING: i32 = -2;
 const DESTROYED: i32 = -3;
 
 /// The attempt the loop waits for: what to tell JavaScript, and where its answer goes.
-type Request = (i32, oneshot::Sender<AttemptAnswer>);
+/// The credential handle, the attempt's number, and where its answer goes.
+type Request = (i32, u32, oneshot::Sender<AttemptAnswer>);
 type Outcome = std::result::Result<u32, ExecuteError<u32, String>>;
 
 #[derive(Deserialize)]
@@ -171,7 +172,7 @@ impl NativeRotator {
                         h.registry.handle(p as u32, a.credential().clone())
                     })
                     .unwrap_or(DESTROYED);
-                    *slot.borrow_mut() = Some((handle, tx));
+                    *slot.borrow_mut() = Some((handle, a.number(), tx));
                     async move {
                         let answer = rx
                             .await
@@ -204,7 +205,8 @@ pub struct NativeExecution {
     run: Option<Pin<Box<dyn Future<Output = Outcome>>>>,
     outcome: Option<Outcome>,
     requests: Rc<RefCell<Option<Request>>>,
-    reply: Option<oneshot::Sender<AttemptAnswer>>,
+    /// The running attempt's number and where its answer goes.
+    reply: Option<(u32, oneshot::Sender<AttemptAnswer>)>,
     waker: Option<Waker>,
     wake: Arc<Mutex<WakeState>>,
 }
@@ -240,8 +242,10 @@ impl NativeExecution {
                 DONE
             }
             Poll::Pending => match self.requests.borrow_mut().take() {
-                Some((handle, reply)) => {
-                    self.reply = Some(reply);
+                Some((handle, number, reply)) => {
+                    // An attempt still running here was given up (timed out): its answer, if
+                    // it comes, is no longer awaited.
+                    self.reply = Some((number, reply));
                     handle
                 }
                 None => WAITING,
@@ -285,14 +289,24 @@ impl NativeExecution {
     }
 
     fn reply(&mut self, answer: AttemptAnswer) {
-        if let Some(reply) = self.reply.take() {
+        // Ids count attempts from 0, the loop from 1. The answer to an attempt the loop gave up
+        // on (timed out) is dropped.
+        if self
+            .reply
+            .as_ref()
+            .is_some_and(|(n, _)| *n == answer.id + 1)
+            && let Some((_, reply)) = self.reply.take()
+        {
+            // JavaScript polls next: the wake this send causes needs no ring.
+            self.wake.lock().unwrap_or_else(|e| e.into_inner()).armed = false;
             // The loop may have been closed meanwhile; then nobody waits for the answer.
             let _ = reply.send(answer);
         }
     }
 
-    /// Called when `poll` said `waiting`: `ring` is called (on this thread) when the timer the
-    /// loop waits for fires. Returns `true` when it already fired: poll again at once.
+    /// Called when `poll` said `waiting`, or while an attempt runs under a time limit: `ring`
+    /// is called (on this thread) when the timer the loop waits for fires. Returns `true` when
+    /// it already fired: poll again at once.
     #[napi(ts_args_type = "ring: () => void")]
     pub fn arm(&mut self, ring: Function<'_, Value, ()>) -> Result<bool> {
         let mut state = self.wake.lock().unwrap_or_else(|e| e.into_inner());

@@ -183,3 +183,39 @@ test('execute: a thrown error is a transport failure; attempts run out with it a
   assert.equal(r.getStatus('p').available, 2)
   r.destroy()
 })
+
+test('execute: an attempt over its time limit is given up (its signal aborts) and retried', async () => {
+  const r = new AIKeyRotator({ providers: { p: { credentials: [{ key: 'a' }] } }, resetIntervalMs: 0 })
+  let slowSignal
+  const answer = await r.execute({ provider: 'p', attemptTimeoutMs: 50, backoffBaseMs: 1, backoffMaxMs: 1 }, (attempt) => {
+    if (attempt.number === 1) {
+      slowSignal = attempt.signal
+      // Never answers by itself; settles only when aborted.
+      return new Promise((_, reject) => attempt.signal.addEventListener('abort', () => reject(attempt.signal.reason)))
+    }
+    return { status: 200, body: `attempt ${attempt.number}` }
+  })
+  assert.equal(answer.body, 'attempt 2')
+  // A timeout says nothing about the key: it stays available.
+  assert.equal(r.getStatus('p').available, 1)
+  assert.equal(slowSignal.aborted, true)
+  assert.equal(slowSignal.reason.code, 'ERR_ATTEMPT_TIMEOUT')
+  r.destroy()
+})
+
+test('execute: with a deadline it waits for a key that comes back before it', async () => {
+  const r = new AIKeyRotator({ providers: { p: { credentials: [{ key: 'a' }], cooldown: { type: 'fixed', durationMs: 30 } } }, resetIntervalMs: 0 })
+  r.markExhausted('p')
+  const keys = []
+  const answer = await r.execute({ provider: 'p', deadlineMs: 60_000 }, (attempt) => {
+    keys.push(attempt.key)
+    return { status: 200 }
+  })
+  assert.equal(answer.status, 200)
+  assert.deepEqual(keys, ['a'])
+  const none = await r.execute({ provider: 'p' }, () => ({ status: 429, headers: { 'retry-after': '600' } })).catch((e) => e)
+  assert.equal(none.code, 'ERR_NO_KEY_AVAILABLE')
+  const late = await r.execute({ provider: 'p', deadlineMs: 50 }, () => ({ status: 200 })).catch((e) => e)
+  assert.ok(['ERR_NO_KEY_AVAILABLE', 'ERR_DEADLINE_EXCEEDED'].includes(late.code), late.code)
+  r.destroy()
+})
