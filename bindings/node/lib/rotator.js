@@ -253,7 +253,11 @@ class AIKeyRotator extends EventEmitter {
     if (!(typeof lease.info === 'function')) {
       throw new KeyRotatorError(lease.code, lease.message, { retryAt: lease.retryAt, now: this.now() })
     }
-    return new Lease(lease, () => { if (this.#subscribed) this.#drain() })
+    const h = lease.handle()
+    const c = h >= 0 ? (this.#credentials[h] ?? this.#credential(h)) : null
+    const origin = c ? this.#origins[h] : null
+    const info = c ? { key: c.key, label: c.label, meta: c.meta, provider: origin.provider, fingerprint: origin.fingerprint } : lease.info()
+    return new Lease(lease, info, () => { if (this.#subscribed) this.#drain() })
   }
 
   /**
@@ -380,10 +384,9 @@ class AIKeyRotator extends EventEmitter {
 class Lease {
   #native
   #after
-  constructor(nativeLease, after) {
+  constructor(nativeLease, c, after) {
     this.#native = nativeLease
     this.#after = after
-    const c = nativeLease.info()
     this.key = c.key
     this.label = c.label ?? undefined
     this.meta = c.meta ?? undefined

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::convert::camel;
 use crate::error::{Result, acquire_error, js_error};
-use crate::{NativeRotator, http_status, pairs};
+use crate::{NativeRotator, hot, http_status, pairs};
 
 type MaybeLease<'a> = Option<Lease<'a>>;
 
@@ -29,6 +29,7 @@ self_cell!(
 #[napi]
 pub struct NativeLease {
     cell: LeaseCell,
+    handle: i32,
 }
 
 impl std::fmt::Debug for NativeLease {
@@ -55,7 +56,22 @@ impl NativeRotator {
             tokens: tokens.map_or(0, |t| t.max(0.0) as u64),
         };
         match LeaseCell::try_new(rotator, |r| r.acquire_with(&provider, &options).map(Some)) {
-            Ok(cell) => Ok(Either::A(NativeLease { cell })),
+            Ok(cell) => {
+                // The credential as a handle of the `getKey` table: JavaScript builds its object
+                // once and reuses it for every lease and `getKey` of that credential.
+                let handle = cell
+                    .borrow_dependent()
+                    .as_ref()
+                    .and_then(|lease| {
+                        let credential = lease.credential().clone();
+                        hot::with(self.slot, |h| {
+                            let p = h.registry.provider_index(credential.provider().to_owned());
+                            h.registry.handle(p as u32, credential)
+                        })
+                    })
+                    .unwrap_or(-1);
+                Ok(Either::A(NativeLease { cell, handle }))
+            }
             Err(e @ AcquireError::Unavailable { .. }) => Ok(Either::B(json!({
                 "code": "ERR_NO_KEY_AVAILABLE",
                 "message": e.to_string(),
@@ -75,6 +91,12 @@ impl NativeLease {
                 "the lease was already reported or released",
             )
         })
+    }
+
+    /// The credential's handle in the `getKey` table (see `credentialAt`).
+    #[napi]
+    pub fn handle(&self) -> i32 {
+        self.handle
     }
 
     /// `{ key, label, meta, provider, fingerprint }`.
