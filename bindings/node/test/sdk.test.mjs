@@ -10,7 +10,7 @@ import { startMock } from './helpers.mjs'
 
 let mock
 before(async () => {
-  const rules = { unused: 'invalid-key', 'oa-500': 'server-error' }
+  const rules = { unused: 'invalid-key', 'oa-500': 'server-error', 'gm-i1': 'invalid-key' }
   for (const sdk of ['oa', 'an']) {
     rules[`${sdk}-r1`] = 'rate-limited:20000'
     rules[`${sdk}-d1`] = 'rate-limited:20000'
@@ -125,5 +125,38 @@ test('plain fetch through the adapter: a client error is returned at once, serve
   // A server error says nothing about the key: it stays available.
   assert.equal(r.getStatus('broken').credentials[0].state, 'available')
   assert.equal(r.getStatus('broken').credentials[0].timesUsed, 2)
+  r.destroy()
+})
+
+test('each dialect gets its key its own way: Gemini (no key left in the query) and Azure', async () => {
+  const r = new AIKeyRotator({
+    providers: {
+      gemini: { credentials: [{ key: 'gm-i1' }, { key: 'gm-ok' }] },
+      azure: { family: 'azure-openai', credentials: [{ key: 'az-ok' }] },
+    },
+  })
+  const body = JSON.stringify({ contents: [{ parts: [{ text: 'hi' }] }] })
+  // The caller's own key in the query is the mock's invalid 'unused': it must be removed.
+  const sent = []
+  const recording = (url, init) => {
+    sent.push({ url: String(url), headers: init.headers })
+    return fetch(url, init)
+  }
+  const gemini = await r.fetch('gemini', { fetch: recording })(`${mock.url}/v1beta/models/gemini-2.0-flash:generateContent?key=unused`, {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body,
+  })
+  assert.equal(gemini.status, 200)
+  assert.equal((await gemini.json()).candidates[0].content.parts[0].text, REPLY)
+  assert.deepEqual(r.getStatus('gemini').credentials.map((c) => c.state), ['disabled', 'available'])
+  assert.deepEqual(sent.map((s) => [new URL(s.url).searchParams.has('key'), s.headers['x-goog-api-key']]), [[false, 'gm-i1'], [false, 'gm-ok']])
+
+  sent.length = 0
+  const azure = await r.fetch('azure', { fetch: recording })(`${mock.url}/openai/deployments/gpt4/chat/completions?api-version=2024-10-21`, {
+    method: 'POST', headers: { 'content-type': 'application/json', 'api-key': 'unused' }, body: JSON.stringify({ messages: [{ role: 'user', content: 'hi' }] }),
+  })
+  assert.equal(azure.status, 200)
+  assert.equal((await azure.json()).choices[0].message.content, REPLY)
+  assert.equal(sent[0].headers['api-key'], 'az-ok')
+  assert.equal(sent[0].headers.authorization, undefined)
   r.destroy()
 })
