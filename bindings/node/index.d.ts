@@ -107,6 +107,10 @@ export interface CredentialStatus {
   /** When a cooling credential is available again (Unix ms). */
   until?: number
   isExhausted: boolean
+  /** The original's names: whether it is cooling or disabled, since when, until when. */
+  exhausted: boolean
+  exhaustedAt: number | null
+  resetAt: number | null
   timesUsed: number
   timesExhausted: number
   lastExhaustedAt: number | null
@@ -117,6 +121,8 @@ export interface CredentialStatus {
 
 export interface ProviderStatus {
   name: string
+  /** The same as `name`, as the original called it. */
+  provider: string
   total: number
   available: number
   exhausted: number

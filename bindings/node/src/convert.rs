@@ -39,10 +39,12 @@ pub(crate) fn camel_case(key: &str) -> String {
     out
 }
 
-/// One provider's status: the core's fields plus the original's counts.
+/// One provider's status: the core's fields plus the original's names for them (`provider`,
+/// `exhausted` as a count; per credential `exhausted`, `exhaustedAt`, `resetAt`).
 pub(crate) fn provider_status(status: &ProviderStatus) -> Value {
     let mut value = camel(status);
     if let Value::Object(map) = &mut value {
+        map.insert("provider".into(), status.name.clone().into());
         let exhausted = status.total - status.available;
         map.insert("exhausted".into(), exhausted.into());
         if let Some(Value::Array(creds)) = map.get_mut("credentials") {
@@ -50,6 +52,17 @@ pub(crate) fn provider_status(status: &ProviderStatus) -> Value {
                 if let Value::Object(c) = c {
                     let available = c.get("state").and_then(Value::as_str) == Some("available");
                     c.insert("isExhausted".into(), (!available).into());
+                    c.insert("exhausted".into(), (!available).into());
+                    let at = if available {
+                        Value::Null
+                    } else {
+                        c.get("lastExhaustedAt").cloned().unwrap_or(Value::Null)
+                    };
+                    c.insert("exhaustedAt".into(), at);
+                    c.insert(
+                        "resetAt".into(),
+                        c.get("until").cloned().unwrap_or(Value::Null),
+                    );
                 }
             }
         }

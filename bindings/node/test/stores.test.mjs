@@ -13,7 +13,8 @@ const providers = { openai: { credentials: [{ key: 'sk-1', label: 'one' }, { key
 
 /** Polls `check` until it holds (a store's change reaches another process in the background). */
 async function eventually(check, what) {
-  for (let i = 0; i < 400; i++) {
+  // Generous: a loaded machine may take a while; the property, not the time, is checked.
+  for (let i = 0; i < 1200; i++) {
     if (check()) return
     await sleep(25)
   }
