@@ -209,9 +209,17 @@ impl StateStore for SqliteStore {
             }
         };
         let poll = self.poll;
+        // Note what is stored before `attach` returns, not on the writer thread: the rotator
+        // loads its state next, and a change another process commits after that must count as
+        // a change. Taken on the thread, the note could come late (a loaded machine) and
+        // swallow such a change as already seen, so this process never applied it.
+        let mut writer = Writer::new(conn, rotator);
+        if let Err(error) = writer.pull(false) {
+            tracing::warn!(%error, "SQLite store: first read failed");
+        }
         let spawned = std::thread::Builder::new()
             .name("ai-key-rotator-sqlite".into())
-            .spawn(move || Writer::new(conn, rotator).run(&receiver, poll));
+            .spawn(move || writer.run(&receiver, poll));
         match spawned {
             Ok(h) => *self.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(h),
             Err(error) => tracing::error!(%error, "could not start the SQLite writer thread"),
@@ -340,12 +348,9 @@ impl Writer {
         }
     }
 
+    /// Writes and polls until the rotator is gone. `attach` has noted what was stored, so the
+    /// first poll applies only what changed later (the rotator loaded the rest when built).
     fn run(mut self, receiver: &mpsc::Receiver<Msg>, poll: Duration) {
-        // Start from what is stored, so the first poll applies only what changes later (the
-        // rotator loaded the rest when it was built).
-        if let Err(error) = self.pull(false) {
-            tracing::warn!(%error, "SQLite store: first read failed");
-        }
         loop {
             let first = match receiver.recv_timeout(poll) {
                 Ok(m) => Some(m),
