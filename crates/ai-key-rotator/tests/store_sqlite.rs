@@ -105,6 +105,33 @@ fn newer_schema_is_refused_with_a_clear_error() {
     assert!(err.to_string().contains("version 7"), "{err}");
 }
 
+/// A change another rotator commits right after this one was built reaches this one. The store
+/// notes what is stored when it attaches; noted later, on its own thread, it could take such a
+/// change for one it had already seen and never apply it (`two_processes_share_one_database`
+/// failed this way under load). Several rounds, since before the fix it depended on scheduling.
+#[test]
+fn a_change_right_after_build_is_applied() {
+    for round in 0..20 {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("state.db");
+        let clock = clock();
+        let a = builder(&["sk-a", "sk-b"], &clock)
+            .store(store(&db))
+            .build()
+            .unwrap();
+        let b = builder(&["sk-a", "sk-b"], &clock)
+            .store(store(&db))
+            .build()
+            .unwrap();
+        a.mark_exhausted("openai", Some("sk-a"));
+        a.flush_store();
+        assert!(
+            wait_until(PATIENCE, || key(&b).as_deref() == Some("sk-b")),
+            "round {round}: the other rotator's mark never arrived"
+        );
+    }
+}
+
 /// The child of `two_processes_share_one_database`.
 #[test]
 fn sqlite_child() {

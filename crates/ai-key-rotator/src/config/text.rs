@@ -195,11 +195,19 @@ fn field_in_message(message: &str) -> Option<&str> {
     is_field_name(name).then_some(name)
 }
 
-/// Whether a word from the document may be shown: a field name, not a value. Keys are longer
-/// and are values; a short identifier-like word is a field name someone typed.
+/// Whether a word from the document may be shown as a field name. A field error's word is
+/// where a field name belongs, but someone may have pasted a key there: words that look like
+/// keys stay hidden. Field names are short, have few digits, and are not long mixed-case
+/// strings; keys (Mistral's 32 mixed-case characters, Gemini's 39, the rest longer) fail one
+/// of these.
 fn is_field_name(word: &str) -> bool {
+    let digits = word.bytes().filter(u8::is_ascii_digit).count();
+    let mixed_case = word.bytes().any(|b| b.is_ascii_uppercase())
+        && word.bytes().any(|b| b.is_ascii_lowercase());
     !word.is_empty()
-        && word.len() <= 40
+        && word.len() <= 32
+        && digits <= 2
+        && !(mixed_case && word.len() > 20)
         && word
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
@@ -314,6 +322,19 @@ mod tests {
             (
                 "unknown field `sk-proj-0123456789abcdefghijklmnopqrstuvwxyz`, expected `key`",
                 "unknown field, expected `key`",
+            ),
+            // Shaped like Gemini's and Mistral's keys.
+            (
+                "unknown field `AIzaSyA1b2C3d4E5f6G7h8I9j0KlMnOpQrStUvW`, expected `key`",
+                "unknown field, expected `key`",
+            ),
+            (
+                "unknown field `aB3dE5gH7jK9mN1pQ3sT5vW7yZ9bC1dE`, expected `key`",
+                "unknown field, expected `key`",
+            ),
+            (
+                "unknown field `resetIntervalMss`, expected `key`",
+                "unknown field `resetIntervalMss`, expected `key`",
             ),
         ] {
             assert_eq!(without_values(message), expected, "{message}");

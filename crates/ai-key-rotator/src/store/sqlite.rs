@@ -371,6 +371,8 @@ impl Writer {
         }
     }
 
+    /// Writes and polls until the rotator is gone. `attach` has noted what was stored, so the
+    /// first poll applies only what changed later (the rotator loaded the rest when built).
     fn run(mut self, receiver: &mpsc::Receiver<Msg>, poll: Duration) {
         loop {
             let first = match receiver.recv_timeout(poll) {

@@ -111,7 +111,7 @@ fn get_mark_add_remove_reset_from_many_threads() {
 
     // The bound only turns a hang into a failure; it is far above what a loaded machine needs.
     let deadline = Instant::now() + Duration::from_secs(120);
-    while progress.iter().any(|p| p.load(Ordering::Relaxed) < 2_000) {
+    while progress.iter().any(|p| p.load(Ordering::Relaxed) < 300) {
         assert!(
             Instant::now() < deadline,
             "a thread is stuck: {:?}",
