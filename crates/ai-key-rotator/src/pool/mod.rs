@@ -65,6 +65,10 @@ pub(crate) struct ProviderSnap {
     pub(crate) scopes: Arc<HashMap<Arc<str>, Vec<u32>, RandomState>>,
     /// Running sums of weights, for `weighted` picks.
     pub(crate) cumulative_weights: Arc<[u64]>,
+    /// Each credential's fingerprint, side by side, for session picks: a session pick hashes
+    /// every key's fingerprint, and reading them from one array instead of from each
+    /// credential's own allocation is what keeps it near a nanosecond per key at 1 000 keys.
+    pub(crate) fingerprints: Arc<[u64]>,
     /// What outlives snapshots: the cursor, the exhaustion cache, the policy.
     pub(crate) shared: Arc<ProviderShared>,
 }
@@ -89,12 +93,14 @@ impl ProviderSnap {
                 Some(*sum)
             })
             .collect();
+        let fingerprints = slots.iter().map(|s| s.id.fingerprint.as_u64()).collect();
         ProviderSnap {
             name,
             slots: slots.into(),
             by_fingerprint: Arc::new(by_fingerprint),
             scopes: Arc::new(scopes),
             cumulative_weights,
+            fingerprints,
             shared,
         }
     }

@@ -7,7 +7,8 @@
 //! round-robin, weighted) step on from a start position, ranking ones (least-recently-used,
 //! least-in-flight, most-remaining, sessions) scan once for the best.
 
-use std::hash::{BuildHasher, Hasher};
+mod rank;
+
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -16,8 +17,9 @@ use arc_swap::Guard;
 use super::Inner;
 use crate::clock::Timestamp;
 use crate::credential::Credential;
-use crate::pool::{ProviderSnap, Slot, SlotState, Snapshot};
+use crate::pool::{ProviderSnap, SlotState, Snapshot};
 use crate::strategy::Strategy;
+use rank::{Now, Order, Rank, Search, best_candidate};
 
 /// What the caller asks for.
 #[derive(Debug, Default, Clone, Copy)]
@@ -96,14 +98,14 @@ impl Inner {
         if n == 0 {
             return Err(None);
         }
-        let now = self.clock.now();
+        let now = Now::new(&*self.clock);
         let shared = &prov.shared;
         let cursor = shared.cursor.load(Ordering::Relaxed);
         let mut search = Search::default();
         let found = match self.order(prov, pick, cursor as usize % n) {
-            Order::Walk(start) => self.walk(prov, start, now, pick, &mut search),
+            Order::Walk(start) => self.walk(prov, start, &now, pick, &mut search),
             Order::Rank(rank) => self
-                .by_rank(prov, &rank, now, pick, &mut search)
+                .by_rank(prov, &rank, &now, pick, &mut search)
                 .map(|i| (0, i)),
         };
         let Some((k, i)) = found else {
@@ -135,11 +137,11 @@ impl Inner {
 
     /// How this pick orders the candidates, most preferred first. Nothing is collected: a walk
     /// is a start position, a ranking is computed key by key while scanning.
-    fn order<'a>(&self, prov: &ProviderSnap, pick: &Pick<'a>, cursor: usize) -> Order<'a> {
+    fn order(&self, prov: &ProviderSnap, pick: &Pick<'_>, cursor: usize) -> Order {
         let n = prov.slots.len();
         let shared = &prov.shared;
         if let Some(session) = pick.session {
-            return Order::Rank(Rank::Session(session));
+            return Order::Rank(Rank::session(session));
         }
         match shared.strategy {
             Strategy::FillFirst => Order::Walk(cursor),
@@ -173,7 +175,7 @@ impl Inner {
         &self,
         prov: &ProviderSnap,
         start: usize,
-        now: Timestamp,
+        now: &Now<'_>,
         pick: &Pick<'_>,
         search: &mut Search,
     ) -> Option<(usize, usize)> {
@@ -192,14 +194,14 @@ impl Inner {
     fn by_rank(
         &self,
         prov: &ProviderSnap,
-        rank: &Rank<'_>,
-        now: Timestamp,
+        rank: &Rank,
+        now: &Now<'_>,
         pick: &Pick<'_>,
         search: &mut Search,
     ) -> Option<usize> {
         let mut tried = [usize::MAX; RANKED_TRIES];
         for t in 0..RANKED_TRIES {
-            let i = self.best_candidate(prov, rank, now, &tried[..t], search)?;
+            let i = best_candidate(prov, rank, now, &tried[..t], search)?;
             if self.take(prov, i, now, pick, search) {
                 return Some(i);
             }
@@ -210,56 +212,28 @@ impl Inner {
             .find(|&i| self.take(prov, i, now, pick, search))
     }
 
-    /// The best-ranked position that may be handed out at `now` (ready, or cooling until no
-    /// later than `now`, which `ready_at` will end) and is not in `tried`. Notes when the
-    /// cooling ones come back.
-    fn best_candidate(
-        &self,
-        prov: &ProviderSnap,
-        rank: &Rank<'_>,
-        now: Timestamp,
-        tried: &[usize],
-        search: &mut Search,
-    ) -> Option<usize> {
-        let mut best: Option<((u64, u64), usize)> = None;
-        for (i, slot) in prov.slots.iter().enumerate() {
-            match slot.state() {
-                SlotState::Ready => {}
-                SlotState::Cooling(t) if t <= now => {}
-                SlotState::Cooling(t) => {
-                    search.later(t);
-                    continue;
-                }
-                SlotState::Disabled | SlotState::Removed => continue,
-            }
-            if tried.contains(&i) {
-                continue;
-            }
-            let r = rank.of(slot, i, prov.slots.len());
-            if best.is_none_or(|(b, _)| r < b) {
-                best = Some((r, i));
-            }
-        }
-        best.map(|(_, i)| i)
-    }
-
-    /// Hands out position `i` if it is available at `now` and its budgets admit the request;
+    /// Hands out position `i` if it is available now and its budgets admit the request;
     /// otherwise notes when it may be.
     fn take(
         &self,
         prov: &ProviderSnap,
         i: usize,
-        now: Timestamp,
+        now: &Now<'_>,
         pick: &Pick<'_>,
         search: &mut Search,
     ) -> bool {
-        if !self.ready_at(prov, i, now) {
-            if let SlotState::Cooling(t) = prov.slots[i].state() {
+        let slot = &prov.slots[i];
+        // A ready key needs no clock: `ready_at` would say yes without looking at the time.
+        if !slot.is_ready_now() && !self.ready_at(prov, i, now.get()) {
+            if let SlotState::Cooling(t) = slot.state() {
                 search.later(t);
             }
             return false;
         }
-        match self.admit(prov, i, now, pick) {
+        if prov.shared.budget.is_none() && prov.shared.scope_budgets.is_empty() {
+            return true;
+        }
+        match self.admit(prov, i, now.get(), pick) {
             Ok(()) => true,
             Err(t) => {
                 search.budget_refused = true;
@@ -301,78 +275,6 @@ impl Inner {
     }
 }
 
-/// The session's score for a key: a hash of both, the same in every process.
-fn rendezvous(session: &str, key: u64) -> u64 {
-    let mut h = foldhash::fast::FixedState::with_seed(key).build_hasher();
-    h.write(session.as_bytes());
-    h.finish()
-}
-
 /// Preference-ordered tries per pick before the rest are tried in configuration order: each
 /// costs a scan, so this bounds a ranked pick to a fixed number of scans.
 const RANKED_TRIES: usize = 8;
-
-/// What a pick learnt on its way when it found nothing.
-#[derive(Default)]
-struct Search {
-    /// The earliest time a refused or cooling credential may be available.
-    earliest: NotNow,
-    /// Some credential was available but over its budget.
-    budget_refused: bool,
-}
-
-impl Search {
-    fn later(&mut self, t: Timestamp) {
-        self.earliest = Some(self.earliest.map_or(t, |e| e.min(t)));
-    }
-}
-
-/// The order in which a pick tries the candidates.
-enum Order<'a> {
-    /// Positions from this one on, wrapping around.
-    Walk(usize),
-    /// Best rank first.
-    Rank(Rank<'a>),
-}
-
-/// A ranking of candidates; the lowest rank is preferred. The second part of a rank is unique
-/// per position, so ranks never tie and the order is the same as sorting them would give.
-enum Rank<'a> {
-    /// Used longest ago (the lowest tick), then the first in configuration order.
-    LeastRecentlyUsed,
-    /// Fewest leases out, ties to the first position from `start` (round-robin).
-    LeastInFlight { start: usize },
-    /// Most remaining quota, then the first in configuration order.
-    MostRemaining,
-    /// The highest rendezvous score for the session: each key scores the session, the highest
-    /// score wins. Removing a key moves only its own sessions; adding one takes only the
-    /// sessions it now scores highest for.
-    Session(&'a str),
-}
-
-impl Rank<'_> {
-    #[inline]
-    fn of(&self, slot: &Slot, i: usize, n: usize) -> (u64, u64) {
-        match self {
-            Rank::LeastRecentlyUsed => (slot.last_used.load(Ordering::Relaxed), i as u64),
-            Rank::LeastInFlight { start } => {
-                // The distance from `start` going round; no division, which would cost more
-                // than the rest of this step.
-                let from_start = if i >= *start {
-                    i - start
-                } else {
-                    i + n - start
-                };
-                (
-                    u64::from(slot.in_flight.load(Ordering::Acquire)),
-                    from_start as u64,
-                )
-            }
-            Rank::MostRemaining => (!slot.remaining.load(Ordering::Relaxed), i as u64),
-            Rank::Session(session) => (
-                !rendezvous(session, slot.id.fingerprint.as_u64()),
-                !(i as u64),
-            ),
-        }
-    }
-}
