@@ -26,6 +26,9 @@ use crate::strategy::Strategy;
 pub(crate) use slot::{Slot, SlotState};
 pub(crate) use usage::UsageCounters;
 
+/// Up to this many providers, `find` compares names instead of hashing.
+const LINEAR_FIND: usize = 4;
+
 /// Every provider's credentials at one moment.
 #[derive(Default)]
 pub(crate) struct Snapshot {
@@ -43,10 +46,18 @@ impl Snapshot {
         Snapshot { providers, index }
     }
 
-    /// The position of `provider`. Few providers and a fast non-cryptographic hash keep this to
-    /// a few nanoseconds; provider names are configuration, not attacker input.
+    /// The position of `provider`. With a few providers, comparing names (lengths first) is
+    /// cheaper than hashing the name and probing a table, and `get_key` asks on every call;
+    /// beyond that a fast non-cryptographic hash keeps it to a few nanoseconds (provider names
+    /// are configuration, not attacker input).
     #[inline]
     pub(crate) fn find(&self, provider: &str) -> Option<usize> {
+        if self.providers.len() <= LINEAR_FIND {
+            return self
+                .providers
+                .iter()
+                .position(|p| p.name.len() == provider.len() && *p.name == *provider);
+        }
         self.index.get(provider).copied()
     }
 

@@ -85,11 +85,10 @@ impl Rank {
 /// now, which `ready_at` will end) and is not in `tried`. One pass over the keys, which stops
 /// early at a key nothing can beat.
 ///
-/// A key's state is read only when its rank would make it the best so far: a scan then reads
-/// one word per key instead of two, and at 1 000 keys (each its own allocation) that halves
-/// the cache lines it touches. The cooling keys it does not look at cannot make the pick fail
-/// unnoticed: a scan that finds no candidate at all has looked at every key's state, and notes
-/// when the cooling ones come back.
+/// Most scans read one word per key, the rank, and the state of one key, the best: at 1 000
+/// keys (each its own allocation) that halves the cache lines a scan touches. The cooling keys
+/// it does not look at cannot make the pick fail unnoticed: a scan that finds no candidate at
+/// all has looked at every key's state, and notes when the cooling ones come back.
 pub(super) fn best_candidate(
     prov: &ProviderSnap,
     rank: &Rank,
@@ -139,12 +138,30 @@ struct Scan<'a, 'c> {
 }
 
 impl Scan<'_, '_> {
+    /// The best candidate by `rank`. A first pass reads only ranks (one word per key) and checks
+    /// the state of the best alone; only if that one may not be handed out does a second pass
+    /// check the state of every key that would be the best so far.
     #[inline(always)]
     fn run(
         &mut self,
         first: usize,
         unbeatable: Option<u64>,
         rank: impl Fn(&Slot, usize) -> u128,
+    ) -> Option<usize> {
+        let best = self.pass(first, unbeatable, &rank, false)?;
+        if candidate(&self.prov.slots[best], self.now, self.search) {
+            return Some(best);
+        }
+        self.pass(first, unbeatable, &rank, true)
+    }
+
+    #[inline(always)]
+    fn pass(
+        &mut self,
+        first: usize,
+        unbeatable: Option<u64>,
+        rank: &impl Fn(&Slot, usize) -> u128,
+        check_state: bool,
     ) -> Option<usize> {
         let slots = &self.prov.slots[..];
         let n = slots.len();
@@ -158,7 +175,10 @@ impl Scan<'_, '_> {
             };
             let slot = &slots[i];
             let r = rank(slot, i);
-            if r >= best || !candidate(slot, self.now, self.search) || self.tried.contains(&i) {
+            if r >= best
+                || (check_state && !candidate(slot, self.now, self.search))
+                || self.tried.contains(&i)
+            {
                 continue;
             }
             best = r;
