@@ -1,19 +1,25 @@
-//! `acquire` + drop per strategy, next to `get_key`, and the overhead of `execute`.
+//! `acquire` + drop per strategy at 10 and 1 000 keys, next to `get_key` and a clock read, and
+//! the overhead of `execute`.
 //!
-//! Run: `cargo bench -p ai-key-rotator --bench acquire`. Figures go in BENCHMARKS.md.
+//! Times are the benchmark thread's CPU time (see `support/thread_cpu.rs`).
+//!
+//! Run: `cargo bench -p ai-key-rotator --bench acquire -- --warm-up-time 1 --measurement-time 3`.
+//! Figures go in BENCHMARKS.md.
+
+#[path = "support/thread_cpu.rs"]
+mod thread_cpu;
 
 use std::hint::black_box;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ai_key_rotator::classify::{Usage, Verdict};
 use ai_key_rotator::execute::Plan;
 use ai_key_rotator::{AcquireOptions, CredentialConfig, KeyRotator, ProviderConfig, Strategy};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use thread_cpu::ThreadCpu;
 
-const KEYS: usize = 10;
-
-fn rotator(strategy: Strategy) -> KeyRotator {
-    let provider = (0..KEYS).fold(ProviderConfig::new().strategy(strategy), |p, i| {
+fn rotator(strategy: Strategy, keys: usize) -> KeyRotator {
+    let provider = (0..keys).fold(ProviderConfig::new().strategy(strategy), |p, i| {
         p.credential(CredentialConfig::new(format!("sk-proj-{i:040}")))
     });
     KeyRotator::builder()
@@ -23,8 +29,17 @@ fn rotator(strategy: Strategy) -> KeyRotator {
         .unwrap()
 }
 
-fn strategies(c: &mut Criterion) {
-    let mut g = c.benchmark_group("strategy");
+fn strategies(c: &mut Criterion<ThreadCpu>) {
+    for keys in [10, 1_000] {
+        strategies_at(c, keys);
+    }
+}
+
+fn strategies_at(c: &mut Criterion<ThreadCpu>, keys: usize) {
+    let mut g = c.benchmark_group(format!("strategy-{keys}"));
+    g.bench_function("Instant::now (reference)", |b| {
+        b.iter(|| black_box(Instant::now()))
+    });
     for (name, strategy) in [
         ("fill-first", Strategy::FillFirst),
         ("round-robin", Strategy::RoundRobin),
@@ -33,7 +48,7 @@ fn strategies(c: &mut Criterion) {
         ("least-in-flight", Strategy::LeastInFlight),
         ("most-remaining", Strategy::MostRemaining),
     ] {
-        let r = rotator(strategy);
+        let r = rotator(strategy, keys);
         g.bench_with_input(BenchmarkId::new("get_key", name), &r, |b, r| {
             b.iter(|| black_box(r.get_key(black_box("openai"))))
         });
@@ -41,20 +56,42 @@ fn strategies(c: &mut Criterion) {
             b.iter(|| black_box(r.acquire(black_box("openai"))))
         });
     }
-    let r = rotator(Strategy::FillFirst);
+    let r = rotator(Strategy::FillFirst, keys);
     let session = AcquireOptions::default().session("conversation-42");
     g.bench_function("acquire+drop/session", |b| {
         b.iter(|| black_box(r.acquire_with(black_box("openai"), &session)))
     });
+
+    // The scans that cannot stop early: no key is idle (least-in-flight) or of unknown
+    // remaining quota (most-remaining), so every pick looks at every key. (Least-recently-used
+    // is always in this case once every key has been used, as in its figures above.)
+    let r = rotator(Strategy::LeastInFlight, keys);
+    let busy: Vec<_> = (0..keys).map(|_| r.acquire("openai").unwrap()).collect();
+    g.bench_function("acquire+drop/least-in-flight, every key busy", |b| {
+        b.iter(|| black_box(r.acquire(black_box("openai"))))
+    });
+    drop(busy);
+    let r = rotator(Strategy::MostRemaining, keys);
+    for left in 0..keys as u64 {
+        let c = r.get_key("openai").unwrap();
+        let usage = Usage {
+            remaining_requests: Some(1_000_000 + left),
+            ..Usage::default()
+        };
+        r.report(&c, &Verdict::Ok(usage));
+    }
+    g.bench_function("get_key/most-remaining, every key reported", |b| {
+        b.iter(|| black_box(r.get_key(black_box("openai"))))
+    });
     g.finish();
 }
 
-fn execute(c: &mut Criterion) {
+fn execute(c: &mut Criterion<ThreadCpu>) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
         .unwrap();
-    let r = rotator(Strategy::FillFirst);
+    let r = rotator(Strategy::FillFirst, 10);
     let plan = Plan::new("openai");
     let ok = Verdict::Ok(Usage::default());
     let mut g = c.benchmark_group("execute");
@@ -77,5 +114,9 @@ fn execute(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, strategies, execute);
+criterion_group! {
+    name = benches;
+    config = Criterion::default().with_measurement(ThreadCpu);
+    targets = strategies, execute
+}
 criterion_main!(benches);

@@ -1,10 +1,14 @@
 //! The general selection path: every strategy, session affinity and budgets.
 //!
 //! `get_key` on a plain fill-first provider never comes here (see `select.rs`). This path reads
-//! the clock once, orders the candidates by the provider's strategy (or by the session's
-//! rendezvous hash), and takes the first that is available and that its budgets admit.
+//! the clock once and tries the candidates in the order of the provider's strategy (or of the
+//! session's rendezvous hash), taking the first that is available and that its budgets admit.
+//! The order is never collected, so a pick allocates nothing: walking strategies (fill-first,
+//! round-robin, weighted) step on from a start position, ranking ones (least-recently-used,
+//! least-in-flight, most-remaining, sessions) scan once for the best.
 
-use std::hash::{BuildHasher, Hasher};
+mod rank;
+
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -15,6 +19,7 @@ use crate::clock::Timestamp;
 use crate::credential::Credential;
 use crate::pool::{ProviderSnap, SlotState, Snapshot};
 use crate::strategy::Strategy;
+use rank::{Now, Order, Rank, Search, best_candidate};
 
 /// What the caller asks for.
 #[derive(Debug, Default, Clone, Copy)]
@@ -93,116 +98,147 @@ impl Inner {
         if n == 0 {
             return Err(None);
         }
-        let now = self.clock.now();
+        let now = Now::new(&*self.clock);
         let shared = &prov.shared;
         let cursor = shared.cursor.load(Ordering::Relaxed);
-        let order = self.order(prov, pick, cursor as usize % n);
-        let mut earliest: NotNow = None;
-        let mut later = |t: Timestamp| earliest = Some(earliest.map_or(t, |e: Timestamp| e.min(t)));
-        let mut budget_refused = false;
-        for (k, i) in order.into_iter().enumerate() {
-            if !self.ready_at(prov, i, now) {
-                if let SlotState::Cooling(t) = prov.slots[i].state() {
-                    later(t);
-                }
-                continue;
+        let mut search = Search::default();
+        let found = match self.order(prov, pick, cursor as usize % n) {
+            Order::Walk(start) => self.walk(prov, start, &now, pick, &mut search),
+            Order::Rank(rank) => self
+                .by_rank(prov, &rank, &now, pick, &mut search)
+                .map(|i| (0, i)),
+        };
+        let Some((k, i)) = found else {
+            if !search.budget_refused {
+                // Every credential is cooling or disabled: the same announcement as fill-first.
+                self.note_exhausted(prov, shared.exhaustion.load());
             }
-            match self.admit(prov, i, now, pick) {
-                Ok(()) => {
-                    let slot = &prov.slots[i];
-                    if shared.strategy == Strategy::FillFirst && pick.session.is_none() {
-                        self.move_cursor(prov, cursor, i);
-                    }
-                    if shared.strategy == Strategy::RoundRobin && k > 0 && pick.session.is_none() {
-                        // Skipped keys hand their turns on, so the rotation stays exact among
-                        // the keys that are available.
-                        shared.picks.fetch_add(k as u64, Ordering::Relaxed);
-                    }
-                    if shared.strategy == Strategy::LeastRecentlyUsed {
-                        let tick = shared.picks.fetch_add(1, Ordering::Relaxed);
-                        slot.last_used.store(tick + 1, Ordering::Relaxed);
-                    }
-                    if pick.hold && shared.strategy == Strategy::LeastInFlight {
-                        slot.in_flight.fetch_add(1, Ordering::AcqRel);
-                    }
-                    self.count_use(slot);
-                    return Ok(i);
-                }
-                Err(t) => {
-                    budget_refused = true;
-                    later(t);
-                }
-            }
+            return Err(search.earliest);
+        };
+        let slot = &prov.slots[i];
+        if shared.strategy == Strategy::FillFirst && pick.session.is_none() {
+            self.move_cursor(prov, cursor, i);
         }
-        if !budget_refused {
-            // Every credential is cooling or disabled: the same announcement as fill-first.
-            self.note_exhausted(prov, shared.exhaustion.load());
+        if shared.strategy == Strategy::RoundRobin && k > 0 && pick.session.is_none() {
+            // Skipped keys hand their turns on, so the rotation stays exact among the keys
+            // that are available.
+            shared.picks.fetch_add(k as u64, Ordering::Relaxed);
         }
-        Err(earliest)
+        if shared.strategy == Strategy::LeastRecentlyUsed {
+            let tick = shared.picks.fetch_add(1, Ordering::Relaxed);
+            slot.last_used.store(tick + 1, Ordering::Relaxed);
+        }
+        if pick.hold && shared.strategy == Strategy::LeastInFlight {
+            slot.in_flight.fetch_add(1, Ordering::AcqRel);
+        }
+        self.count_use(slot);
+        Ok(i)
     }
 
-    /// Candidate positions, most preferred first.
-    fn order(&self, prov: &ProviderSnap, pick: &Pick<'_>, cursor: usize) -> Vec<usize> {
+    /// How this pick orders the candidates, most preferred first. Nothing is collected: a walk
+    /// is a start position, a ranking is computed key by key while scanning.
+    fn order(&self, prov: &ProviderSnap, pick: &Pick<'_>, cursor: usize) -> Order {
         let n = prov.slots.len();
         let shared = &prov.shared;
-        let rotate = |start: usize| (0..n).map(move |k| (start + k) % n);
         if let Some(session) = pick.session {
-            // Rendezvous (highest random weight) hashing: each key scores the session, the
-            // highest score wins. Removing a key moves only its own sessions; adding one takes
-            // only the sessions it now scores highest for.
-            let mut scored: Vec<(u64, usize)> = prov
-                .slots
-                .iter()
-                .enumerate()
-                .map(|(i, s)| (rendezvous(session, s.id.fingerprint.as_u64()), i))
-                .collect();
-            scored.sort_unstable_by(|a, b| b.cmp(a));
-            return scored.into_iter().map(|(_, i)| i).collect();
+            return Order::Rank(Rank::session(session));
         }
         match shared.strategy {
-            Strategy::FillFirst => rotate(cursor).collect(),
+            Strategy::FillFirst => Order::Walk(cursor),
             // Each pick takes its own turn from the counter, so concurrent callers get
             // different keys and the rotation stays exact.
             Strategy::RoundRobin => {
-                rotate((shared.picks.fetch_add(1, Ordering::Relaxed) % n as u64) as usize).collect()
+                Order::Walk((shared.picks.fetch_add(1, Ordering::Relaxed) % n as u64) as usize)
             }
             Strategy::Weighted => {
                 // Turn c of each cycle of `total` turns goes to the key whose weight range
-                // holds c: exact proportions over every cycle.
+                // holds c: exact proportions over every cycle. A binary search finds it.
                 let total = prov.cumulative_weights.last().copied().unwrap_or(0).max(1);
                 let c = shared.picks.fetch_add(1, Ordering::Relaxed) % total;
                 let start = prov.cumulative_weights.partition_point(|&w| w <= c);
-                rotate(start.min(n - 1)).collect()
+                Order::Walk(start.min(n - 1))
             }
-            Strategy::LeastRecentlyUsed => {
-                let mut v: Vec<(u64, usize)> = prov
-                    .slots
-                    .iter()
-                    .enumerate()
-                    .map(|(i, s)| (s.last_used.load(Ordering::Relaxed), i))
-                    .collect();
-                v.sort_unstable();
-                v.into_iter().map(|(_, i)| i).collect()
-            }
+            Strategy::LeastRecentlyUsed => Order::Rank(Rank::LeastRecentlyUsed),
             Strategy::LeastInFlight => {
                 // Ties go round-robin so idle keys share the load.
                 let start = (shared.picks.fetch_add(1, Ordering::Relaxed) % n as u64) as usize;
-                let mut v: Vec<(u32, usize, usize)> = rotate(start)
-                    .enumerate()
-                    .map(|(k, i)| (prov.slots[i].in_flight.load(Ordering::Acquire), k, i))
-                    .collect();
-                v.sort_unstable();
-                v.into_iter().map(|(_, _, i)| i).collect()
+                Order::Rank(Rank::LeastInFlight { start })
             }
-            Strategy::MostRemaining => {
-                let mut v: Vec<(std::cmp::Reverse<u64>, usize)> = prov
-                    .slots
-                    .iter()
-                    .enumerate()
-                    .map(|(i, s)| (std::cmp::Reverse(s.remaining.load(Ordering::Relaxed)), i))
-                    .collect();
-                v.sort_unstable();
-                v.into_iter().map(|(_, i)| i).collect()
+            Strategy::MostRemaining => Order::Rank(Rank::MostRemaining),
+        }
+    }
+
+    /// Tries every position from `start` on, wrapping around, and stops at the first taken:
+    /// O(1) when the first is available, plus one step per key skipped. Returns how many were
+    /// skipped and the position taken.
+    fn walk(
+        &self,
+        prov: &ProviderSnap,
+        start: usize,
+        now: &Now<'_>,
+        pick: &Pick<'_>,
+        search: &mut Search,
+    ) -> Option<(usize, usize)> {
+        let n = prov.slots.len();
+        (start..n)
+            .chain(0..start)
+            .enumerate()
+            .find(|&(_, i)| self.take(prov, i, now, pick, search))
+    }
+
+    /// Takes the best-ranked candidate that is available and admitted. One scan finds the best;
+    /// each candidate refused (by its budget, or because its state changed since the scan)
+    /// costs another scan for the best of the rest, up to [`RANKED_TRIES`]; past that the rest
+    /// are tried in configuration order, each once, so a pick is O(n) even when every key is
+    /// over its budget.
+    fn by_rank(
+        &self,
+        prov: &ProviderSnap,
+        rank: &Rank,
+        now: &Now<'_>,
+        pick: &Pick<'_>,
+        search: &mut Search,
+    ) -> Option<usize> {
+        let mut tried = [usize::MAX; RANKED_TRIES];
+        for t in 0..RANKED_TRIES {
+            let i = best_candidate(prov, rank, now, &tried[..t], search)?;
+            if self.take(prov, i, now, pick, search) {
+                return Some(i);
+            }
+            tried[t] = i;
+        }
+        (0..prov.slots.len())
+            .filter(|i| !tried.contains(i))
+            .find(|&i| self.take(prov, i, now, pick, search))
+    }
+
+    /// Hands out position `i` if it is available now and its budgets admit the request;
+    /// otherwise notes when it may be.
+    fn take(
+        &self,
+        prov: &ProviderSnap,
+        i: usize,
+        now: &Now<'_>,
+        pick: &Pick<'_>,
+        search: &mut Search,
+    ) -> bool {
+        let slot = &prov.slots[i];
+        // A ready key needs no clock: `ready_at` would say yes without looking at the time.
+        if !slot.is_ready_now() && !self.ready_at(prov, i, now.get()) {
+            if let SlotState::Cooling(t) = slot.state() {
+                search.later(t);
+            }
+            return false;
+        }
+        if prov.shared.budget.is_none() && prov.shared.scope_budgets.is_empty() {
+            return true;
+        }
+        match self.admit(prov, i, now.get(), pick) {
+            Ok(()) => true,
+            Err(t) => {
+                search.budget_refused = true;
+                search.later(t);
+                false
             }
         }
     }
@@ -239,9 +275,6 @@ impl Inner {
     }
 }
 
-/// The session's score for a key: a hash of both, the same in every process.
-fn rendezvous(session: &str, key: u64) -> u64 {
-    let mut h = foldhash::fast::FixedState::with_seed(key).build_hasher();
-    h.write(session.as_bytes());
-    h.finish()
-}
+/// Preference-ordered tries per pick before the rest are tried in configuration order: each
+/// costs a scan, so this bounds a ranked pick to a fixed number of scans.
+const RANKED_TRIES: usize = 8;
