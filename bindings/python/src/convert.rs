@@ -4,7 +4,7 @@
 
 use ai_key_rotator::{CredentialConfig, ProviderConfig};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyString};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 use serde::Serialize;
 
 use crate::errors::raise;
@@ -15,13 +15,45 @@ pub(crate) fn provider_config(
     name: &str,
     value: &Bound<'_, PyAny>,
 ) -> PyResult<ProviderConfig> {
-    pythonize::depythonize::<ProviderConfig>(value).map_err(|e| {
+    let value = with_key_dicts(value)?;
+    pythonize::depythonize::<ProviderConfig>(&value).map_err(|e| {
         raise(
             py,
             "ConfigError",
             format!("provider `{name}` has an invalid configuration: {e}"),
         )
     })
+}
+
+/// The provider dict with bare-key credentials (`"sk-…"`) written as `{"key": "sk-…"}`, the
+/// one shape serde knows.
+fn with_key_dicts<'py>(value: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let py = value.py();
+    let Ok(dict) = value.cast::<PyDict>() else {
+        return Ok(value.clone());
+    };
+    let Some(credentials) = dict.get_item("credentials")? else {
+        return Ok(value.clone());
+    };
+    let Ok(list) = credentials.cast::<pyo3::types::PyList>() else {
+        return Ok(value.clone());
+    };
+    if !list.iter().any(|c| c.is_instance_of::<PyString>()) {
+        return Ok(value.clone());
+    }
+    let items = PyList::empty(py);
+    for c in list.iter() {
+        if c.is_instance_of::<PyString>() {
+            let d = PyDict::new(py);
+            d.set_item("key", c)?;
+            items.append(d)?;
+        } else {
+            items.append(c)?;
+        }
+    }
+    let copy = dict.copy()?;
+    copy.set_item("credentials", items)?;
+    Ok(copy.into_any())
 }
 
 /// A credential from a dict (`{"key": …, "label": …}`) or a bare key string.
