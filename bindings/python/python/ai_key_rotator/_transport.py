@@ -1,0 +1,154 @@
+"""The rotating transports, independent of the HTTP library: `httpx.py` and `httpx2.py`
+bind them to httpx and httpx2 (the SDKs of late 2026 take either)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Callable, Iterable, Optional, Tuple, Union
+
+from ._errors import NoKeyAvailable
+from ._native import KeyRotator
+
+# Every header an SDK may have written its own (placeholder) key into.
+_KEY_HEADERS = frozenset({b"authorization", b"api-key", b"x-api-key", b"x-goog-api-key"})
+
+Adapt = Callable[[Any, str], Any]
+
+
+def _key_header(family: str, key: str) -> Tuple[bytes, bytes]:
+    if family == "anthropic":
+        return (b"x-api-key", key.encode())
+    if family == "gemini":
+        return (b"x-goog-api-key", key.encode())
+    if family == "azure-openai":
+        return (b"api-key", key.encode())
+    return (b"authorization", b"Bearer " + key.encode())
+
+
+def _with_key(request: Any, family: str, key: str) -> Any:
+    """A copy of ``request`` carrying ``key`` and no other credential."""
+    headers = [(n, v) for n, v in request.headers.raw if n.lower() not in _KEY_HEADERS]
+    headers.append(_key_header(family, key))
+    url = request.url
+    if family == "gemini" and "key" in url.params:
+        url = url.copy_remove_param("key")
+    return type(request)(
+        request.method,
+        url,
+        headers=headers,
+        content=request.content,
+        extensions=request.extensions,
+    )
+
+
+def _providers(provider: str, fallback: Union[str, Iterable[str]]) -> list:
+    if isinstance(fallback, str):
+        return [provider, fallback]
+    return [provider, *fallback]
+
+
+class _Base:
+    #: The HTTP library (httpx or httpx2) whose transport sends by default.
+    _http: Any = None
+
+    def __init__(
+        self,
+        rotator: KeyRotator,
+        provider: str,
+        *,
+        fallback: Union[str, Iterable[str]] = (),
+        transport: Any = None,
+        max_attempts: int = 4,
+        wait: Optional[float] = None,
+        session: Optional[str] = None,
+        adapt: Optional[Adapt] = None,
+    ) -> None:
+        self._rotator = rotator
+        self._providers = _providers(provider, fallback)
+        # Resolving families now makes an unknown provider fail at construction.
+        self._families = {p: rotator.family(p) for p in self._providers}
+        self._inner = transport
+        self._options = {"max_attempts": max_attempts, "deadline": wait, "session": session}
+        self._adapt = adapt
+
+    def _prepare(self, request: Any, key: str, provider: str) -> Any:
+        prepared = _with_key(request, self._families[provider], key)
+        if self._adapt is not None:
+            prepared = self._adapt(prepared, provider)
+        return prepared
+
+
+class SyncRotating(_Base):
+    """A synchronous httpx transport that rotates keys of ``provider`` (then of each
+    provider of ``fallback``); see the module's documentation.
+
+    ``transport`` is the transport that really sends (``httpx.HTTPTransport()`` by default);
+    ``max_attempts`` bounds the attempts of one request; ``wait`` lets a request wait up to
+    that many seconds for a cooling key; ``adapt(request, provider)`` may rewrite the request
+    for a fallback provider (its URL, its body).
+    """
+
+    def handle_request(self, request: Any) -> Any:
+        request.read()
+        inner = self._inner
+        if inner is None:
+            inner = self._inner = self._http.HTTPTransport()
+
+        def send(key: str, provider: str, attempt: int) -> tuple:
+            response = inner.handle_request(self._prepare(request, key, provider))
+            if response.status_code < 300:
+                return (response.status_code, response.headers.raw, None, response)
+            # Error bodies are small and the classifier needs them; reading also returns
+            # the connection to the pool if the answer is dropped for a retry.
+            response.read()
+            return (response.status_code, response.headers.raw, response.content, response)
+
+        try:
+            return self._rotator._execute(self._providers, send, **self._options)
+        except NoKeyAvailable as e:
+            if e.last_response is not None:
+                e.last_response.close()
+            raise
+
+    def close(self) -> None:
+        if self._inner is not None:
+            self._inner.close()
+
+
+class AsyncRotating(_Base):
+    """The asyncio form of :class:`RotatingTransport` (``httpx.AsyncClient``). The retry loop
+    runs in the core, off the event loop; each attempt is sent on the caller's loop."""
+
+    async def handle_async_request(self, request: Any) -> Any:
+        await request.aread()
+        inner = self._inner
+        if inner is None:
+            inner = self._inner = self._http.AsyncHTTPTransport()
+
+        async def send(key: str, provider: str, attempt: int) -> tuple:
+            response = await inner.handle_async_request(self._prepare(request, key, provider))
+            if response.status_code < 300:
+                return (response.status_code, response.headers.raw, None, response)
+            await response.aread()
+            return (response.status_code, response.headers.raw, response.content, response)
+
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        execution = self._rotator._execute_async(
+            self._providers, send, loop, future, **self._options
+        )
+        try:
+            return await future
+        except NoKeyAvailable as e:
+            if e.last_response is not None:
+                await e.last_response.aclose()
+            raise
+        except asyncio.CancelledError:
+            execution.cancel()
+            raise
+
+    async def aclose(self) -> None:
+        if self._inner is not None:
+            await self._inner.aclose()
+
+

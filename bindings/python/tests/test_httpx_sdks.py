@@ -1,0 +1,126 @@
+"""The httpx transports with the real openai, anthropic and google-genai SDKs against the
+project's mock upstream: failover, disabling, exhaustion with an exact retry time, streams."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+
+import pytest
+
+from ai_key_rotator import KeyRotator, NoKeyAvailable
+
+from sdks import EXPECTED, SDKS, acall, call
+from support import Mock
+
+CALLS = {"sync": call, "async": acall}
+KEY_HEADER = {"openai": "authorization", "anthropic": "x-api-key", "gemini": "x-goog-api-key"}
+
+
+def rotator(sdk: str, *keys: str, **provider: Any) -> KeyRotator:
+    config = {"credentials": list(keys), "cooldown": {"type": "fixed", "duration_ms": 600_000}}
+    config.update(provider)
+    return KeyRotator({sdk: config}, reset_interval_ms=0)
+
+
+def cause(e: Optional[BaseException], kind: type) -> Any:
+    """`e` or the exception it was raised from (the SDKs wrap transport errors)."""
+    while e is not None and not isinstance(e, kind):
+        e = e.__cause__ or e.__context__
+    return e
+
+
+@pytest.fixture(params=SDKS)
+def sdk(request: Any) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(params=["sync", "async"])
+def send(request: Any) -> Callable[..., str]:
+    return CALLS[request.param]  # type: ignore[return-value]
+
+
+def test_answers_with_a_rotated_key_written_the_providers_way(mock: Mock, sdk: str, send: Callable[..., str]) -> None:
+    k = f"{sdk}-ok-1"
+    assert send(sdk, mock.base_url, rotator(sdk, k), sdk) == EXPECTED
+    [req] = mock.requests()
+    assert req["key"] == k
+    headers = dict(req["headers"])
+    assert k in headers[KEY_HEADER[sdk]]
+    assert all("unused" not in v for _, v in req["headers"]), req["headers"]
+    assert "unused" not in (req["query"] or "")
+
+
+def test_rate_limited_key_fails_over_to_the_next(mock: Mock, sdk: str, send: Callable[..., str]) -> None:
+    k1, k2 = f"{sdk}-429-1", f"{sdk}-429-2"
+    mock.on_key(k1, {"rate_limited_ms": 20_000})
+    r = rotator(sdk, k1, k2)
+    assert send(sdk, mock.base_url, r, sdk) == EXPECTED
+    assert send(sdk, mock.base_url, r, sdk) == EXPECTED
+    assert (mock.count(k1), mock.count(k2)) == (1, 2)
+    first = r.get_status(sdk)["credentials"][0]
+    assert first["state"] == "cooling"
+    # The provider's 20 s, not the 10 min policy.
+    assert 15_000 <= first["until"] - first["last_exhausted_at"] <= 20_000
+
+
+def test_invalid_key_is_disabled(mock: Mock, sdk: str, send: Callable[..., str]) -> None:
+    k1, k2 = f"{sdk}-bad-1", f"{sdk}-bad-2"
+    mock.on_key(k1, "invalid_key")
+    r = rotator(sdk, k1, k2)
+    assert send(sdk, mock.base_url, r, sdk) == EXPECTED
+    assert r.get_status(sdk)["credentials"][0]["state"] == "disabled"
+    assert send(sdk, mock.base_url, r, sdk) == EXPECTED
+    assert mock.count(k1) == 1
+
+
+def test_all_cooling_raises_no_key_available_with_the_exact_retry_time(
+    mock: Mock, sdk: str, send: Callable[..., str]
+) -> None:
+    k1, k2 = f"{sdk}-dry-1", f"{sdk}-dry-2"
+    mock.on_key(k1, {"rate_limited_ms": 30_000})
+    mock.on_key(k2, {"rate_limited_ms": 20_000})
+    r = rotator(sdk, k1, k2)
+    with pytest.raises(Exception) as raised:
+        send(sdk, mock.base_url, r, sdk)
+    no_key = cause(raised.value, NoKeyAvailable)
+    assert isinstance(no_key, NoKeyAvailable), raised.value
+    back = r.get_status(sdk)["next_available_at"]
+    assert no_key.retry_at is not None and round(no_key.retry_at * 1000) == back
+    assert no_key.retry_after is not None and 0 < no_key.retry_after <= 20.0
+    assert no_key.provider == sdk
+    # The next request fails at once, without reaching the provider.
+    with pytest.raises(Exception) as again:
+        send(sdk, mock.base_url, r, sdk)
+    assert isinstance(cause(again.value, NoKeyAvailable), NoKeyAvailable)
+    assert (mock.count(k1), mock.count(k2)) == (1, 1)
+
+
+def test_streams_pass_through(mock: Mock, sdk: str, send: Callable[..., str]) -> None:
+    k1, k2 = f"{sdk}-stream-1", f"{sdk}-stream-2"
+    mock.on_key(k1, {"rate_limited_ms": 20_000})
+    assert send(sdk, mock.base_url, rotator(sdk, k1, k2), sdk, stream=True) == EXPECTED
+    assert mock.count(k2) == 1
+
+
+def test_fallback_provider_takes_over(mock: Mock, send: Callable[..., str]) -> None:
+    mock.on_key("primary-1", {"rate_limited_ms": 20_000})
+    r = KeyRotator(
+        {
+            "openai": {"credentials": ["primary-1"]},
+            "openai-backup": {"credentials": ["backup-1"], "family": "openai"},
+        },
+        reset_interval_ms=0,
+    )
+    assert send("openai", mock.base_url, r, "openai", fallback="openai-backup") == EXPECTED
+    assert (mock.count("primary-1"), mock.count("backup-1")) == (1, 1)
+
+
+def test_server_errors_are_passed_on_after_the_attempts(mock: Mock, send: Callable[..., str]) -> None:
+    import openai
+
+    mock.on_key("srv-1", "server_error")
+    r = rotator("openai", "srv-1", "srv-2")
+    with pytest.raises(openai.InternalServerError):
+        send("openai", mock.base_url, r, "openai", max_attempts=1)
+    # A server error blames no key: nothing cools, and the next request uses the same key.
+    assert r.get_status("openai")["available"] == 2
