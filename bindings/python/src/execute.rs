@@ -91,6 +91,9 @@ pub(crate) fn blocking(
     plan: Plan,
     send: Py<PyAny>,
 ) -> PyResult<Py<PyAny>> {
+    // The error is the core's `ExecuteError`, handed straight to `finish`: boxing it would
+    // only add an allocation to the failure path.
+    #[allow(clippy::result_large_err)]
     let result: Outcome = py.detach(|| {
         runtime().block_on(rotator.execute(&plan, |attempt| {
             let send = &send;

@@ -141,9 +141,8 @@ impl PyLease {
     }
 
     #[pyo3(signature = (*_args))]
-    fn __exit__(&mut self, _args: &Bound<'_, pyo3::types::PyTuple>) -> bool {
+    fn __exit__(&mut self, _args: &Bound<'_, pyo3::types::PyTuple>) {
         self.release();
-        false
     }
 
     fn __aenter__<'py>(slf: Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {

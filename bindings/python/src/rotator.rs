@@ -275,11 +275,10 @@ impl PyKeyRotator {
         session: Option<String>,
         tokens: u64,
     ) -> PyResult<PyLease> {
-        let options = AcquireOptions {
-            session,
-            tokens,
-            ..AcquireOptions::default()
-        };
+        let mut options = AcquireOptions::default().tokens(tokens);
+        if let Some(s) = session {
+            options = options.session(s);
+        }
         PyLease::acquire(py, self.inner.clone(), provider, &options)
     }
 
@@ -370,6 +369,8 @@ impl PyKeyRotator {
     }
 
     /// Runs one request through the core's retry loop; see `ai_key_rotator.httpx`.
+    // The arguments mirror the keyword signature the transports call.
+    #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (providers, send, *, max_attempts = 4, deadline = None, session = None, tokens = 0))]
     fn _execute(
         &self,
@@ -443,9 +444,8 @@ impl PyKeyRotator {
     }
 
     #[pyo3(signature = (*_args))]
-    fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, pyo3::types::PyTuple>) -> bool {
+    fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, pyo3::types::PyTuple>) {
         self.close(py);
-        false
     }
 
     fn __aenter__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {

@@ -4,7 +4,7 @@ bind them to httpx and httpx2 (the SDKs of late 2026 take either)."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable, Iterable, Optional, Tuple, Union
+from typing import Any, Callable, Iterable, List, Optional, Tuple, Union
 
 from ._errors import NoKeyAvailable
 from ._native import KeyRotator
@@ -41,7 +41,7 @@ def _with_key(request: Any, family: str, key: str) -> Any:
     )
 
 
-def _providers(provider: str, fallback: Union[str, Iterable[str]]) -> list:
+def _providers(provider: str, fallback: Union[str, Iterable[str]]) -> List[str]:
     if isinstance(fallback, str):
         return [provider, fallback]
     return [provider, *fallback]
@@ -68,7 +68,9 @@ class _Base:
         # Resolving families now makes an unknown provider fail at construction.
         self._families = {p: rotator.family(p) for p in self._providers}
         self._inner = transport
-        self._options = {"max_attempts": max_attempts, "deadline": wait, "session": session}
+        self._max_attempts = max_attempts
+        self._wait = wait
+        self._session = session
         self._adapt = adapt
 
     def _prepare(self, request: Any, key: str, provider: str) -> Any:
@@ -94,7 +96,7 @@ class SyncRotating(_Base):
         if inner is None:
             inner = self._inner = self._http.HTTPTransport()
 
-        def send(key: str, provider: str, attempt: int) -> tuple:
+        def send(key: str, provider: str, attempt: int) -> Tuple[int, Any, Optional[bytes], Any]:
             response = inner.handle_request(self._prepare(request, key, provider))
             if response.status_code < 300:
                 return (response.status_code, response.headers.raw, None, response)
@@ -104,7 +106,13 @@ class SyncRotating(_Base):
             return (response.status_code, response.headers.raw, response.content, response)
 
         try:
-            return self._rotator._execute(self._providers, send, **self._options)
+            return self._rotator._execute(
+                self._providers,
+                send,
+                max_attempts=self._max_attempts,
+                deadline=self._wait,
+                session=self._session,
+            )
         except NoKeyAvailable as e:
             if e.last_response is not None:
                 e.last_response.close()
@@ -125,7 +133,7 @@ class AsyncRotating(_Base):
         if inner is None:
             inner = self._inner = self._http.AsyncHTTPTransport()
 
-        async def send(key: str, provider: str, attempt: int) -> tuple:
+        async def send(key: str, provider: str, attempt: int) -> Tuple[int, Any, Optional[bytes], Any]:
             response = await inner.handle_async_request(self._prepare(request, key, provider))
             if response.status_code < 300:
                 return (response.status_code, response.headers.raw, None, response)
@@ -135,7 +143,13 @@ class AsyncRotating(_Base):
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         execution = self._rotator._execute_async(
-            self._providers, send, loop, future, **self._options
+            self._providers,
+            send,
+            loop,
+            future,
+            max_attempts=self._max_attempts,
+            deadline=self._wait,
+            session=self._session,
         )
         try:
             return await future
