@@ -124,3 +124,30 @@ def test_server_errors_are_passed_on_after_the_attempts(mock: Mock, send: Callab
         send("openai", mock.base_url, r, "openai", max_attempts=1)
     # A server error blames no key: nothing cools, and the next request uses the same key.
     assert r.get_status("openai")["available"] == 2
+
+
+def test_wait_for_a_key_that_comes_back_within_the_limit(mock: Mock, send: Callable[..., str]) -> None:
+    mock.cmd(op="once", key="wait-1", behavior={"rate_limited_ms": 300})
+    r = rotator("openai", "wait-1")
+    # The only key cools for 0.3 s; with `wait` the transport sleeps (in the core's loop)
+    # rather than failing, then the key answers.
+    assert send("openai", mock.base_url, r, "openai", wait=30.0) == EXPECTED
+    assert mock.count("wait-1") == 2
+
+
+def test_adapt_rewrites_the_request_for_a_fallback(mock: Mock, send: Callable[..., str]) -> None:
+    mock.on_key("a-primary", "invalid_key")
+    seen = []
+
+    def adapt(request: Any, provider: str) -> Any:
+        seen.append(provider)
+        request.headers["x-provider"] = provider
+        return request
+
+    r = KeyRotator(
+        {"openai": {"credentials": ["a-primary"]}, "backup": {"credentials": ["a-backup"], "family": "openai"}},
+        reset_interval_ms=0,
+    )
+    assert send("openai", mock.base_url, r, "openai", fallback=["backup"], adapt=adapt) == EXPECTED
+    assert seen == ["openai", "backup"]
+    assert [dict(q["headers"]).get("x-provider") for q in mock.requests()] == ["openai", "backup"]
