@@ -3,6 +3,7 @@ project's mock upstream: failover, disabling, exhaustion with an exact retry tim
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Callable, Optional
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from ai_key_rotator import KeyRotator, NoKeyAvailable
 
 from sdks import EXPECTED, SDKS, acall, call
-from support import Mock
+from support import Mock, drain_until
 
 CALLS = {"sync": call, "async": acall}
 KEY_HEADER = {"openai": "authorization", "anthropic": "x-api-key", "gemini": "x-goog-api-key"}
@@ -151,3 +152,49 @@ def test_adapt_rewrites_the_request_for_a_fallback(mock: Mock, send: Callable[..
     assert send("openai", mock.base_url, r, "openai", fallback=["backup"], adapt=adapt) == EXPECTED
     assert seen == ["openai", "backup"]
     assert [dict(q["headers"]).get("x-provider") for q in mock.requests()] == ["openai", "backup"]
+
+
+def test_canary_key_stays_out_of_errors_and_status(mock: Mock, send: Callable[..., str]) -> None:
+    from support import CANARY
+
+    mock.on_key(CANARY, {"rate_limited_ms": 20_000})
+    r = rotator("openai", CANARY)
+    with pytest.raises(Exception) as raised:
+        send("openai", mock.base_url, r, "openai")
+    texts = [str(raised.value), repr(raised.value), str(r.get_status())]
+    e: Optional[BaseException] = raised.value
+    while e is not None:
+        texts += [str(e), repr(e)]
+        e = e.__cause__ or e.__context__
+    for text in texts:
+        assert CANARY not in text and CANARY[3:-4] not in text, text
+
+
+def test_a_cancelled_async_request_releases_its_key(mock: Mock) -> None:
+    import asyncio
+
+    import httpx
+
+    from ai_key_rotator.httpx import AsyncRotatingTransport
+
+    mock.on_key("slow-1", {"delay_ms": 60_000})
+    r = KeyRotator({"openai": {"credentials": ["slow-1"], "budget": {"max_in_flight": 1}}}, reset_interval_ms=0)
+
+    async def main() -> None:
+        async with httpx.AsyncClient(transport=AsyncRotatingTransport(r, "openai")) as client:
+            request = client.post(f"{mock.base_url}/v1/chat/completions", json={"model": "m", "messages": []})
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(request, 0.5)
+
+    asyncio.run(main())
+
+    # The one in-flight slot is free again: the lease of the cancelled attempt was released
+    # (by the core's loop ending on the runtime's thread, hence the bounded wait).
+    def acquired() -> bool:
+        try:
+            with r.acquire("openai"):
+                return True
+        except NoKeyAvailable:
+            return False
+
+    drain_until([], acquired, threading.Event())

@@ -40,3 +40,12 @@ def test_readme_quick_start() -> None:
         assert google is not None and google.meta == {"model": "gemini-flash"}
         status = rotator.get_status("google")
         assert status["credentials"][0]["state"] == "available"
+
+
+def test_the_packages_doc_example_runs() -> None:
+    import doctest
+
+    import ai_key_rotator
+
+    failures, tried = doctest.testmod(ai_key_rotator)
+    assert tried > 0 and failures == 0

@@ -14,8 +14,9 @@
 //! | `{"op":"requests"}` | `{"requests":[{"path","query","key","headers":[[n,v],…]},…]}` |
 //! | `{"op":"clear"}` | `{"ok":true}`: forgets recorded requests and every rule |
 //!
-//! `B` is `"ok"`, `"invalid_key"`, `"server_error"`, `"overloaded"`, `"insufficient_quota"`
-//! or `{"rate_limited_ms": N}`. The process ends when stdin closes.
+//! `B` is `"ok"`, `"invalid_key"`, `"server_error"`, `"overloaded"`, `"insufficient_quota"`,
+//! `{"rate_limited_ms": N}` or `{"delay_ms": N}` (answers `ok` after N ms). The process ends
+//! when stdin closes.
 
 use std::time::Duration;
 
@@ -88,6 +89,9 @@ fn run(mock: &MockUpstream, cmd: &Value) -> Result<Value, String> {
 fn behavior(b: &Value) -> Result<Behavior, String> {
     if let Some(ms) = b["rate_limited_ms"].as_u64() {
         return Ok(Behavior::rate_limited(Duration::from_millis(ms)));
+    }
+    if let Some(ms) = b["delay_ms"].as_u64() {
+        return Ok(Behavior::Delay(Duration::from_millis(ms)));
     }
     match b.as_str() {
         Some("ok") => Ok(Behavior::Ok),
