@@ -64,11 +64,7 @@ pub(crate) fn plan(
 /// Calls `send(key, provider, attempt_number)` and classifies what it returns:
 /// `(status, headers, body, response)`, where `body` is the error body (or `None` for a
 /// success, which is classified from its headers alone and passed on unread).
-fn answer(
-    py: Python<'_>,
-    out: &Bound<'_, PyAny>,
-    attempt: &Attempt,
-) -> Result<(Verdict, Py<PyAny>), PyErr> {
+fn answer(out: &Bound<'_, PyAny>, attempt: &Attempt) -> Result<(Verdict, Py<PyAny>), PyErr> {
     let (status, hdrs, body, response): (u16, Bound<'_, PyAny>, Bound<'_, PyAny>, Py<PyAny>) =
         out.extract()?;
     let headers = headers(&hdrs)?;
@@ -77,7 +73,6 @@ fn answer(
     } else {
         bytes_of(&body)?
     };
-    let _ = py;
     Ok((
         attempt.classify(&Response::new(status, &headers, &body)),
         response,
@@ -104,7 +99,7 @@ pub(crate) fn blocking(
                         attempt.provider(),
                         attempt.number(),
                     ))?;
-                    answer(py, &out, &attempt)
+                    answer(&out, &attempt)
                 })
             }
         }))
@@ -244,7 +239,7 @@ async fn attempt_async(
         .expect("the attempt's future is held until done");
     Python::attach(|py| {
         let out = cfut.bind(py).call_method0("result")?;
-        answer(py, &out, &attempt)
+        answer(&out, &attempt)
     })
 }
 

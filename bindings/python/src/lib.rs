@@ -12,6 +12,7 @@ mod errors;
 mod events;
 mod execute;
 mod lease;
+mod names;
 mod rotator;
 mod runtime;
 mod store;

@@ -14,8 +14,9 @@ use crate::credential::PyCredential;
 use crate::errors::{config_error, raise, state_error};
 use crate::events::{Listeners, normalize};
 use crate::lease::PyLease;
+use crate::names::NameCache;
 use crate::runtime::runtime;
-use crate::store::{PyPersistence, StoreSpec, clock_of, open_error};
+use crate::store::{PyPersistence, StoreSpec, clock_of};
 
 /// Hands out API keys per provider, rotating away from keys that hit their limits.
 #[pyclass(module = "ai_key_rotator", name = "KeyRotator", frozen)]
@@ -23,36 +24,6 @@ pub(crate) struct PyKeyRotator {
     pub(crate) inner: KeyRotator,
     listeners: Arc<Listeners>,
     names: NameCache,
-}
-
-/// Provider names as Rust strings, by the identity of the Python string objects callers pass.
-///
-/// The stable ABI of Python 3.9 has no way to read a `str`'s UTF-8 without copying it into a
-/// new `bytes` object, which costs more than the rest of `get_key`. Callers almost always pass
-/// the same few string objects (literals, constants), so the first `CAPACITY` distinct ones are
-/// remembered. The cache holds a reference to each, so an address cannot be reused by another
-/// string while it is cached.
-#[derive(Debug, Default)]
-struct NameCache(std::sync::RwLock<Vec<(Py<PyString>, Box<str>)>>);
-
-impl NameCache {
-    const CAPACITY: usize = 32;
-
-    fn with<R>(&self, name: &Bound<'_, PyString>, f: impl FnOnce(&str) -> R) -> PyResult<R> {
-        {
-            let cached = self.0.read().unwrap_or_else(|e| e.into_inner());
-            if let Some((_, s)) = cached.iter().find(|(k, _)| k.as_ptr() == name.as_ptr()) {
-                return Ok(f(s));
-            }
-        }
-        let owned = name.to_cow()?.into_owned();
-        let mut cached = self.0.write().unwrap_or_else(|e| e.into_inner());
-        if cached.len() < Self::CAPACITY {
-            cached.push((name.clone().unbind(), owned.clone().into_boxed_str()));
-        }
-        drop(cached);
-        Ok(f(&owned))
-    }
 }
 
 impl std::fmt::Debug for PyKeyRotator {
@@ -110,7 +81,7 @@ impl PyKeyRotator {
         });
         let inner = match built {
             Ok(r) => r,
-            Err(BuildError::Store(e)) => return Err(open_error(py, &e)),
+            Err(BuildError::Store(e)) => return Err(crate::errors::store_error(py, &e)),
             Err(BuildError::Config(e)) => return Err(config_error(py, &e)),
         };
         Ok(PyKeyRotator {

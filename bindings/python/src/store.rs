@@ -11,8 +11,6 @@ use ai_key_rotator::{
 };
 use pyo3::prelude::*;
 
-use crate::errors::store_error;
-
 /// Keeps the rotator's state in a JSON file (atomic writes, mode 0600), for one process.
 #[pyclass(module = "ai_key_rotator", name = "FileStore", frozen)]
 #[derive(Debug)]
@@ -79,8 +77,7 @@ impl PyRedisStore {
     }
 }
 
-/// Opens the store `store` describes and attaches it to the builder. Called with the GIL
-/// released: opening may touch the disk or the network.
+/// Which store to open: read from the Python value with the GIL, opened without it.
 pub(crate) enum StoreSpec {
     File(PathBuf),
     Sqlite(PathBuf, Option<u64>),
@@ -107,6 +104,8 @@ impl StoreSpec {
         ))
     }
 
+    /// Opens the store and attaches it to the builder. Called with the GIL released: opening
+    /// may touch the disk or the network.
     pub(crate) fn attach(
         self,
         builder: KeyRotatorBuilder,
@@ -129,10 +128,6 @@ impl StoreSpec {
             }
         })
     }
-}
-
-pub(crate) fn open_error(py: Python<'_>, e: &ai_key_rotator::StoreError) -> PyErr {
-    store_error(py, e)
 }
 
 /// The original's persistence adapter: any object with `save(state: str)` and
