@@ -175,3 +175,43 @@ def test_scope_shared_limit_cools_the_whole_scope(clock: FakeClock) -> None:
     assert r.get_key("openai").key == "sk-3"  # type: ignore[union-attr]
     states = [s["state"] for s in r.get_status("openai")["credentials"]]
     assert states == ["cooling", "cooling", "available"]
+
+
+@pytest.mark.parametrize(
+    "strategy", ["fill-first", "round-robin", "least-recently-used", "weighted", "least-in-flight", "most-remaining"]
+)
+def test_every_strategy_hands_out_only_available_keys(clock: FakeClock, strategy: str) -> None:
+    r = KeyRotator(
+        {"p": {"strategy": strategy, "credentials": ["sk-a", "sk-b", "sk-c"]}}, reset_interval_ms=0, clock=clock
+    )
+    r.mark_exhausted("p", "sk-b")
+    picked = set()
+    for _ in range(30):
+        with r.acquire("p") as lease:
+            picked.add(lease.key)
+            lease.success()
+    assert "sk-b" not in picked and picked <= {"sk-a", "sk-c"}
+
+
+def test_least_in_flight_spreads_held_leases(clock: FakeClock) -> None:
+    r = KeyRotator({"p": {"strategy": "least-in-flight", "credentials": ["sk-a", "sk-b"]}}, reset_interval_ms=0, clock=clock)
+    first, second = r.acquire("p"), r.acquire("p")
+    assert {first.key, second.key} == {"sk-a", "sk-b"}
+    first.release()
+    second.release()
+
+
+def test_report_success_resets_the_exponential_backoff(clock: FakeClock) -> None:
+    r = KeyRotator(
+        {"p": {"credentials": ["sk-a"], "cooldown": {"type": "exponential", "base_ms": 1000, "max_ms": 60_000, "jitter": False}}},
+        reset_interval_ms=0,
+        clock=clock,
+    )
+    assert r.now() == clock.now()
+    r.mark_exhausted("p", "sk-a")
+    clock.advance(1)
+    c = r.get_key("p")
+    assert c is not None
+    r.report_success(c)
+    r.mark_exhausted("p", "sk-a")
+    assert r.get_status("p")["credentials"][0]["until"] == ms(clock, 1)  # back to the base
