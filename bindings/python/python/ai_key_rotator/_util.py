@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 from typing import Any, Callable, Dict, Optional, Tuple, TypeVar, Union
 
 T = TypeVar("T")
@@ -23,10 +24,10 @@ def load_toml(path: "Union[str, os.PathLike[str]]") -> "Tuple[Dict[str, Any], Op
     """The providers and reset interval of a TOML configuration file."""
     from ._errors import ConfigError
 
-    try:
+    if sys.version_info >= (3, 11):
         import tomllib
-    except ImportError:  # pragma: no cover - Python 3.10
-        raise ConfigError("KeyRotator.from_toml needs Python 3.11 or later (tomllib)") from None
+    else:  # pragma: no cover - the package depends on tomli before 3.11
+        import tomli as tomllib
     try:
         with open(path, "rb") as f:
             data = tomllib.load(f)
