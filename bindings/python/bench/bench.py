@@ -26,7 +26,7 @@ from typing import Any, Dict, List, Optional
 import httpx
 
 from ai_key_rotator import KeyRotator
-from ai_key_rotator.httpx import RotatingTransport
+from ai_key_rotator.httpx import AsyncRotatingTransport, RotatingTransport
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 
@@ -142,6 +142,48 @@ def bench_transport(rounds: int = 20, per_round: int = 100) -> Dict[str, float]:
     return {"plain_us": pa, "rotating_us": pb, "overhead_us": pb - pa, "requests": float(len(a))}
 
 
+def bench_async_transport(rounds: int = 20, per_round: int = 100) -> Dict[str, float]:
+    """The same comparison with `httpx.AsyncClient` and `AsyncRotatingTransport`."""
+    import asyncio
+
+    mock = Mock()
+    rotator = KeyRotator({"openai": {"credentials": ["sk-bench-1", "sk-bench-2"]}}, reset_interval_ms=0)
+    url = f"{mock.base_url}/v1/chat/completions"
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+
+    async def run() -> Dict[str, float]:
+        plain = httpx.AsyncClient(headers={"authorization": "Bearer sk-bench-1"})
+        rotating = httpx.AsyncClient(transport=AsyncRotatingTransport(rotator, "openai"))
+
+        async def one_round(client: httpx.AsyncClient) -> List[float]:
+            times = []
+            for _ in range(per_round):
+                t = time.perf_counter()
+                r = await client.post(url, json=body)
+                await r.aread()
+                times.append(time.perf_counter() - t)
+                assert r.status_code == 200, r.status_code
+            return times
+
+        await one_round(plain)
+        await one_round(rotating)
+        a: List[float] = []
+        b: List[float] = []
+        for _ in range(rounds):
+            a += await one_round(plain)
+            b += await one_round(rotating)
+        await plain.aclose()
+        await rotating.aclose()
+        pa, pb = statistics.median(a) * 1e6, statistics.median(b) * 1e6
+        return {"plain_us": pa, "rotating_us": pb, "overhead_us": pb - pa, "requests": float(len(a))}
+
+    try:
+        return asyncio.run(run())
+    finally:
+        rotator.close()
+        mock.close()
+
+
 def main() -> None:
     g = bench_get_key()
     print(f"get_key          {g['get_key_ns']:7.1f} ns/call")
@@ -149,6 +191,9 @@ def main() -> None:
     t = bench_transport()
     print(f"plain httpx      {t['plain_us']:7.1f} us/request (median of {int(t['requests'])})")
     print(f"RotatingTransport{t['rotating_us']:7.1f} us/request   overhead {t['overhead_us']:+.1f} us")
+    t = bench_async_transport()
+    print(f"plain AsyncClient{t['plain_us']:7.1f} us/request (median of {int(t['requests'])})")
+    print(f"AsyncRotating    {t['rotating_us']:7.1f} us/request   overhead {t['overhead_us']:+.1f} us")
     print(f"python {sys.version.split()[0]}, httpx {httpx.__version__}")
 
 

@@ -2,26 +2,21 @@
 //! its rules (what is retried, rotated, waited for or returned) and its waits stay in the
 //! core; Python only sends one request per attempt and hands back the answer.
 //!
-//! Sync: the loop runs on the caller's thread inside `block_on`, with the GIL released
-//! except while Python sends. Async: the loop runs on the runtime's thread; each attempt's
-//! coroutine is scheduled on the caller's event loop and awaited through a done-callback, and
-//! the result is handed back with `call_soon_threadsafe`.
+//! Sync (here): the loop runs on the caller's thread inside `block_on`, with the GIL released
+//! except while Python sends. Async: see `aio.rs`.
 
-use std::sync::Mutex;
 use std::time::Duration;
 
 use ai_key_rotator::KeyRotator;
 use ai_key_rotator::classify::{Response, Verdict};
 use ai_key_rotator::execute::{Attempt, AttemptOutcome, ExecuteError, ExecuteErrorKind, Plan};
 use pyo3::prelude::*;
-use tokio::sync::oneshot;
-use tokio::task::AbortHandle;
 
 use crate::convert::{bytes_of, headers};
 use crate::errors::{no_key, raise};
 use crate::runtime::runtime;
 
-type Outcome = Result<Py<PyAny>, ExecuteError<Py<PyAny>, PyErr>>;
+pub(crate) type Outcome = Result<Py<PyAny>, ExecuteError<Py<PyAny>, PyErr>>;
 
 /// The plan of one request: the providers in order (primary first), the most attempts, and
 /// an optional deadline within which the loop may wait for a cooling key.
@@ -64,7 +59,10 @@ pub(crate) fn plan(
 /// Calls `send(key, provider, attempt_number)` and classifies what it returns:
 /// `(status, headers, body, response)`, where `body` is the error body (or `None` for a
 /// success, which is classified from its headers alone and passed on unread).
-fn answer(out: &Bound<'_, PyAny>, attempt: &Attempt) -> Result<(Verdict, Py<PyAny>), PyErr> {
+pub(crate) fn answer(
+    out: &Bound<'_, PyAny>,
+    attempt: &Attempt,
+) -> Result<(Verdict, Py<PyAny>), PyErr> {
     let (status, hdrs, body, response): (u16, Bound<'_, PyAny>, Bound<'_, PyAny>, Py<PyAny>) =
         out.extract()?;
     let headers = headers(&hdrs)?;
@@ -113,7 +111,7 @@ pub(crate) fn blocking(
 /// - the provider's last answer (a server error) when the attempts or the deadline ran out
 ///   on failures that were not the key's;
 /// - the last transport error (a connection failure) likewise.
-fn finish(
+pub(crate) fn finish(
     py: Python<'_>,
     rotator: &KeyRotator,
     plan: &Plan,
@@ -148,126 +146,5 @@ fn finish(
             Some(Err(transport)) => Err(transport),
             None => Err(raise(py, "RotatorError", message)),
         },
-    }
-}
-
-/// A running asynchronous request; `cancel()` stops its loop (and the attempt in flight).
-#[pyclass(module = "ai_key_rotator._native", name = "Execution", frozen)]
-#[derive(Debug)]
-pub(crate) struct PyExecution {
-    handle: Mutex<Option<AbortHandle>>,
-}
-
-#[pymethods]
-impl PyExecution {
-    /// Stops the request: the loop ends, the attempt in flight is cancelled and its lease
-    /// released without a report.
-    fn cancel(&self) {
-        if let Some(h) = self.handle.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            h.abort();
-        }
-    }
-}
-
-/// Starts the loop on the runtime; `future` is resolved on `event_loop` when it ends.
-pub(crate) fn spawn(
-    rotator: &KeyRotator,
-    plan: Plan,
-    send: Py<PyAny>,
-    event_loop: Py<PyAny>,
-    future: Py<PyAny>,
-) -> PyExecution {
-    let rotator = rotator.clone();
-    let task = runtime().spawn(async move {
-        let result = rotator
-            .execute(&plan, |attempt| {
-                let (send, event_loop) = (&send, &event_loop);
-                async move { attempt_async(send, event_loop, attempt).await }
-            })
-            .await;
-        Python::try_attach(|py| {
-            let (ok, value) = match finish(py, &rotator, &plan, result) {
-                Ok(v) => (true, v),
-                Err(e) => (false, e.into_value(py).into_any()),
-            };
-            let resolved = py
-                .import("ai_key_rotator._util")
-                .and_then(|m| m.getattr("resolve"))
-                .and_then(|resolve| {
-                    event_loop
-                        .bind(py)
-                        .call_method1("call_soon_threadsafe", (resolve, &future, ok, value))
-                });
-            if let Err(e) = resolved {
-                // The loop is closed: nobody is waiting any more.
-                e.write_unraisable(py, None);
-            }
-        });
-    });
-    PyExecution {
-        handle: Mutex::new(Some(task.abort_handle())),
-    }
-}
-
-/// One attempt of the asynchronous loop: `send(...)` is a coroutine run on the caller's event
-/// loop; this task waits for it without holding the GIL.
-async fn attempt_async(
-    send: &Py<PyAny>,
-    event_loop: &Py<PyAny>,
-    attempt: Attempt,
-) -> Result<(Verdict, Py<PyAny>), PyErr> {
-    let (tx, rx) = oneshot::channel();
-    let scheduled = Python::attach(|py| -> PyResult<Py<PyAny>> {
-        let coro =
-            send.bind(py)
-                .call1((attempt.expose_key(), attempt.provider(), attempt.number()))?;
-        let cfut = py
-            .import("asyncio")?
-            .call_method1("run_coroutine_threadsafe", (coro, event_loop))?;
-        let signal = DoneSignal {
-            tx: Mutex::new(Some(tx)),
-        };
-        cfut.call_method1("add_done_callback", (signal,))?;
-        Ok(cfut.unbind())
-    })?;
-    let mut guard = CancelOnDrop(Some(scheduled));
-    // An error means the signal was dropped unfired; `result()` below raises the reason.
-    let _ = rx.await;
-    let cfut = guard
-        .0
-        .take()
-        .expect("the attempt's future is held until done");
-    Python::attach(|py| {
-        let out = cfut.bind(py).call_method0("result")?;
-        answer(&out, &attempt)
-    })
-}
-
-/// Cancels the scheduled coroutine if the loop is dropped (the caller cancelled) while the
-/// attempt is in flight.
-struct CancelOnDrop(Option<Py<PyAny>>);
-
-impl Drop for CancelOnDrop {
-    fn drop(&mut self) {
-        if let Some(f) = self.0.take() {
-            Python::try_attach(|py| {
-                let _ = f.bind(py).call_method0("cancel");
-            });
-        }
-    }
-}
-
-/// The done-callback of an attempt's future: wakes the waiting task.
-#[pyclass(module = "ai_key_rotator._native", frozen)]
-struct DoneSignal {
-    tx: Mutex<Option<oneshot::Sender<()>>>,
-}
-
-#[pymethods]
-impl DoneSignal {
-    fn __call__(&self, _future: &Bound<'_, PyAny>) {
-        if let Some(tx) = self.tx.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            let _ = tx.send(());
-        }
     }
 }

@@ -6,6 +6,7 @@
 //! (context managers, `asave`, the httpx transports) lives in the Python package around it.
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
+mod aio;
 mod convert;
 mod credential;
 mod errors;
@@ -29,7 +30,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<store::PySqliteStore>()?;
     m.add_class::<store::PyRedisStore>()?;
     m.add_class::<store::PyFakeClock>()?;
-    m.add_class::<execute::PyExecution>()?;
+    m.add_class::<aio::PyExecution>()?;
     m.add_function(wrap_pyfunction!(credential::fingerprint, m)?)?;
     Ok(())
 }

@@ -357,8 +357,8 @@ impl PyKeyRotator {
         crate::execute::blocking(py, &self.inner, plan, send)
     }
 
-    /// The asynchronous form of `_execute`: schedules `send` coroutines on `loop` and
-    /// resolves `future` (an asyncio future of that loop) with the result.
+    /// The asynchronous form of `_execute`, polled on `event_loop` (the caller's, running):
+    /// `send` returns coroutines, and `future` (of that loop) is resolved with the result.
     #[pyo3(signature = (providers, send, event_loop, future, *, max_attempts = 4, deadline = None, session = None, tokens = 0))]
     #[allow(clippy::too_many_arguments)]
     fn _execute_async(
@@ -372,15 +372,9 @@ impl PyKeyRotator {
         deadline: Option<f64>,
         session: Option<String>,
         tokens: u64,
-    ) -> PyResult<crate::execute::PyExecution> {
+    ) -> PyResult<Py<crate::aio::PyExecution>> {
         let plan = crate::execute::plan(py, providers, max_attempts, deadline, session, tokens)?;
-        Ok(crate::execute::spawn(
-            &self.inner,
-            plan,
-            send,
-            event_loop,
-            future,
-        ))
+        crate::aio::start(py, &self.inner, plan, send, event_loop, future)
     }
 
     /// A rotator from a TOML file in the core's configuration shape (`[providers.NAME]`
