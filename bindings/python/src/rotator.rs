@@ -357,24 +357,22 @@ impl PyKeyRotator {
         crate::execute::blocking(py, &self.inner, plan, send)
     }
 
-    /// The asynchronous form of `_execute`, polled on `event_loop` (the caller's, running):
-    /// `send` returns coroutines, and `future` (of that loop) is resolved with the result.
-    #[pyo3(signature = (providers, send, event_loop, future, *, max_attempts = 4, deadline = None, session = None, tokens = 0))]
+    /// The asynchronous form of `_execute`: an `Execution` that a coroutine on `event_loop`
+    /// drives (see `ai_key_rotator._transport`).
+    #[pyo3(signature = (providers, event_loop, *, max_attempts = 4, deadline = None, session = None, tokens = 0))]
     #[allow(clippy::too_many_arguments)]
     fn _execute_async(
         &self,
         py: Python<'_>,
         providers: Vec<String>,
-        send: Py<PyAny>,
         event_loop: Py<PyAny>,
-        future: Py<PyAny>,
         max_attempts: u32,
         deadline: Option<f64>,
         session: Option<String>,
         tokens: u64,
-    ) -> PyResult<Py<crate::aio::PyExecution>> {
+    ) -> PyResult<crate::aio::PyExecution> {
         let plan = crate::execute::plan(py, providers, max_attempts, deadline, session, tokens)?;
-        crate::aio::start(py, &self.inner, plan, send, event_loop, future)
+        Ok(crate::aio::start(&self.inner, plan, event_loop))
     }
 
     /// A rotator from a TOML file in the core's configuration shape (`[providers.NAME]`

@@ -61,7 +61,9 @@ class FakeClock:
     def now(self) -> float: ...
 
 class Execution:
-    def _step(self) -> None: ...
+    def poll(self) -> Tuple[int, Any]: ...
+    def give(self, answer: Tuple[int, Any, Optional[bytes], Any]) -> None: ...
+    def fail(self, error: BaseException) -> None: ...
     def cancel(self) -> None: ...
 
 class _Persistence:
@@ -137,9 +139,7 @@ class KeyRotator:
     def _execute_async(
         self,
         providers: List[str],
-        send: Callable[[str, str, int], Awaitable[Tuple[int, Any, Optional[bytes], Any]]],
         event_loop: asyncio.AbstractEventLoop,
-        future: "asyncio.Future[Any]",
         *,
         max_attempts: int = 4,
         deadline: Optional[float] = None,

@@ -47,6 +47,10 @@ def _providers(provider: str, fallback: Union[str, Iterable[str]]) -> List[str]:
     return [provider, *fallback]
 
 
+# What `Execution.poll` answers (src/aio.rs).
+_DONE, _SEND, _AGAIN, _WAIT = 0, 1, 2, 3
+
+
 class _Base:
     #: The HTTP library (httpx or httpx2) whose transport sends by default.
     _http: Any = None
@@ -140,26 +144,37 @@ class AsyncRotating(_Base):
             await response.aread()
             return (response.status_code, response.headers.raw, response.content, response)
 
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
         execution = self._rotator._execute_async(
             self._providers,
-            send,
-            loop,
-            future,
+            asyncio.get_running_loop(),
             max_attempts=self._max_attempts,
             deadline=self._wait,
             session=self._session,
         )
+        # The core's loop decides; this coroutine only sends what it asks for, inline, and
+        # awaits its waits (see src/aio.rs).
         try:
-            return await future
+            while True:
+                kind, value = execution.poll()
+                if kind == _DONE:
+                    return value
+                if kind == _SEND:
+                    key, provider, attempt = value
+                    try:
+                        answer = await send(key, provider, attempt)
+                    except Exception as e:  # a transport error: the core decides on a retry
+                        execution.fail(e)
+                    else:
+                        execution.give(answer)
+                elif kind == _WAIT:
+                    await value
         except NoKeyAvailable as e:
             if e.last_response is not None:
                 await e.last_response.aclose()
             raise
-        except asyncio.CancelledError:
+        finally:
+            # Cancelled (or failed) mid-way: release the attempt's lease; no-op when done.
             execution.cancel()
-            raise
 
     async def aclose(self) -> None:
         if self._inner is not None:
