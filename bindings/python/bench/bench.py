@@ -6,7 +6,8 @@
    (below): the same provider lookup, sticky index, skip of exhausted keys and use count.
 2. A chat completion request through `httpx.Client(transport=RotatingTransport(...))`
    against the same request with plain `httpx.Client`, both to the project's mock upstream
-   (bindings/python/mock-driver) on loopback, interleaved in rounds.
+   (bindings/python/mock-driver) on loopback, alternating request by request; the same for
+   `httpx.AsyncClient` and `AsyncRotatingTransport`.
 
 Figures are the best of several repeats (get_key) or medians (requests); see BENCHMARKS.md.
 """
@@ -118,28 +119,35 @@ def bench_transport(rounds: int = 20, per_round: int = 100) -> Dict[str, float]:
     plain = httpx.Client(headers={"authorization": "Bearer sk-bench-1"})
     rotating = httpx.Client(transport=RotatingTransport(rotator, "openai"))
 
-    def one_round(client: httpx.Client) -> List[float]:
-        times = []
-        for _ in range(per_round):
-            t = time.perf_counter()
-            r = client.post(url, json=body)
-            r.read()
-            times.append(time.perf_counter() - t)
-            assert r.status_code == 200, r.status_code
-        return times
+    def one(client: httpx.Client) -> float:
+        t = time.perf_counter()
+        r = client.post(url, json=body)
+        r.read()
+        elapsed = time.perf_counter() - t
+        assert r.status_code == 200, r.status_code
+        return elapsed
 
-    one_round(plain), one_round(rotating)  # warm-up: connections, code paths
+    for _ in range(per_round):  # warm-up: connections, code paths
+        one(plain), one(rotating)
     a: List[float] = []
     b: List[float] = []
-    for _ in range(rounds):
-        a += one_round(plain)
-        b += one_round(rotating)
+    # Alternate request by request, so that both see the same load on a shared machine.
+    for _ in range(rounds * per_round):
+        a.append(one(plain))
+        b.append(one(rotating))
     plain.close()
     rotating.close()
     rotator.close()
     mock.close()
+    return summary(a, b)
+
+
+def summary(a: List[float], b: List[float]) -> Dict[str, float]:
+    """Medians, and the overhead as the median of the differences of neighbouring requests
+    (robust to the load drifting during the run)."""
     pa, pb = statistics.median(a) * 1e6, statistics.median(b) * 1e6
-    return {"plain_us": pa, "rotating_us": pb, "overhead_us": pb - pa, "requests": float(len(a))}
+    paired = statistics.median(y - x for x, y in zip(a, b)) * 1e6
+    return {"plain_us": pa, "rotating_us": pb, "overhead_us": paired, "requests": float(len(a))}
 
 
 def bench_async_transport(rounds: int = 20, per_round: int = 100) -> Dict[str, float]:
@@ -155,27 +163,25 @@ def bench_async_transport(rounds: int = 20, per_round: int = 100) -> Dict[str, f
         plain = httpx.AsyncClient(headers={"authorization": "Bearer sk-bench-1"})
         rotating = httpx.AsyncClient(transport=AsyncRotatingTransport(rotator, "openai"))
 
-        async def one_round(client: httpx.AsyncClient) -> List[float]:
-            times = []
-            for _ in range(per_round):
-                t = time.perf_counter()
-                r = await client.post(url, json=body)
-                await r.aread()
-                times.append(time.perf_counter() - t)
-                assert r.status_code == 200, r.status_code
-            return times
+        async def one(client: httpx.AsyncClient) -> float:
+            t = time.perf_counter()
+            r = await client.post(url, json=body)
+            await r.aread()
+            elapsed = time.perf_counter() - t
+            assert r.status_code == 200, r.status_code
+            return elapsed
 
-        await one_round(plain)
-        await one_round(rotating)
+        for _ in range(per_round):
+            await one(plain)
+            await one(rotating)
         a: List[float] = []
         b: List[float] = []
-        for _ in range(rounds):
-            a += await one_round(plain)
-            b += await one_round(rotating)
+        for _ in range(rounds * per_round):
+            a.append(await one(plain))
+            b.append(await one(rotating))
         await plain.aclose()
         await rotating.aclose()
-        pa, pb = statistics.median(a) * 1e6, statistics.median(b) * 1e6
-        return {"plain_us": pa, "rotating_us": pb, "overhead_us": pb - pa, "requests": float(len(a))}
+        return summary(a, b)
 
     try:
         return asyncio.run(run())
@@ -190,10 +196,10 @@ def main() -> None:
     print(f"baseline (Python){g['baseline_ns']:7.1f} ns/call   ratio {g['ratio']:.2f}x")
     t = bench_transport()
     print(f"plain httpx      {t['plain_us']:7.1f} us/request (median of {int(t['requests'])})")
-    print(f"RotatingTransport{t['rotating_us']:7.1f} us/request   overhead {t['overhead_us']:+.1f} us")
+    print(f"RotatingTransport{t['rotating_us']:7.1f} us/request   overhead {t['overhead_us']:+.1f} us (median of pairs)")
     t = bench_async_transport()
     print(f"plain AsyncClient{t['plain_us']:7.1f} us/request (median of {int(t['requests'])})")
-    print(f"AsyncRotating    {t['rotating_us']:7.1f} us/request   overhead {t['overhead_us']:+.1f} us")
+    print(f"AsyncRotating    {t['rotating_us']:7.1f} us/request   overhead {t['overhead_us']:+.1f} us (median of pairs)")
     print(f"python {sys.version.split()[0]}, httpx {httpx.__version__}")
 
 
