@@ -50,6 +50,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 provider,
                 credential,
                 until,
+                ..
             } => println!("event: {provider}/{credential} exhausted until {until}"),
             Event::Rotated { provider, to, .. } => println!("event: {provider} rotated to {to}"),
             other => println!("event: {other:?}"),

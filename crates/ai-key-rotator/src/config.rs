@@ -25,8 +25,8 @@ use serde::Deserialize;
 use crate::budget::{Budget, Limits};
 use crate::classify::Family;
 use crate::cooldown::{Cooldown, Policy};
-use crate::credential::Fingerprint;
 use crate::error::ConfigError;
+use crate::identity::Fingerprint;
 use crate::strategy::Strategy;
 
 /// The default interval of the background check that emits `reset` events for cooldowns that

@@ -11,8 +11,8 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 
 use crate::clock::Timestamp;
-use crate::credential::CredentialId;
-use crate::store::StateStore;
+use crate::identity::CredentialId;
+use crate::status::CooldownReason;
 
 /// Something that happened to a provider's credentials.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -28,6 +28,9 @@ pub enum Event {
         credential: CredentialId,
         /// When it becomes available again.
         until: Timestamp,
+        /// Why: the cause, the provider's reset time and the scope, as data (never response
+        /// text). Stores carry it, so other processes show the same reason.
+        reason: Box<CooldownReason>,
     },
     /// The provider's current credential changed (the original's `rotated`).
     Rotated {
@@ -38,8 +41,8 @@ pub enum Event {
         /// The credential it is on now.
         to: CredentialId,
     },
-    /// No credential of the provider is available (the original's `allExhausted`). Emitted once
-    /// when the provider runs out, not on every call that finds it so.
+    /// No credential of the provider is available (the original's `allExhausted`). Emitted each
+    /// time the provider runs out, not on every call that finds it so.
     AllExhausted {
         /// The provider.
         provider: Arc<str>,
@@ -57,6 +60,8 @@ pub enum Event {
         credentials: Vec<CredentialId>,
         /// When they become available again.
         until: Timestamp,
+        /// Why, as for [`Event::Exhausted`].
+        reason: Box<CooldownReason>,
     },
     /// A credential was disabled (the provider said the key is invalid, or by hand). No timed
     /// reset revives it; only [`KeyRotator::enable`](crate::KeyRotator::enable) or adding it
@@ -85,7 +90,7 @@ pub enum Event {
         credentials: Vec<CredentialId>,
     },
     /// A change made by another process and applied here through a shared store (see
-    /// [`StateStore`](crate::StateStore)). `change` is the event as it would have been emitted
+    /// [`StateStore`](crate::StateStore)), or the store's state at start. `change` is the event as it would have been emitted
     /// locally. Stores never record a remote event again, so changes do not echo between
     /// processes.
     Remote {
@@ -106,85 +111,6 @@ impl Event {
             | Event::Enabled { provider, .. }
             | Event::Reset { provider, .. } => provider,
             Event::Remote { change } => change.provider(),
-        }
-    }
-}
-
-/// The sending side, owned by the rotator.
-pub(crate) struct Emitter {
-    sender: broadcast::Sender<Event>,
-    /// Live subscriptions. Kept apart from the channel so the hot path can skip building an
-    /// event nobody will read with a single relaxed load.
-    listeners: Arc<AtomicUsize>,
-    /// The store that records every local change, subscribed or not. Events are only emitted
-    /// on slow paths (never on the common `get_key` path), and `record` only enqueues, so this
-    /// adds no I/O to any caller.
-    store: Option<Arc<dyn StateStore>>,
-}
-
-impl std::fmt::Debug for Emitter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Emitter")
-            .field("listeners", &self.listeners.load(Ordering::Relaxed))
-            .field("store", &self.store.is_some())
-            .finish()
-    }
-}
-
-impl Emitter {
-    pub(crate) fn new(capacity: usize, store: Option<Arc<dyn StateStore>>) -> Self {
-        let (sender, _) = broadcast::channel(capacity.max(1));
-        Emitter {
-            sender,
-            listeners: Arc::new(AtomicUsize::new(0)),
-            store,
-        }
-    }
-
-    pub(crate) fn store(&self) -> Option<&Arc<dyn StateStore>> {
-        self.store.as_ref()
-    }
-
-    /// Whether anyone listens; check before building an event.
-    #[inline]
-    pub(crate) fn active(&self) -> bool {
-        self.listeners.load(Ordering::Relaxed) > 0
-    }
-
-    /// Hands the event built by `make` to the store, if there is one, and to subscribers, if
-    /// anyone listens.
-    #[inline]
-    pub(crate) fn emit_with(&self, make: impl FnOnce() -> Event) {
-        let active = self.active();
-        if !active && self.store.is_none() {
-            return;
-        }
-        let event = make();
-        if let Some(store) = &self.store {
-            store.record(&event);
-        }
-        if active {
-            // An error only means every receiver is gone since the check; nothing to do.
-            let _ = self.sender.send(event);
-        }
-    }
-
-    /// Emits a change that came from another process, wrapped in [`Event::Remote`], to
-    /// subscribers only: the store already has it.
-    #[inline]
-    pub(crate) fn emit_remote(&self, make: impl FnOnce() -> Event) {
-        if self.active() {
-            let _ = self.sender.send(Event::Remote {
-                change: Box::new(make()),
-            });
-        }
-    }
-
-    pub(crate) fn subscribe(&self) -> Subscription {
-        self.listeners.fetch_add(1, Ordering::Relaxed);
-        Subscription {
-            receiver: self.sender.subscribe(),
-            listeners: Arc::clone(&self.listeners),
         }
     }
 }
@@ -216,6 +142,15 @@ pub enum RecvError {
 }
 
 impl Subscription {
+    /// A subscription counted in `listeners` until dropped (see `rotator/emitter.rs`).
+    pub(crate) fn new(receiver: broadcast::Receiver<Event>, listeners: Arc<AtomicUsize>) -> Self {
+        listeners.fetch_add(1, Ordering::Relaxed);
+        Subscription {
+            receiver,
+            listeners,
+        }
+    }
+
     /// Waits for the next event.
     ///
     /// # Errors

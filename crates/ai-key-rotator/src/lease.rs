@@ -80,8 +80,9 @@ impl AcquireError {
 /// or [`success`](Lease::success); a lease dropped without a report counts as neither success
 /// nor failure (for example when the caller's future was cancelled).
 ///
-/// A lease borrows its rotator: taking one costs no shared reference count, which keeps
-/// `acquire` within twice the cost of `get_key`. To move work onto another task, move a clone
+/// A lease borrows its rotator and holds its credential's snapshot by an owned reference (one
+/// reference-count increment per lease), not by the short-lived arc-swap guard `get_key` uses:
+/// a lease lives as long as an upstream request. To move work onto another task, move a clone
 /// of the [`KeyRotator`] there and acquire inside it.
 pub struct Lease<'r> {
     rotator: &'r KeyRotator,
@@ -98,7 +99,7 @@ impl<'r> Lease<'r> {
         let counted = credential.provider_snap().shared.strategy == Strategy::LeastInFlight;
         Lease {
             rotator,
-            credential,
+            credential: credential.detach(),
             tokens,
             counted,
         }

@@ -44,9 +44,13 @@
 //! - [`Credential`]: a handed-out key; [`CredentialId`] and [`Fingerprint`] name it safely.
 //! - [`Event`] and [`Subscription`]: what happened, for whoever listens.
 //! - [`RotatorStatus`]: what each provider and credential is doing.
-//! - [`Persistence`]: where `save` and `load` keep state.
-//! - [`StateStore`]: durable and shared state written through on every change; [`FileStore`]
-//!   (default feature `file`), `SqliteStore` (feature `sqlite`), `RedisStore` (feature `redis`).
+//! - Keeping state, two ways; pick one:
+//!   - a [`StateStore`] ([`KeyRotatorBuilder::store`]): written through on every change, off
+//!     your threads; shared by processes with `SqliteStore` (feature `sqlite`) or `RedisStore`
+//!     (feature `redis`), or kept by one with [`FileStore`] (default feature `file`). The usual
+//!     choice.
+//!   - a [`Persistence`] adapter ([`KeyRotatorBuilder::persistence`]): the original's explicit
+//!     `save()`/`load()`, for storage the crate does not provide.
 //! - [`Clock`], [`FakeClock`]: time, injectable for tests.
 //!
 //! # Secrets
@@ -64,6 +68,7 @@ mod credential;
 mod error;
 mod events;
 pub mod execute;
+mod identity;
 mod lease;
 mod persist;
 mod pool;
@@ -76,11 +81,12 @@ pub use budget::Budget;
 pub use clock::{Clock, FakeClock, SystemClock, Timestamp};
 pub use config::{CredentialConfig, DEFAULT_RESET_INTERVAL_MS, ProviderConfig, RotatorConfig};
 pub use cooldown::Cooldown;
-pub use credential::{Credential, CredentialId, Fingerprint, InvalidFingerprint};
+pub use credential::Credential;
 pub use error::{ConfigError, StateError};
 pub use events::{Event, RecvError, Subscription};
+pub use identity::{CredentialId, Fingerprint, InvalidFingerprint};
 pub use lease::{AcquireError, AcquireOptions, Lease};
-pub use persist::{BoxFuture, MemoryPersistence, Persistence, PersistenceError};
+pub use persist::{MemoryPersistence, Persistence, PersistenceError};
 pub use rotator::{KeyRotator, KeyRotatorBuilder, ReportOutcome};
 pub use status::{
     CooldownReason, CredentialState, CredentialStatus, ProviderStatus, RotatorStatus,
@@ -89,9 +95,9 @@ pub use status::{
 pub use store::FileStore;
 #[cfg(feature = "sqlite")]
 pub use store::SqliteStore;
-pub use store::{CredentialRecord, RemoteChange, StateStore, StoreError, StoreLink, StoredState};
 #[cfg(feature = "redis")]
 pub use store::{RedisMonitor, RedisStore, RedisStoreBuilder};
+pub use store::{StateStore, StoreError};
 pub use strategy::Strategy;
 
 #[cfg(test)]

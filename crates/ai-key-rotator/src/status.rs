@@ -1,16 +1,15 @@
 //! Status: what each provider and credential is doing, for callers and operators.
+//!
+//! Plain data; the rotator builds it (`rotator/status.rs`).
 
 use std::borrow::Cow;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use serde::{Deserialize, Serialize};
 
 use crate::classify::Verdict;
 use crate::clock::Timestamp;
-use crate::credential::{CredentialId, mask};
-use crate::pool::{ProviderSnap, SlotState};
-use crate::rotator::Inner;
+use crate::identity::CredentialId;
 
 /// Every provider's status at one moment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -109,86 +108,4 @@ pub enum CredentialState {
     },
     /// It was disabled and comes back only when enabled.
     Disabled,
-}
-
-impl Inner {
-    pub(crate) fn status(&self) -> RotatorStatus {
-        let snapshot = self.snapshot.load();
-        let now = self.clock.now();
-        RotatorStatus {
-            at: now,
-            providers: snapshot
-                .providers
-                .iter()
-                .map(|p| self.status_of(p, now))
-                .collect(),
-        }
-    }
-
-    pub(crate) fn provider_status(&self, provider: &str) -> Option<ProviderStatus> {
-        let snapshot = self.snapshot.load();
-        let now = self.clock.now();
-        snapshot.provider(provider).map(|p| self.status_of(p, now))
-    }
-
-    /// Reads state as of `now` without changing it: a cooldown that has ended shows as
-    /// available even before anyone has asked for the credential.
-    fn status_of(&self, prov: &ProviderSnap, now: Timestamp) -> ProviderStatus {
-        use secrecy::ExposeSecret;
-        let credentials: Vec<CredentialStatus> = prov
-            .slots
-            .iter()
-            .map(|slot| {
-                let state = match slot.state() {
-                    SlotState::Ready => CredentialState::Available,
-                    SlotState::Cooling(t) if t <= now => CredentialState::Available,
-                    SlotState::Cooling(until) => CredentialState::Cooling { until },
-                    SlotState::Disabled | SlotState::Removed => CredentialState::Disabled,
-                };
-                let detail = slot.detail().clone();
-                CredentialStatus {
-                    id: slot.id.clone(),
-                    masked_key: mask(slot.key.expose_secret()),
-                    state,
-                    times_used: self.uses(slot),
-                    times_exhausted: slot.times_exhausted.load(Ordering::Relaxed),
-                    last_exhausted_at: slot.last_exhausted(),
-                    scope: slot.scope.clone(),
-                    reason: detail
-                        .reason
-                        .map(|r| *r)
-                        .filter(|_| state != CredentialState::Available),
-                    consecutive_failures: detail.failures,
-                }
-            })
-            .collect();
-        let available = credentials
-            .iter()
-            .filter(|c| c.state == CredentialState::Available)
-            .count();
-        let next_available_at = if available > 0 {
-            Some(now)
-        } else {
-            credentials
-                .iter()
-                .filter_map(|c| match c.state {
-                    CredentialState::Cooling { until } => Some(until),
-                    _ => None,
-                })
-                .min()
-        };
-        let n = prov.slots.len();
-        let current = (n > 0)
-            .then(|| prov.shared.cursor.load(Ordering::Relaxed) as usize % n)
-            .filter(|&i| credentials[i].state == CredentialState::Available)
-            .map(|i| credentials[i].id.clone());
-        ProviderStatus {
-            name: prov.name.to_string(),
-            total: n,
-            available,
-            current,
-            next_available_at,
-            credentials,
-        }
-    }
 }

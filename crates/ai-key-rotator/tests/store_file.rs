@@ -7,7 +7,7 @@ mod store_support;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use ai_key_rotator::{CredentialState, FileStore, KeyRotator, StoreError, StoredState};
+use ai_key_rotator::{CredentialState, FileStore, KeyRotator, StoreError};
 use store_support::*;
 
 fn status_of(r: &KeyRotator, label: &str) -> (CredentialState, u64) {
@@ -107,7 +107,10 @@ fn check_moved_aside(content: &[u8], expect: impl Fn(&StoreError) -> bool) {
     assert_eq!(key(&r).as_deref(), Some("sk-a"));
     r.mark_exhausted("openai", None);
     r.flush_store();
-    assert!(StoredState::from_json(&std::fs::read_to_string(&path).unwrap()).is_ok());
+    assert!(
+        r.import_state(&std::fs::read_to_string(&path).unwrap())
+            .is_ok()
+    );
     assert_eq!(std::fs::read(moved).unwrap(), content);
 }
 
@@ -186,13 +189,23 @@ fn total_exhausted(path: &std::path::Path) -> u64 {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return 0,
         Err(e) => panic!("{e}"),
     };
-    let state = StoredState::from_json(&text)
-        .unwrap_or_else(|e| panic!("state file unreadable after a kill: {e}"));
-    assert_eq!(state.len(), KEYS);
-    let value: serde_json::Value = serde_json::from_str(&text).unwrap();
-    value["providers"]["openai"]["credentials"]
-        .as_object()
+    // The rotator's own reader accepts it (version, structure), and every key is in it.
+    KeyRotator::builder()
+        .provider(
+            "openai",
+            ai_key_rotator::ProviderConfig::new().credential("sk-probe"),
+        )
+        .reset_interval(std::time::Duration::ZERO)
+        .build()
         .unwrap()
+        .import_state(&text)
+        .unwrap_or_else(|e| panic!("state file unreadable after a kill: {e}"));
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let credentials = value["providers"]["openai"]["credentials"]
+        .as_object()
+        .unwrap();
+    assert_eq!(credentials.len(), KEYS);
+    credentials
         .values()
         .map(|c| c["times_exhausted"].as_u64().unwrap())
         .sum()

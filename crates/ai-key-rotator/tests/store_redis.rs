@@ -309,3 +309,74 @@ fn redis_holds_no_key() {
         .unwrap();
     assert!(!dump.contains(CANARY));
 }
+
+fn status_of(r: &KeyRotator, key: &str) -> ai_key_rotator::CredentialStatus {
+    r.provider_status("openai")
+        .unwrap()
+        .credentials
+        .into_iter()
+        .find(|c| c.id.fingerprint == Fingerprint::of(key))
+        .unwrap()
+}
+
+#[test]
+fn reasons_travel_with_cooldowns_and_disabling() {
+    use ai_key_rotator::classify::{LimitKind, LimitScope, Verdict};
+    let Some(server) = RedisServer::start() else {
+        eprintln!("redis-server not found: skipping");
+        return;
+    };
+    let clock = clock();
+    let a = builder(&[CANARY, "sk-b"], &clock)
+        .store(store(&server.url(), "why"))
+        .build()
+        .unwrap();
+    let b = builder(&[CANARY, "sk-b"], &clock)
+        .store(store(&server.url(), "why"))
+        .build()
+        .unwrap();
+    let reset = START.saturating_add(Duration::from_secs(45));
+    let key = a.get_key("openai").unwrap();
+    a.report(
+        &key,
+        &Verdict::RateLimited {
+            until: Some(reset),
+            scope: LimitScope::Key,
+            limit: LimitKind::RequestsPerDay,
+        },
+    );
+    drop(key);
+    a.flush_store();
+    assert!(wait_until(Duration::from_secs(10), || {
+        status_of(&b, CANARY).state == CredentialState::Cooling { until: reset }
+    }));
+    let seen = status_of(&b, CANARY);
+    let reason = seen.reason.expect("the reason travels with the cooldown");
+    assert_eq!(Some(&reason), status_of(&a, CANARY).reason.as_ref());
+    assert_eq!(reason.provider_reset, Some(reset));
+    assert!(seen.times_exhausted >= 1);
+
+    // A process that starts later reads it from the server.
+    let c = builder(&[CANARY, "sk-b"], &clock)
+        .store(store(&server.url(), "why"))
+        .build()
+        .unwrap();
+    assert_eq!(status_of(&c, CANARY).reason, Some(reason));
+
+    // Disabled elsewhere: the reason is the disabling's, not the earlier cooldown's.
+    assert!(a.disable("openai", "sk-b"));
+    a.flush_store();
+    assert!(wait_until(Duration::from_secs(10), || {
+        status_of(&b, "sk-b").state == CredentialState::Disabled
+    }));
+    assert_eq!(
+        status_of(&b, "sk-b").reason.map(|r| r.cause.into_owned()),
+        Some("disabled by hand".to_owned())
+    );
+    // The reasons are on the server, and no key is.
+    let reasons = server
+        .command(&["HGETALL", "{why:openai}:reasons"])
+        .unwrap_or_default();
+    assert!(reasons.contains("disabled by hand"), "{reasons}");
+    assert!(!reasons.contains(CANARY));
+}

@@ -244,3 +244,139 @@ fn disabled_keys_and_scope_cooldowns_are_stored_too() {
         .unwrap();
     assert_eq!(until_of(&third, "label-a"), CredentialState::Available);
 }
+
+fn status_of(r: &KeyRotator, label: &str) -> ai_key_rotator::CredentialStatus {
+    r.provider_status("openai")
+        .unwrap()
+        .credentials
+        .into_iter()
+        .find(|c| c.id.label.as_deref() == Some(label))
+        .unwrap()
+}
+
+#[test]
+fn another_process_s_cooldown_shows_its_reason_and_count() {
+    use ai_key_rotator::classify::{LimitKind, LimitScope, Verdict};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    let clock = clock();
+    let a = builder(&["sk-a", "sk-b"], &clock)
+        .store(store(&db))
+        .build()
+        .unwrap();
+    let b = builder(&["sk-a", "sk-b"], &clock)
+        .store(store(&db))
+        .build()
+        .unwrap();
+    let reset = START.saturating_add(Duration::from_secs(45));
+    let key = a.get_key("openai").unwrap();
+    a.report(
+        &key,
+        &Verdict::RateLimited {
+            until: Some(reset),
+            scope: LimitScope::Key,
+            limit: LimitKind::TokensPerMinute,
+        },
+    );
+    a.flush_store();
+    assert!(wait_until(Duration::from_secs(10), || {
+        status_of(&b, "label-a").state == CredentialState::Cooling { until: reset }
+    }));
+    let seen = status_of(&b, "label-a");
+    let reason = seen.reason.expect("the reason travels with the cooldown");
+    assert_eq!(reason, status_of(&a, "label-a").reason.unwrap());
+    assert_eq!(reason.provider_reset, Some(reset));
+    assert!(reason.cause.contains("rate limited"), "{}", reason.cause);
+    assert!(seen.times_exhausted >= 1);
+    // A process that starts later reads the reason from the database too.
+    a.shutdown();
+    let c = builder(&["sk-a", "sk-b"], &clock)
+        .store(store(&db))
+        .build()
+        .unwrap();
+    assert_eq!(status_of(&c, "label-a").reason, Some(reason));
+}
+
+#[test]
+fn a_key_disabled_elsewhere_shows_why_not_a_stale_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    let clock = clock();
+    let a = builder(&["sk-a", "sk-b"], &clock)
+        .store(store(&db))
+        .build()
+        .unwrap();
+    let b = builder(&["sk-a", "sk-b"], &clock)
+        .store(store(&db))
+        .build()
+        .unwrap();
+    // b cools the key itself ("marked exhausted"), then an operator disables it through a.
+    b.mark_exhausted("openai", Some("sk-a"));
+    b.flush_store();
+    assert!(wait_until(Duration::from_secs(10), || matches!(
+        status_of(&a, "label-a").state,
+        CredentialState::Cooling { .. }
+    )));
+    assert!(a.disable("openai", "sk-a"));
+    a.flush_store();
+    assert!(wait_until(Duration::from_secs(10), || {
+        status_of(&b, "label-a").state == CredentialState::Disabled
+    }));
+    let reason = status_of(&b, "label-a").reason.expect("a reason");
+    assert_eq!(reason.cause, "disabled by hand");
+}
+
+#[test]
+fn a_remote_cooldown_over_one_that_ended_unobserved_resets_it_first() {
+    use ai_key_rotator::Event;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    let clock_a = clock();
+    let clock_b = clock();
+    let a = builder(&["sk-a", "sk-b"], &clock_a)
+        .store(store(&db))
+        .build()
+        .unwrap();
+    let b = builder(&["sk-a", "sk-b"], &clock_b)
+        .store(store(&db))
+        .build()
+        .unwrap();
+    // b's own cooldown of sk-a (60 s) ends, and nobody in b looks at the key.
+    b.mark_exhausted("openai", Some("sk-a"));
+    b.flush_store();
+    clock_b.advance(Duration::from_secs(61));
+    let mut events = b.subscribe();
+    // a, later, cools it again.
+    clock_a.advance(Duration::from_secs(61));
+    a.mark_exhausted("openai", Some("sk-a"));
+    a.flush_store();
+    let until = START.saturating_add(Duration::from_secs(121));
+    assert!(wait_until(Duration::from_secs(10), || {
+        status_of(&b, "label-a").state == CredentialState::Cooling { until }
+    }));
+    // Every ended cooldown produces exactly one Reset: here, as a remote event, before the
+    // remote cooldown's own.
+    let seen: Vec<Event> = events
+        .drain()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Remote { change } => Some(*change),
+            _ => None,
+        })
+        .collect();
+    let reset = seen
+        .iter()
+        .position(|e| matches!(e, Event::Reset { .. }))
+        .expect("a Reset for the cooldown that ended unobserved");
+    let exhausted = seen
+        .iter()
+        .position(|e| matches!(e, Event::Exhausted { .. }))
+        .expect("the remote cooldown");
+    assert!(reset < exhausted, "{seen:?}");
+    assert_eq!(
+        seen.iter()
+            .filter(|e| matches!(e, Event::Reset { .. }))
+            .count(),
+        1
+    );
+}

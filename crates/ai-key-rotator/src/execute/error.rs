@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::classify::Verdict;
 use crate::clock::Timestamp;
-use crate::credential::CredentialId;
+use crate::identity::CredentialId;
 
 /// Why `execute` gave up.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

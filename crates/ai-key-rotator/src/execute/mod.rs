@@ -187,7 +187,7 @@ impl KeyRotator {
         F: FnMut(Attempt) -> Fut,
         Fut: Future<Output = Result<(Verdict, T), E>>,
     {
-        let clock = Arc::clone(&self.inner.clock);
+        let clock = self.clock();
         let started = clock.now();
         let deadline = plan.deadline.map(|d| started.saturating_add(d));
         let mut attempts: Vec<AttemptRecord> = Vec::new();

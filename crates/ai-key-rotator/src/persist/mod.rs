@@ -38,7 +38,8 @@ use std::sync::{Arc, Mutex};
 pub type PersistenceError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A boxed future, as returned by [`Persistence`] methods (so adapters can be trait objects).
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+/// Spelled out in the docs: an alias is a name users would have to import for nothing.
+pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Where saved state lives: save a string, load it back.
 ///

@@ -20,7 +20,7 @@ use crate::budget::{Limits, Usage as BudgetUsage};
 use crate::classify::Family;
 use crate::clock::Timestamp;
 use crate::cooldown::Policy;
-use crate::credential::Fingerprint;
+use crate::identity::Fingerprint;
 use crate::strategy::Strategy;
 
 pub(crate) use slot::{Slot, SlotState};

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use secrecy::SecretString;
 
 use crate::clock::Timestamp;
-use crate::credential::CredentialId;
+use crate::identity::CredentialId;
 use crate::status::CooldownReason;
 
 /// The word's value for "available".
@@ -138,21 +138,26 @@ impl Slot {
         SlotState::decode(self.state.load(Ordering::Acquire))
     }
 
-    /// Replaces the state with `new` if it is still `current`.
-    pub(crate) fn replace(&self, current: SlotState, new: SlotState) -> bool {
+    /// The one way to change the state word: `decide` looks at the current state and returns
+    /// the state to move to, or `None` to leave it as it is. If another thread changes the
+    /// word between the read and the write, `decide` runs again on the fresh state, so it
+    /// must be a pure function of its argument (as governor's `measure_and_replace`).
+    ///
+    /// Returns `Ok((old, new))` when the word changed, or `Err(current)` when `decide` left it.
+    /// Every state change in the crate goes through here (called from `rotator/transition.rs`
+    /// and, for removal, `rotator/membership.rs`); there is no other compare-and-swap on it.
+    pub(crate) fn update(
+        &self,
+        mut decide: impl FnMut(SlotState) -> Option<SlotState>,
+    ) -> Result<(SlotState, SlotState), SlotState> {
+        let mut new = SlotState::Ready;
         self.state
-            .compare_exchange(
-                current.encode(),
-                new.encode(),
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            )
-            .is_ok()
-    }
-
-    /// Sets the state whatever it was, returning the old one.
-    pub(crate) fn swap(&self, new: SlotState) -> SlotState {
-        SlotState::decode(self.state.swap(new.encode(), Ordering::AcqRel))
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |word| {
+                new = decide(SlotState::decode(word))?;
+                Some(new.encode())
+            })
+            .map(|old| (SlotState::decode(old), new))
+            .map_err(SlotState::decode)
     }
 
     pub(crate) fn last_exhausted(&self) -> Option<Timestamp> {

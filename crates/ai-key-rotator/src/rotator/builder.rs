@@ -6,16 +6,17 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use secrecy::ExposeSecret;
 
+use super::emitter::Emitter;
 use super::ticker::Ticker;
+use super::transition::Origin;
 use super::{Inner, KeyRotator};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{CredentialConfig, DEFAULT_RESET_INTERVAL_MS, ProviderConfig, RotatorConfig};
-use crate::credential::{CredentialId, Fingerprint};
 use crate::error::ConfigError;
-use crate::events::Emitter;
+use crate::identity::{CredentialId, Fingerprint};
 use crate::persist::Persistence;
 use crate::pool::{ProviderShared, ProviderSnap, Slot, Snapshot, UsageCounters};
-use crate::store::{StateStore, StoreLink};
+use crate::store::{StateStore, StoreHost, StoreLink};
 
 /// Events queued per subscriber before the oldest are dropped.
 const DEFAULT_EVENT_CAPACITY: usize = 1024;
@@ -138,9 +139,12 @@ impl KeyRotatorBuilder {
             ticker: Mutex::new(None),
         });
         if let Some(store) = &self.store {
-            store.attach(StoreLink::new(&inner));
+            let host: Arc<dyn StoreHost> = inner.clone();
+            store.attach(StoreLink::new(Arc::downgrade(&host)));
             match store.load() {
-                Ok(Some(state)) => inner.apply(state.0),
+                // The store's state is what other processes (or this one, earlier) did:
+                // announced as remote, and not written back.
+                Ok(Some(state)) => inner.apply(state.0, Origin::Loaded),
                 Ok(None) => {}
                 Err(error) => {
                     tracing::warn!(%error, "could not load stored state; starting fresh");

@@ -14,7 +14,7 @@ use super::builder::{new_provider, new_slot};
 use crate::config::{CredentialConfig, ProviderConfig};
 use crate::error::ConfigError;
 use crate::events::Event;
-use crate::pool::{ProviderSnap, SlotState, Snapshot};
+use crate::pool::{ProviderSnap, Snapshot};
 
 impl Inner {
     fn lock_writer(&self) -> std::sync::MutexGuard<'_, ()> {
@@ -71,10 +71,7 @@ impl Inner {
                 .copied()
                 .filter(|&t| t > now);
             if let Some(until) = until {
-                slot.swap(SlotState::Cooling(until));
-                let mut reason = crate::status::CooldownReason::new("quota scope cooling");
-                reason.scope = Some(Arc::clone(scope));
-                slot.detail().reason = Some(Box::new(reason));
+                Self::join_cooling_scope(&slot, scope, until);
             }
         }
         let mut slots = prov.slots.to_vec();
@@ -102,7 +99,7 @@ impl Inner {
         };
         // Mark it first: callers still on the old snapshot then skip it too.
         let removed = &prov.slots[i];
-        removed.swap(SlotState::Removed);
+        Self::retire(removed);
         let mut slots = prov.slots.to_vec();
         slots.remove(i);
         let remaining = slots.len();

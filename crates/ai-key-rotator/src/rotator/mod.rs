@@ -1,10 +1,14 @@
 //! [`KeyRotator`]: the public face of the crate.
 
 mod builder;
+mod emitter;
+mod host;
 mod membership;
 pub(crate) mod pick;
 mod remote;
+mod saved;
 mod select;
+mod status;
 mod ticker;
 mod transition;
 
@@ -16,13 +20,14 @@ use arc_swap::ArcSwap;
 use crate::classify::{Family, Headers, Response, Verdict, classify};
 use crate::clock::Clock;
 use crate::credential::Credential;
-use crate::events::{Emitter, Subscription};
+use crate::events::Subscription;
 use crate::lease::{AcquireError, AcquireOptions, Lease};
 use crate::persist::Persistence;
 use crate::pool::{Snapshot, UsageCounters};
 use crate::status::{ProviderStatus, RotatorStatus};
 
 pub use builder::KeyRotatorBuilder;
+use emitter::Emitter;
 use ticker::Ticker;
 pub use transition::ReportOutcome;
 
@@ -59,18 +64,21 @@ pub struct KeyRotator {
     pub(crate) inner: Arc<Inner>,
 }
 
+/// The rotator's state. Its fields are private to `rotator/`: every other module asks through
+/// methods (and stores through the `StoreHost` trait), and every change of a credential's
+/// state goes through `transition.rs`.
 pub(crate) struct Inner {
-    pub(crate) snapshot: ArcSwap<Snapshot>,
+    snapshot: ArcSwap<Snapshot>,
     /// Serializes changes to the set of credentials and providers (rare), so that two of them
     /// never build new snapshots from the same old one and lose each other's change. Readers
     /// never take it. A `std` mutex: it is never held across an await.
-    pub(crate) writer: Mutex<()>,
-    pub(crate) usage: UsageCounters,
-    pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) events: Emitter,
-    pub(crate) persistence: Option<Arc<dyn Persistence>>,
+    writer: Mutex<()>,
+    usage: UsageCounters,
+    clock: Arc<dyn Clock>,
+    events: Emitter,
+    persistence: Option<Arc<dyn Persistence>>,
     /// Why the store's state could not be loaded at build time, if it could not.
-    pub(crate) store_error: OnceLock<crate::store::StoreError>,
+    store_error: OnceLock<crate::store::StoreError>,
     ticker: Mutex<Option<Ticker>>,
 }
 
@@ -206,6 +214,11 @@ impl KeyRotator {
             .load()
             .provider(provider)
             .map(|p| p.shared.family)
+    }
+
+    /// The rotator's clock, for code of this crate that waits (`execute`).
+    pub(crate) fn clock(&self) -> Arc<dyn Clock> {
+        Arc::clone(&self.inner.clock)
     }
 
     /// The current time on the rotator's clock.

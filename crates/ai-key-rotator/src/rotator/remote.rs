@@ -1,17 +1,15 @@
 //! Changes made by other processes, applied to the local view.
 //!
-//! Shared stores (SQLite, Redis) hand in what another process did through
-//! [`StoreLink::apply_remote`](crate::StoreLink::apply_remote). The rules are those of
-//! `transition.rs`: a running cooldown is only extended, never shortened (except by a reset
-//! that covers it); disabled stays disabled until enabled; removed stays removed. Events go to
-//! subscribers as `Event::Remote` and never back to the store, so nothing echoes.
-
-use std::sync::Arc;
+//! Shared stores (SQLite, Redis) hand in what another process did through the store's link
+//! (`store::StoreLink::apply_remote`). Each change is one of `transition.rs`'s transitions with
+//! [`Origin::Remote`]: the same rules as local changes (a running cooldown is only extended,
+//! disabled stays disabled until enabled, removed stays removed, an ended cooldown gets its
+//! `Reset`), and events go to subscribers as `Event::Remote`, never back to the store.
 
 use super::Inner;
-use crate::credential::Fingerprint;
-use crate::events::Event;
-use crate::pool::SlotState;
+use super::transition::Origin;
+use crate::identity::Fingerprint;
+use crate::status::CooldownReason;
 use crate::store::RemoteChange;
 
 impl Inner {
@@ -28,83 +26,25 @@ impl Inner {
         let Some(i) = prov.position_of(fingerprint) else {
             return false;
         };
-        let slot = &prov.slots[i];
         let now = self.clock.now();
         match change {
-            RemoteChange::Cooling(until) => {
+            RemoteChange::Cooling { until, reason } => {
                 if until <= now {
                     return false;
                 }
-                loop {
-                    let current = slot.state();
-                    match current {
-                        SlotState::Disabled | SlotState::Removed => return false,
-                        SlotState::Cooling(t) if t >= until => return false,
-                        _ => {}
-                    }
-                    if slot.replace(current, SlotState::Cooling(until)) {
-                        break;
-                    }
-                }
-                self.events.emit_remote(|| Event::Exhausted {
-                    provider: Arc::clone(&prov.name),
-                    credential: slot.id.clone(),
-                    until,
-                });
-                self.move_off(prov, |j| j == i, now);
-                true
+                let reason = reason.unwrap_or_else(|| CooldownReason::new("marked exhausted"));
+                let before = prov.slots[i].state();
+                self.cool(prov, i, until, now, reason, Origin::Remote);
+                prov.slots[i].state() != before
             }
             RemoteChange::Reset { up_to } => {
-                loop {
-                    let current = slot.state();
-                    match current {
-                        SlotState::Cooling(t) if t <= up_to => {
-                            if slot.replace(current, SlotState::Ready) {
-                                break;
-                            }
-                        }
-                        _ => return false,
-                    }
-                }
-                prov.shared.exhaustion.invalidate();
-                self.events.emit_remote(|| Event::Reset {
-                    provider: Arc::clone(&prov.name),
-                    credentials: vec![slot.id.clone()],
-                });
-                true
+                self.end_cooldowns(prov, std::iter::once(i), up_to, Origin::Remote) > 0
             }
-            RemoteChange::Disabled => {
-                loop {
-                    let current = slot.state();
-                    match current {
-                        SlotState::Disabled | SlotState::Removed => return false,
-                        _ => {}
-                    }
-                    if slot.replace(current, SlotState::Disabled) {
-                        break;
-                    }
-                }
-                tracing::debug!(provider, credential = %slot.id, "credential disabled by another process");
-                self.events.emit_remote(|| Event::Disabled {
-                    provider: Arc::clone(&prov.name),
-                    credential: slot.id.clone(),
-                    reason: std::borrow::Cow::Borrowed("disabled by another process"),
-                });
-                self.move_off(prov, |j| j == i, now);
-                true
+            RemoteChange::Disabled { reason } => {
+                let reason = reason.unwrap_or_else(|| CooldownReason::new("disabled"));
+                self.disable_at(prov, i, reason, Origin::Remote)
             }
-            RemoteChange::Enabled => {
-                if !slot.replace(SlotState::Disabled, SlotState::Ready) {
-                    return false;
-                }
-                prov.shared.exhaustion.invalidate();
-                tracing::debug!(provider, credential = %slot.id, "credential enabled by another process");
-                self.events.emit_remote(|| Event::Enabled {
-                    provider: Arc::clone(&prov.name),
-                    credential: slot.id.clone(),
-                });
-                true
-            }
+            RemoteChange::Enabled => self.enable_at(prov, i, Origin::Remote),
         }
     }
 }

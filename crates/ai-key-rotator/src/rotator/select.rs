@@ -96,25 +96,28 @@ impl Inner {
             .find(|&i| self.ready_at(prov, i, now))
     }
 
-    /// Whether credential `i` may be handed out at `now`. A cooldown that has ended is ended
-    /// here, by exactly one caller, which emits its `Reset`.
-    pub(super) fn ready_at(&self, prov: &ProviderSnap, i: usize, now: Timestamp) -> bool {
-        let slot = &prov.slots[i];
-        loop {
-            match slot.state() {
-                SlotState::Ready => return true,
-                SlotState::Cooling(until) if until <= now => {
-                    if slot.replace(SlotState::Cooling(until), SlotState::Ready) {
-                        self.events.emit_with(|| Event::Reset {
-                            provider: Arc::clone(&prov.name),
-                            credentials: vec![slot.id.clone()],
-                        });
-                        return true;
-                    }
-                    // Someone else changed it meanwhile: look again.
-                }
-                SlotState::Cooling(_) | SlotState::Disabled | SlotState::Removed => return false,
-            }
+    /// If the current credential is among those just made unavailable, moves the provider on
+    /// now, so the next caller does not pay for the search (and `Rotated` or `AllExhausted`
+    /// follow the change that caused them).
+    pub(super) fn move_off(
+        &self,
+        prov: &ProviderSnap,
+        affected: impl Fn(usize) -> bool,
+        now: Timestamp,
+    ) {
+        let n = prov.slots.len();
+        if n == 0 {
+            return;
+        }
+        let cursor = prov.shared.cursor.load(Ordering::Relaxed);
+        let current = cursor as usize % n;
+        if !affected(current) {
+            return;
+        }
+        let before = prov.shared.exhaustion.load();
+        match self.find_ready(prov, current + 1, n - 1, now) {
+            Some(next) => self.move_cursor(prov, cursor, next),
+            None => self.note_exhausted(prov, before),
         }
     }
 

@@ -1,10 +1,20 @@
 //! State changes of credentials: the one place where cooldowns start, grow and end, and where
-//! credentials are disabled and enabled.
+//! credentials are disabled, enabled and retired.
 //!
 //! Policies and the classifier decide *what should change*; this module applies it under the
-//! crate's rules (a running cooldown is extended, never shortened; disabled and removed
-//! credentials are left alone; a scope-wide limit cools the whole scope; every change emits its
-//! event) and is where later layers (persistence, sharing) hear about each change.
+//! crate's rules and decides, from the change's [`Origin`], which events it emits and whether
+//! the store hears of it. The rules:
+//!
+//! - a running cooldown is extended, never shortened (only a reset ends it early);
+//! - disabled and removed credentials are left alone by cooldowns and resets;
+//! - a cooldown that ended unobserved is ended properly (with its `Reset`) before anything else
+//!   happens to the credential, so every ended cooldown appears in exactly one `Reset`;
+//! - whatever makes a credential available again forgets the provider's "all exhausted until T"
+//!   cache, so the next time the provider runs out it is announced again.
+//!
+//! Local marks and reports, other processes' changes (`remote.rs`), restored state
+//! (`saved.rs`), resets, disabling and enabling all call the functions below; every write of a
+//! state word goes through [`Slot::update`](crate::pool::Slot::update).
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -18,6 +28,7 @@ use crate::clock::Timestamp;
 use crate::cooldown::CooldownContext;
 use crate::credential::Credential;
 use crate::events::Event;
+use crate::identity::CredentialId;
 use crate::pool::{ProviderSnap, Slot, SlotState, Snapshot};
 use crate::status::CooldownReason;
 
@@ -41,7 +52,51 @@ pub enum ReportOutcome {
     Disabled,
 }
 
+/// Where a change comes from. It decides where the change's events go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// This process: a mark, a report, a reset, an operator. Events go to subscribers and to
+    /// the store.
+    Local,
+    /// Another process, through a shared store (or the store's state at start). Events go to
+    /// subscribers as `Event::Remote` and never back to the store, so nothing echoes.
+    Remote,
+    /// State restored by `load`/`import_state`: applied like a local change, so a store hears
+    /// what it changed.
+    Restore,
+    /// The store's state, read when the rotator is built: announced to subscribers as
+    /// `Event::Remote` (it is what happened elsewhere or earlier) and not written back.
+    Loaded,
+}
+
+impl Origin {
+    /// Whether the change happens now, so it counts as an exhaustion and moves the provider
+    /// off the credential. Restored state brings its own counters and cursor.
+    fn is_live(self) -> bool {
+        matches!(self, Origin::Local | Origin::Remote)
+    }
+}
+
+/// The state to move a credential to when a cooldown until `until` starts at `now`, or `None`
+/// to leave it: disabled and removed credentials are left alone, a longer running cooldown is
+/// kept, and a cooldown that already ended counts as over.
+fn cooled(current: SlotState, until: Timestamp, now: Timestamp) -> Option<SlotState> {
+    match current {
+        SlotState::Disabled | SlotState::Removed => None,
+        SlotState::Cooling(t) if t > now && t >= until => None,
+        SlotState::Ready | SlotState::Cooling(_) => Some(SlotState::Cooling(until)),
+    }
+}
+
 impl Inner {
+    /// Hands an event to subscribers and, for local and restored changes, to the store.
+    pub(super) fn emit(&self, origin: Origin, make: impl FnOnce() -> Event) {
+        match origin {
+            Origin::Local | Origin::Restore => self.events.emit_with(make),
+            Origin::Remote | Origin::Loaded => self.events.emit_remote(make),
+        }
+    }
+
     /// Finds a handed-out credential in the current snapshot, by identity: the handle may come
     /// from an older snapshot in which positions differ, or the credential may be gone.
     fn locate<'s>(
@@ -83,8 +138,15 @@ impl Inner {
     fn mark_at(&self, prov: &ProviderSnap, i: usize) -> bool {
         let now = self.clock.now();
         let until = self.policy_until(prov, &prov.slots[i], now, None);
-        self.cool(prov, i, until, now, CooldownReason::new("marked exhausted"))
-            .is_some()
+        self.cool(
+            prov,
+            i,
+            until,
+            now,
+            CooldownReason::new("marked exhausted"),
+            Origin::Local,
+        )
+        .is_some()
     }
 
     /// Counts a failure of the key and asks the provider's policy when its cooldown ends.
@@ -157,7 +219,7 @@ impl Inner {
                     provider_reset: None,
                     scope: None,
                 };
-                if self.disable_at(prov, i, reason) {
+                if self.disable_at(prov, i, reason, Origin::Local) {
                     ReportOutcome::Disabled
                 } else {
                     ReportOutcome::Unchanged
@@ -192,7 +254,7 @@ impl Inner {
                     scope: Some(scope),
                 }
             }
-            None => match self.cool(prov, i, until, now, reason) {
+            None => match self.cool(prov, i, until, now, reason, Origin::Local) {
                 Some(applied) => ReportOutcome::Cooled {
                     until: applied,
                     scope: None,
@@ -202,46 +264,44 @@ impl Inner {
         }
     }
 
-    /// Sets or extends credential `i`'s cooldown to `until`, without events or counters.
-    /// Returns the cooldown end now in force, or `None` if it is disabled or removed.
+    /// Sets or extends credential `i`'s cooldown to `until`, recording `reason` if this
+    /// cooldown is the one in force. A cooldown that had ended unobserved gets its `Reset`
+    /// first. Returns the end in force and whether the state word changed, or `None` if the
+    /// credential is disabled or removed.
     fn extend(
         &self,
         prov: &ProviderSnap,
         i: usize,
         until: Timestamp,
         now: Timestamp,
-    ) -> Option<Timestamp> {
+        reason: &CooldownReason,
+        origin: Origin,
+    ) -> Option<(Timestamp, bool)> {
         let slot = &prov.slots[i];
-        loop {
-            let current = slot.state();
-            let target = match current {
-                SlotState::Disabled | SlotState::Removed => return None,
-                SlotState::Ready => until,
-                SlotState::Cooling(t) if t <= now => {
-                    // The previous cooldown ended unobserved; end it properly (with its
-                    // `Reset`) before starting the new one.
-                    self.ready_at(prov, i, now);
-                    continue;
+        match slot.update(|current| cooled(current, until, now)) {
+            Ok((old, _)) => {
+                if let SlotState::Cooling(t) = old
+                    && t <= now
+                {
+                    self.emit(origin, || Event::Reset {
+                        provider: Arc::clone(&prov.name),
+                        credentials: vec![slot.id.clone()],
+                    });
                 }
-                SlotState::Cooling(t) => t.max(until),
-            };
-            if current == SlotState::Cooling(target)
-                || slot.replace(current, SlotState::Cooling(target))
-            {
-                return Some(target);
+                slot.detail().reason = Some(Box::new(reason.clone()));
+                Some((until, true))
             }
+            Err(SlotState::Cooling(t)) => Some((t, false)),
+            Err(_) => None,
         }
     }
 
-    /// Records why `slot` cools, unless a longer cooldown with its own reason is running.
-    fn explain(slot: &Slot, applied: Timestamp, until: Timestamp, reason: CooldownReason) {
-        if applied == until {
-            slot.detail().reason = Some(Box::new(reason));
-        }
-    }
-
-    /// Cools credential `i` until `until` (or longer, if it already cools longer). Returns the
-    /// end in force, or `None` if it is disabled or removed.
+    /// Cools credential `i` until `until` (or longer, if it already cools longer), counts the
+    /// exhaustion and emits `Exhausted`. Returns the end in force, or `None` if it is disabled
+    /// or removed.
+    ///
+    /// A local mark on a credential that already cools longer still counts and is announced
+    /// (the caller hit a limit); a remote or restored one that changes nothing is ignored.
     pub(super) fn cool(
         &self,
         prov: &ProviderSnap,
@@ -249,20 +309,33 @@ impl Inner {
         until: Timestamp,
         now: Timestamp,
         reason: CooldownReason,
+        origin: Origin,
     ) -> Option<Timestamp> {
         let slot = &prov.slots[i];
-        let applied = self.extend(prov, i, until, now)?;
-        Self::explain(slot, applied, until, reason);
-        slot.times_exhausted.fetch_add(1, Ordering::Relaxed);
-        slot.last_exhausted_at
-            .store(now.as_millis(), Ordering::Relaxed);
-        self.events.emit_with(|| Event::Exhausted {
+        let (applied, changed) = self.extend(prov, i, until, now, &reason, origin)?;
+        if !changed && origin != Origin::Local {
+            return None;
+        }
+        // The event carries the reason in force: a longer running cooldown keeps its own.
+        let reason = match changed {
+            true => reason,
+            false => slot.detail().reason.as_deref().cloned().unwrap_or(reason),
+        };
+        if origin.is_live() {
+            slot.times_exhausted.fetch_add(1, Ordering::Relaxed);
+            slot.last_exhausted_at
+                .store(now.as_millis(), Ordering::Relaxed);
+        }
+        self.emit(origin, || Event::Exhausted {
             provider: Arc::clone(&prov.name),
             credential: slot.id.clone(),
             until: applied,
+            reason: Box::new(reason),
         });
-        tracing::debug!(provider = %prov.name, credential = %slot.id, until = %applied, "credential cools down");
-        self.move_off(prov, |j| j == i, now);
+        tracing::debug!(provider = %prov.name, credential = %slot.id, until = %applied, ?origin, "credential cools down");
+        if origin.is_live() {
+            self.move_off(prov, |j| j == i, now);
+        }
         Some(applied)
     }
 
@@ -288,12 +361,11 @@ impl Inner {
             *t = (*t).max(until);
         }
         let members: &[u32] = prov.scopes.get(scope).map_or(&[], Vec::as_slice);
-        let mut cooled = Vec::with_capacity(members.len());
+        let mut cooled: Vec<CredentialId> = Vec::with_capacity(members.len());
         let mut reporter_until = until;
         for &j in members {
             let j = j as usize;
-            if let Some(applied) = self.extend(prov, j, until, now) {
-                Self::explain(&prov.slots[j], applied, until, reason.clone());
+            if let Some((applied, _)) = self.extend(prov, j, until, now, &reason, Origin::Local) {
                 cooled.push(prov.slots[j].id.clone());
                 if j == reporter {
                     reporter_until = applied;
@@ -305,61 +377,126 @@ impl Inner {
         slot.last_exhausted_at
             .store(now.as_millis(), Ordering::Relaxed);
         tracing::debug!(provider = %prov.name, scope = %scope, count = cooled.len(), until = %until, "quota scope cools down");
-        self.events.emit_with(|| Event::ScopeExhausted {
+        self.emit(Origin::Local, || Event::ScopeExhausted {
             provider: Arc::clone(&prov.name),
             scope: Arc::clone(scope),
             credentials: cooled,
             until,
+            reason: Box::new(reason),
         });
         self.move_off(prov, |j| members.contains(&(j as u32)), now);
         reporter_until
     }
 
-    /// If the current credential is among those just made unavailable, moves the provider on
-    /// now, so the next caller does not pay for the search (and `Rotated` or `AllExhausted`
-    /// follow the change that caused them).
-    pub(super) fn move_off(
-        &self,
-        prov: &ProviderSnap,
-        affected: impl Fn(usize) -> bool,
-        now: Timestamp,
-    ) {
-        let n = prov.slots.len();
-        if n == 0 {
-            return;
-        }
-        let cursor = prov.shared.cursor.load(Ordering::Relaxed);
-        let current = cursor as usize % n;
-        if !affected(current) {
-            return;
-        }
-        let before = prov.shared.exhaustion.load();
-        match self.find_ready(prov, current + 1, n - 1, now) {
-            Some(next) => self.move_cursor(prov, cursor, next),
-            None => self.note_exhausted(prov, before),
+    /// Whether credential `i` may be handed out at `now`. A cooldown that has ended is ended
+    /// here, by exactly one caller, which emits its `Reset`.
+    pub(super) fn ready_at(&self, prov: &ProviderSnap, i: usize, now: Timestamp) -> bool {
+        match prov.slots[i].state() {
+            SlotState::Ready => true,
+            SlotState::Cooling(t) if t <= now => {
+                self.end_cooldowns(prov, std::iter::once(i), now, Origin::Local);
+                // Whoever ended it, it is ready unless it was changed again meanwhile.
+                prov.slots[i].is_ready_now()
+            }
+            SlotState::Cooling(_) | SlotState::Disabled | SlotState::Removed => false,
         }
     }
 
-    fn disable_at(&self, prov: &ProviderSnap, i: usize, reason: CooldownReason) -> bool {
+    /// Ends the cooldowns of the credentials at `positions` that end at or before `up_to`
+    /// (`Timestamp::MAX` for a reset of all), with one `Reset` for those it ended. Returns
+    /// how many it ended.
+    pub(super) fn end_cooldowns(
+        &self,
+        prov: &ProviderSnap,
+        positions: impl Iterator<Item = usize>,
+        up_to: Timestamp,
+        origin: Origin,
+    ) -> usize {
+        let mut ended = Vec::new();
+        for i in positions {
+            let slot = &prov.slots[i];
+            let change = slot.update(|current| match current {
+                SlotState::Cooling(t) if t <= up_to => Some(SlotState::Ready),
+                _ => None,
+            });
+            if change.is_ok() {
+                ended.push(slot.id.clone());
+            }
+        }
+        if ended.is_empty() {
+            return 0;
+        }
+        // Available again: the provider's "all exhausted until T" no longer holds, and the
+        // next time it runs out must be announced again.
+        prov.shared.exhaustion.invalidate();
+        let count = ended.len();
+        tracing::debug!(provider = %prov.name, count, ?origin, "cooldowns ended");
+        self.emit(origin, || Event::Reset {
+            provider: Arc::clone(&prov.name),
+            credentials: ended,
+        });
+        count
+    }
+
+    /// Disables credential `i` for `reason`. Returns `false` if it was already disabled or is
+    /// removed.
+    pub(super) fn disable_at(
+        &self,
+        prov: &ProviderSnap,
+        i: usize,
+        reason: CooldownReason,
+        origin: Origin,
+    ) -> bool {
         let slot = &prov.slots[i];
-        loop {
-            let current = slot.state();
-            if matches!(current, SlotState::Disabled | SlotState::Removed) {
-                return false;
-            }
-            if slot.replace(current, SlotState::Disabled) {
-                break;
-            }
+        let change = slot.update(|current| match current {
+            SlotState::Disabled | SlotState::Removed => None,
+            SlotState::Ready | SlotState::Cooling(_) => Some(SlotState::Disabled),
+        });
+        if change.is_err() {
+            return false;
         }
         let cause = reason.cause.clone();
         slot.detail().reason = Some(Box::new(reason));
-        tracing::warn!(provider = %prov.name, credential = %slot.id, reason = %cause, "credential disabled");
-        self.events.emit_with(|| Event::Disabled {
+        match origin {
+            Origin::Local => {
+                tracing::warn!(provider = %prov.name, credential = %slot.id, reason = %cause, "credential disabled")
+            }
+            _ => {
+                tracing::debug!(provider = %prov.name, credential = %slot.id, reason = %cause, ?origin, "credential disabled")
+            }
+        }
+        self.emit(origin, || Event::Disabled {
             provider: Arc::clone(&prov.name),
             credential: slot.id.clone(),
             reason: cause,
         });
-        self.move_off(prov, |j| j == i, self.clock.now());
+        if origin.is_live() {
+            self.move_off(prov, |j| j == i, self.clock.now());
+        }
+        true
+    }
+
+    /// Enables disabled credential `i`. Returns `false` if it was not disabled.
+    pub(super) fn enable_at(&self, prov: &ProviderSnap, i: usize, origin: Origin) -> bool {
+        let slot = &prov.slots[i];
+        let change = slot.update(|current| match current {
+            SlotState::Disabled => Some(SlotState::Ready),
+            _ => None,
+        });
+        if change.is_err() {
+            return false;
+        }
+        {
+            let mut d = slot.detail();
+            d.reason = None;
+            d.failures = 0;
+        }
+        prov.shared.exhaustion.invalidate();
+        tracing::info!(provider = %prov.name, credential = %slot.id, ?origin, "credential enabled");
+        self.emit(origin, || Event::Enabled {
+            provider: Arc::clone(&prov.name),
+            credential: slot.id.clone(),
+        });
         true
     }
 
@@ -369,7 +506,12 @@ impl Inner {
             return false;
         };
         match prov.position_of_key(key) {
-            Some(i) => self.disable_at(prov, i, CooldownReason::new("disabled by hand")),
+            Some(i) => self.disable_at(
+                prov,
+                i,
+                CooldownReason::new("disabled by hand"),
+                Origin::Local,
+            ),
             None => false,
         }
     }
@@ -379,31 +521,20 @@ impl Inner {
         let Some(prov) = snapshot.provider(provider) else {
             return false;
         };
-        let Some(i) = prov.position_of_key(key) else {
-            return false;
-        };
-        let slot = &prov.slots[i];
-        if !slot.replace(SlotState::Disabled, SlotState::Ready) {
-            return false;
+        match prov.position_of_key(key) {
+            Some(i) => self.enable_at(prov, i, Origin::Local),
+            None => false,
         }
-        {
-            let mut d = slot.detail();
-            d.reason = None;
-            d.failures = 0;
-        }
-        prov.shared.exhaustion.invalidate();
-        tracing::info!(provider = %prov.name, credential = %slot.id, "credential enabled");
-        self.events.emit_with(|| Event::Enabled {
-            provider: Arc::clone(&prov.name),
-            credential: slot.id.clone(),
-        });
-        true
     }
 
-    /// Ends cooldowns: all of them (`expired_only = false`), or those that ended by `now`.
+    /// Ends cooldowns: all of them (`expired_only = false`), or those that ended by now.
     fn reset_where(&self, provider: Option<&str>, expired_only: bool) -> usize {
         let snapshot = self.snapshot.load();
-        let now = self.clock.now();
+        let up_to = if expired_only {
+            self.clock.now()
+        } else {
+            Timestamp::MAX
+        };
         let mut total = 0;
         for prov in &snapshot.providers {
             if provider.is_some_and(|name| name != &*prov.name) {
@@ -416,30 +547,7 @@ impl Inner {
                     .unwrap_or_else(|e| e.into_inner())
                     .clear();
             }
-            let mut reset = Vec::new();
-            for slot in prov.slots.iter() {
-                loop {
-                    match slot.state() {
-                        SlotState::Cooling(t) if !expired_only || t <= now => {
-                            if slot.replace(SlotState::Cooling(t), SlotState::Ready) {
-                                reset.push(slot.id.clone());
-                                break;
-                            }
-                        }
-                        _ => break,
-                    }
-                }
-            }
-            if reset.is_empty() {
-                continue;
-            }
-            prov.shared.exhaustion.invalidate();
-            total += reset.len();
-            tracing::debug!(provider = %prov.name, count = reset.len(), "cooldowns reset");
-            self.events.emit_with(|| Event::Reset {
-                provider: Arc::clone(&prov.name),
-                credentials: reset,
-            });
+            total += self.end_cooldowns(prov, 0..prov.slots.len(), up_to, Origin::Local);
         }
         total
     }
@@ -450,5 +558,57 @@ impl Inner {
 
     pub(super) fn reset_expired(&self) -> usize {
         self.reset_where(None, true)
+    }
+
+    /// Brings credential `i` to a saved or shared state (`saved`), under the rules of local
+    /// changes: a longer running cooldown is kept, a removed credential stays removed, and a
+    /// saved "available" does not end a running cooldown. Each change is one of the
+    /// transitions above, so it emits what the same local change would.
+    pub(super) fn restore(
+        &self,
+        prov: &ProviderSnap,
+        i: usize,
+        saved: SlotState,
+        reason: Option<CooldownReason>,
+        now: Timestamp,
+        origin: Origin,
+    ) {
+        let current = prov.slots[i].state();
+        if current == SlotState::Removed {
+            return;
+        }
+        match saved {
+            SlotState::Disabled => {
+                let reason = reason.unwrap_or_else(|| CooldownReason::new("disabled"));
+                self.disable_at(prov, i, reason, origin);
+            }
+            SlotState::Cooling(until) if until > now => {
+                if current == SlotState::Disabled {
+                    self.enable_at(prov, i, origin);
+                }
+                let reason = reason.unwrap_or_else(|| CooldownReason::new("marked exhausted"));
+                self.cool(prov, i, until, now, reason, origin);
+            }
+            SlotState::Ready | SlotState::Cooling(_) | SlotState::Removed => {
+                if current == SlotState::Disabled {
+                    self.enable_at(prov, i, origin);
+                }
+            }
+        }
+    }
+
+    /// Marks a credential that left the provider: callers still on an old snapshot skip it,
+    /// and nothing revives it.
+    pub(super) fn retire(slot: &Slot) {
+        let _ = slot.update(|_| Some(SlotState::Removed));
+    }
+
+    /// A credential joining quota scope `scope` while the scope cools starts cooling with it.
+    /// The credential is not yet published, so no event: nobody has seen it.
+    pub(super) fn join_cooling_scope(slot: &Slot, scope: &Arc<str>, until: Timestamp) {
+        let _ = slot.update(|_| Some(SlotState::Cooling(until)));
+        let mut reason = CooldownReason::new("quota scope cooling");
+        reason.scope = Some(Arc::clone(scope));
+        slot.detail().reason = Some(Box::new(reason));
     }
 }

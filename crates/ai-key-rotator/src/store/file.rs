@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
-use super::{StateStore, StoreError, StoreLink, StoredState};
+use super::sealed::Backend;
+use super::{StoreError, StoreLink, StoredState};
 use crate::events::Event;
 
 /// Keeps the state in one JSON file, replaced atomically after every burst of changes.
@@ -122,7 +123,7 @@ impl FileStore {
     }
 }
 
-impl StateStore for FileStore {
+impl Backend for FileStore {
     fn attach(&self, rotator: StoreLink) {
         let shared = Arc::clone(&self.shared);
         shared.lock().running = true;

@@ -21,6 +21,13 @@
 //! Keys never reach a store: only provider names, fingerprints, labels, times and counters.
 //! See `docs/stores.md` for how to choose a store.
 
+// Without any store compiled in, the plumbing below has no user; it stays compiled (and
+// checked) so that each store feature only adds its own file.
+#![cfg_attr(
+    not(any(feature = "file", feature = "sqlite", feature = "redis")),
+    allow(dead_code)
+)]
+
 #[cfg(feature = "file")]
 mod file;
 #[cfg(feature = "redis")]
@@ -30,7 +37,6 @@ mod sqlite;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 
 #[cfg(feature = "file")]
@@ -41,46 +47,75 @@ pub use redis::{RedisMonitor, RedisStore, RedisStoreBuilder};
 pub use sqlite::SqliteStore;
 
 use crate::clock::Timestamp;
-use crate::credential::{CredentialId, Fingerprint};
 use crate::error::StateError;
 use crate::events::Event;
+use crate::identity::{CredentialId, Fingerprint};
 use crate::persist::state::{self, Availability, CredentialState as SavedCredential, State};
-use crate::pool::SlotState;
-use crate::rotator::Inner;
-use crate::status::CredentialState;
+use crate::status::{CooldownReason, CredentialState};
 
-/// Where the rotator's state is kept and, for shared stores, how changes of other processes
-/// come in.
+/// A built-in store for durable or shared state, given to
+/// [`KeyRotatorBuilder::store`](crate::KeyRotatorBuilder::store): [`FileStore`] (default feature
+/// `file`), `SqliteStore` (feature `sqlite`) or `RedisStore` (feature `redis`).
 ///
-/// # Contract
-/// - [`record`](Self::record) is called synchronously from whatever thread changed the state,
-///   for every local change. It must not block or do I/O: enqueue and return.
-/// - [`attach`](Self::attach) is called once, when the rotator is built and before
-///   [`load`](Self::load); a store that shares state keeps the [`StoreLink`] to read the
-///   rotator's state and apply remote changes.
-/// - [`load`](Self::load) is called once at build time. An error is logged, kept for
-///   [`KeyRotator::store_error`](crate::KeyRotator::store_error), and the rotator starts
-///   fresh.
-/// - A store never decides rotation policy; it records and shares what changed.
-pub trait StateStore: Send + Sync + 'static {
-    /// Gives the store its handle on the rotator. Called once, before `load`.
-    fn attach(&self, rotator: StoreLink) {
-        let _ = rotator;
-    }
+/// # Which API to pick
+/// - A **store** is written through on every state change, off the caller's thread, and shared
+///   stores (SQLite, Redis) bring other processes' changes in within milliseconds. Pick one for
+///   state that must survive a crash or be shared by several processes.
+/// - [`Persistence`](crate::Persistence) is the original library's `save()`/`load()` adapter:
+///   your code decides when to save, and where the text goes. Pick it for storage this crate
+///   does not provide (a cloud bucket, your own database).
+///
+/// The trait is sealed: how a store hears changes and reaches the rotator is internal, so it
+/// can change without breaking you.
+pub trait StateStore: Send + Sync + 'static + sealed::Backend {}
 
-    /// The stored state, if any.
+impl<T: sealed::Backend + Send + Sync + 'static> StateStore for T {}
+
+/// How the rotator and its store talk. Public items of a private module: nameable inside the
+/// crate, unreachable outside it (the sealed-trait pattern), so none of this is API.
+#[allow(unreachable_pub)]
+mod sealed {
+    use super::{Event, StoreError, StoreLink, StoredState};
+
+    /// What a store does, called by the rotator.
     ///
-    /// # Errors
-    /// [`StoreError`] when the state cannot be read or is corrupt.
-    fn load(&self) -> Result<Option<StoredState>, StoreError>;
+    /// # Contract
+    /// - [`record`](Self::record) is called synchronously from whatever thread changed the
+    ///   state, for every local change. It must not block or do I/O: enqueue and return.
+    /// - [`attach`](Self::attach) is called once, when the rotator is built and before
+    ///   [`load`](Self::load); a store that shares state keeps the [`StoreLink`] to read the
+    ///   rotator's state and apply remote changes.
+    /// - [`load`](Self::load) is called once at build time. An error is logged, kept for
+    ///   `KeyRotator::store_error`, and the rotator starts fresh.
+    /// - A store never decides rotation policy; it records and shares what changed.
+    pub trait Backend {
+        /// Gives the store its handle on the rotator. Called once, before `load`.
+        fn attach(&self, rotator: StoreLink) {
+            let _ = rotator;
+        }
 
-    /// Records a local change. Must not block.
-    fn record(&self, change: &Event);
+        /// The stored state, if any.
+        fn load(&self) -> Result<Option<StoredState>, StoreError>;
 
-    /// Waits until every change recorded so far is written (or the store gave up on it).
-    /// Called by [`KeyRotator::flush_store`](crate::KeyRotator::flush_store) and
-    /// [`KeyRotator::shutdown`](crate::KeyRotator::shutdown); never on a hot path.
-    fn flush(&self) {}
+        /// Records a local change. Must not block.
+        fn record(&self, change: &Event);
+
+        /// Waits until every change recorded so far is written (or the store gave up on it).
+        fn flush(&self) {}
+    }
+}
+
+/// What a store may ask of the rotator it serves: implemented by the rotator (in `rotator/`),
+/// so that `store/` never names the rotator's internals.
+pub(crate) trait StoreHost: Send + Sync {
+    /// The rotator's clock's time.
+    fn now(&self) -> Timestamp;
+    /// The whole state as versioned JSON.
+    fn export_state(&self) -> String;
+    /// Every credential's current state.
+    fn records(&self) -> Vec<CredentialRecord>;
+    /// Applies a change made by another process; whether the local view changed.
+    fn apply_remote(&self, provider: &str, fingerprint: Fingerprint, change: RemoteChange) -> bool;
 }
 
 /// Why a store could not load or write state.
@@ -116,6 +151,7 @@ pub enum StoreError {
 /// Built from the versioned JSON format ([`from_json`](Self::from_json)) or from one record per
 /// credential ([`from_records`](Self::from_records)).
 #[derive(Debug)]
+#[allow(unreachable_pub)] // named by the sealed `Backend` trait, unreachable outside the crate
 pub struct StoredState(pub(crate) State);
 
 impl StoredState {
@@ -124,12 +160,12 @@ impl StoredState {
     ///
     /// # Errors
     /// [`StateError::Corrupt`] or [`StateError::UnsupportedVersion`].
-    pub fn from_json(text: &str) -> Result<Self, StateError> {
+    pub(crate) fn from_json(text: &str) -> Result<Self, StateError> {
         state::parse(text).map(StoredState)
     }
 
     /// State from one record per credential.
-    pub fn from_records(records: impl IntoIterator<Item = CredentialRecord>) -> Self {
+    pub(crate) fn from_records(records: impl IntoIterator<Item = CredentialRecord>) -> Self {
         let mut providers: BTreeMap<String, state::ProviderState> = BTreeMap::new();
         let mut saved_at = Timestamp::UNIX_EPOCH;
         for r in records {
@@ -151,7 +187,7 @@ impl StoredState {
                         times_used: r.times_used,
                         times_exhausted: r.times_exhausted,
                         last_exhausted_at: r.last_exhausted_at,
-                        reason: None,
+                        reason: r.reason,
                         consecutive_failures: 0,
                     },
                 );
@@ -162,39 +198,30 @@ impl StoredState {
             providers,
         })
     }
-
-    /// How many credentials it names.
-    pub fn len(&self) -> usize {
-        self.0.providers.values().map(|p| p.credentials.len()).sum()
-    }
-
-    /// Whether it names no credential.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// One credential's durable state, as stores keep it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct CredentialRecord {
+pub(crate) struct CredentialRecord {
     /// The provider.
-    pub provider: Arc<str>,
+    pub(crate) provider: Arc<str>,
     /// Label and fingerprint (never the key).
-    pub credential: CredentialId,
+    pub(crate) credential: CredentialId,
     /// Available, cooling until a time, or disabled.
-    pub state: CredentialState,
+    pub(crate) state: CredentialState,
     /// How many times it was handed out.
-    pub times_used: u64,
+    pub(crate) times_used: u64,
     /// How many times it was marked exhausted.
-    pub times_exhausted: u64,
+    pub(crate) times_exhausted: u64,
     /// When it was last marked exhausted.
-    pub last_exhausted_at: Option<Timestamp>,
+    pub(crate) last_exhausted_at: Option<Timestamp>,
+    /// Why it cools or is disabled.
+    pub(crate) reason: Option<CooldownReason>,
 }
 
 impl CredentialRecord {
     /// A record of a credential in `state`, with zero counters.
-    pub fn new(provider: &str, credential: CredentialId, state: CredentialState) -> Self {
+    pub(crate) fn new(provider: &str, credential: CredentialId, state: CredentialState) -> Self {
         CredentialRecord {
             provider: provider.into(),
             credential,
@@ -202,26 +229,26 @@ impl CredentialRecord {
             times_used: 0,
             times_exhausted: 0,
             last_exhausted_at: None,
+            reason: None,
         }
     }
 }
 
 /// A change made elsewhere, to apply to this rotator's local view with
 /// [`StoreLink::apply_remote`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum RemoteChange {
-    /// The credential cools until this time (extends a shorter local cooldown; never shortens
-    /// a longer one).
-    Cooling(Timestamp),
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RemoteChange {
+    /// The credential cools until `until` (extends a shorter local cooldown; never shortens a
+    /// longer one), for `reason` when the store knows it.
+    Cooling {
+        until: Timestamp,
+        reason: Option<CooldownReason>,
+    },
     /// A cooldown that ends at or before `up_to` was ended early (a reset); a longer local
     /// cooldown is kept.
-    Reset {
-        /// The latest cooldown end this reset covers.
-        up_to: Timestamp,
-    },
-    /// The credential was disabled.
-    Disabled,
+    Reset { up_to: Timestamp },
+    /// The credential was disabled, for `reason` when the store knows it.
+    Disabled { reason: Option<CooldownReason> },
     /// The credential was enabled again.
     Enabled,
 }
@@ -231,8 +258,9 @@ pub enum RemoteChange {
 /// It holds the rotator weakly: once the rotator is dropped, reads return nothing and changes
 /// are ignored, so a store's background thread can tell when to stop.
 #[derive(Clone)]
+#[allow(unreachable_pub)] // named by the sealed `Backend` trait, unreachable outside the crate
 pub struct StoreLink {
-    inner: Weak<Inner>,
+    host: Weak<dyn StoreHost>,
 }
 
 impl std::fmt::Debug for StoreLink {
@@ -244,56 +272,29 @@ impl std::fmt::Debug for StoreLink {
 }
 
 impl StoreLink {
-    pub(crate) fn new(inner: &Arc<Inner>) -> Self {
-        StoreLink {
-            inner: Arc::downgrade(inner),
-        }
+    pub(crate) fn new(host: Weak<dyn StoreHost>) -> Self {
+        StoreLink { host }
     }
 
     /// Whether the rotator still exists.
-    pub fn is_alive(&self) -> bool {
-        self.inner.strong_count() > 0
+    pub(crate) fn is_alive(&self) -> bool {
+        self.host.strong_count() > 0
     }
 
     /// The rotator's clock's time, or `None` when the rotator is gone.
-    pub fn now(&self) -> Option<Timestamp> {
-        self.inner.upgrade().map(|i| i.clock.now())
+    pub(crate) fn now(&self) -> Option<Timestamp> {
+        self.host.upgrade().map(|h| h.now())
     }
 
     /// The whole state as versioned JSON (what [`FileStore`] writes), or `None` when the
     /// rotator is gone.
-    pub fn export_state(&self) -> Option<String> {
-        self.inner.upgrade().map(|i| i.export_state())
+    pub(crate) fn export_state(&self) -> Option<String> {
+        self.host.upgrade().map(|h| h.export_state())
     }
 
     /// Every credential's current state, or nothing when the rotator is gone.
-    pub fn records(&self) -> Vec<CredentialRecord> {
-        let Some(inner) = self.inner.upgrade() else {
-            return Vec::new();
-        };
-        let snapshot = inner.snapshot.load();
-        let now = inner.clock.now();
-        snapshot
-            .providers
-            .iter()
-            .flat_map(|prov| {
-                let inner = &inner;
-                prov.slots.iter().map(move |slot| CredentialRecord {
-                    provider: Arc::clone(&prov.name),
-                    credential: slot.id.clone(),
-                    state: match slot.state() {
-                        SlotState::Cooling(until) if until > now => {
-                            CredentialState::Cooling { until }
-                        }
-                        SlotState::Disabled | SlotState::Removed => CredentialState::Disabled,
-                        _ => CredentialState::Available,
-                    },
-                    times_used: inner.uses(slot),
-                    times_exhausted: slot.times_exhausted.load(Ordering::Relaxed),
-                    last_exhausted_at: slot.last_exhausted(),
-                })
-            })
-            .collect()
+    pub(crate) fn records(&self) -> Vec<CredentialRecord> {
+        self.host.upgrade().map_or_else(Vec::new, |h| h.records())
     }
 
     /// Applies a change made by another process. Returns whether the local view changed.
@@ -301,16 +302,15 @@ impl StoreLink {
     /// The rules are those of local changes: a running cooldown is only extended, disabled
     /// stays disabled (until `Enabled`), removed stays removed. A change emits its event as
     /// [`Event::Remote`], which is not recorded to the store again.
-    pub fn apply_remote(
+    pub(crate) fn apply_remote(
         &self,
         provider: &str,
         fingerprint: Fingerprint,
         change: RemoteChange,
     ) -> bool {
-        match self.inner.upgrade() {
-            Some(inner) => inner.apply_remote(provider, fingerprint, change),
-            None => false,
-        }
+        self.host
+            .upgrade()
+            .is_some_and(|h| h.apply_remote(provider, fingerprint, change))
     }
 }
 

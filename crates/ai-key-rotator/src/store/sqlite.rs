@@ -8,17 +8,18 @@
 //! checks `PRAGMA data_version` (a few microseconds) every poll interval and, when another
 //! connection committed, applies the rows that changed to the local view.
 //!
-//! # Schema (`PRAGMA user_version = 1`)
+//! # Schema (`PRAGMA user_version = 2`)
 //! ```sql
 //! CREATE TABLE credential_state (
 //!     provider TEXT NOT NULL, fingerprint TEXT NOT NULL, label TEXT,
 //!     state TEXT NOT NULL,            -- 'available' | 'cooling' | 'disabled'
 //!     until_ms INTEGER,               -- cooling: the end; available: the latest end a reset covered
 //!     times_exhausted INTEGER NOT NULL DEFAULT 0, last_exhausted_at INTEGER,
+//!     reason TEXT,                    -- why it cools or is disabled: JSON of a `CooldownReason` (version 2)
 //!     updated_at INTEGER NOT NULL, writer TEXT NOT NULL,
 //!     PRIMARY KEY (provider, fingerprint));
 //! ```
-//! A later schema bumps `user_version`; the store migrates older schemas forward in one
+//! Version 2 added `reason`. A later schema bumps `user_version`; the store migrates older schemas forward in one
 //! transaction when it opens them and refuses newer ones (reported as corrupt, nothing changed).
 
 use std::collections::HashMap;
@@ -30,15 +31,16 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use super::{CredentialRecord, RemoteChange, StateStore, StoreError, StoreLink, StoredState};
+use super::sealed::Backend;
+use super::{CredentialRecord, RemoteChange, StoreError, StoreLink, StoredState};
 use crate::clock::Timestamp;
-use crate::credential::{CredentialId, Fingerprint};
 use crate::error::StateError;
 use crate::events::Event;
-use crate::status::CredentialState;
+use crate::identity::{CredentialId, Fingerprint};
+use crate::status::{CooldownReason, CredentialState};
 
 /// The schema version this library writes.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS credential_state (
@@ -49,6 +51,7 @@ CREATE TABLE IF NOT EXISTS credential_state (
     until_ms INTEGER,
     times_exhausted INTEGER NOT NULL DEFAULT 0,
     last_exhausted_at INTEGER,
+    reason TEXT,
     updated_at INTEGER NOT NULL,
     writer TEXT NOT NULL,
     PRIMARY KEY (provider, fingerprint)
@@ -181,17 +184,21 @@ fn connect(path: &Path) -> Result<Connection, StoreError> {
         });
     }
     if version < SCHEMA_VERSION {
-        // Version 0 is an empty database; later versions add their migrations here, each in
-        // the same transaction as the version bump.
+        // Version 0 is an empty database; each later version adds its migration here, in the
+        // same transaction as the version bump.
+        let migrate = match version {
+            1 => "ALTER TABLE credential_state ADD COLUMN reason TEXT;",
+            _ => "",
+        };
         conn.execute_batch(&format!(
-            "BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            "BEGIN IMMEDIATE; {SCHEMA} {migrate} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
         ))
         .map_err(backend)?;
     }
     Ok(conn)
 }
 
-impl StateStore for SqliteStore {
+impl Backend for SqliteStore {
     fn attach(&self, rotator: StoreLink) {
         let Some(receiver) = self
             .receiver
@@ -209,9 +216,17 @@ impl StateStore for SqliteStore {
             }
         };
         let poll = self.poll;
+        // Note what is stored now, before the rotator loads it (it loads right after this), so
+        // that the first poll applies exactly what other processes change from here on. Done
+        // on the writer thread instead, a change made between the load and that thread's first
+        // look would be noted as already seen and never applied.
+        let mut writer = Writer::new(conn, rotator);
+        if let Err(error) = writer.pull(false) {
+            tracing::warn!(%error, "SQLite store: first read failed");
+        }
         let spawned = std::thread::Builder::new()
             .name("ai-key-rotator-sqlite".into())
-            .spawn(move || Writer::new(conn, rotator).run(&receiver, poll));
+            .spawn(move || writer.run(&receiver, poll));
         match spawned {
             Ok(h) => *self.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(h),
             Err(error) => tracing::error!(%error, "could not start the SQLite writer thread"),
@@ -223,7 +238,7 @@ impl StateStore for SqliteStore {
         let mut stmt = conn
             .prepare(
                 "SELECT provider, fingerprint, label, state, until_ms, times_exhausted, \
-                 last_exhausted_at FROM credential_state",
+                 last_exhausted_at, reason FROM credential_state",
             )
             .map_err(backend)?;
         let rows = stmt
@@ -236,12 +251,14 @@ impl StateStore for SqliteStore {
                     r.get::<_, Option<i64>>(4)?,
                     r.get::<_, i64>(5)?,
                     r.get::<_, Option<i64>>(6)?,
+                    r.get::<_, Option<String>>(7)?,
                 ))
             })
             .map_err(backend)?;
         let mut records = Vec::new();
         for row in rows {
-            let (provider, fp, label, state, until, exhausted, last) = row.map_err(backend)?;
+            let (provider, fp, label, state, until, exhausted, last, reason) =
+                row.map_err(backend)?;
             let Ok(fingerprint) = fp.parse::<Fingerprint>() else {
                 tracing::warn!(provider, "skipping a row with an invalid fingerprint");
                 continue;
@@ -256,6 +273,7 @@ impl StateStore for SqliteStore {
             );
             record.times_exhausted = exhausted.max(0) as u64;
             record.last_exhausted_at = last.map(|ms| Timestamp::from_millis(ms.max(0) as u64));
+            record.reason = decode_reason(reason.as_deref());
             records.push(record);
         }
         Ok((!records.is_empty()).then(|| StoredState::from_records(records)))
@@ -305,11 +323,24 @@ fn decode_state(state: &str, until: Option<i64>) -> CredentialState {
     }
 }
 
+/// A stored reason, if it is one this library can read; an unreadable one is dropped (it only
+/// explains a state, it never decides one).
+fn decode_reason(text: Option<&str>) -> Option<CooldownReason> {
+    serde_json::from_str(text?).ok()
+}
+
+fn encode_reason(reason: Option<&CooldownReason>) -> Option<String> {
+    reason.and_then(|r| serde_json::to_string(r).ok())
+}
+
 fn millis(t: Timestamp) -> i64 {
     i64::try_from(t.as_millis()).unwrap_or(i64::MAX)
 }
 
 type RowKey = (String, String);
+
+/// A row's state, cooldown end and reason (JSON) as last written or applied here.
+type Row = (String, Option<i64>, Option<String>);
 
 struct Writer {
     conn: Connection,
@@ -318,7 +349,7 @@ struct Writer {
     me: String,
     /// Each row as last written or applied here, so a poll applies only rows that others
     /// changed since.
-    seen: HashMap<RowKey, (String, Option<i64>)>,
+    seen: HashMap<RowKey, Row>,
     data_version: i64,
 }
 
@@ -341,11 +372,6 @@ impl Writer {
     }
 
     fn run(mut self, receiver: &mpsc::Receiver<Msg>, poll: Duration) {
-        // Start from what is stored, so the first poll applies only what changes later (the
-        // rotator loaded the rest when it was built).
-        if let Err(error) = self.pull(false) {
-            tracing::warn!(%error, "SQLite store: first read failed");
-        }
         loop {
             let first = match receiver.recv_timeout(poll) {
                 Ok(m) => Some(m),
@@ -419,14 +445,18 @@ impl Writer {
             let label = r.credential.label.as_deref();
             let last = r.last_exhausted_at.map(millis);
             let exhausted = i64::try_from(r.times_exhausted).unwrap_or(i64::MAX);
+            let reason = encode_reason(r.reason.as_ref());
             match r.state {
                 CredentialState::Cooling { until } => {
                     tx.execute(
                         "INSERT INTO credential_state (provider, fingerprint, label, state, until_ms, \
-                           times_exhausted, last_exhausted_at, updated_at, writer) \
-                         VALUES (?1, ?2, ?3, 'cooling', ?4, ?5, ?6, ?7, ?8) \
+                           times_exhausted, last_exhausted_at, updated_at, writer, reason) \
+                         VALUES (?1, ?2, ?3, 'cooling', ?4, ?5, ?6, ?7, ?8, ?9) \
                          ON CONFLICT (provider, fingerprint) DO UPDATE SET \
                            label = excluded.label, \
+                           reason = CASE WHEN state = 'disabled' THEN reason \
+                                         WHEN state = 'cooling' AND until_ms > excluded.until_ms THEN reason \
+                                         ELSE excluded.reason END, \
                            until_ms = CASE WHEN state = 'disabled' THEN until_ms \
                                            WHEN state = 'cooling' AND until_ms > excluded.until_ms THEN until_ms \
                                            ELSE excluded.until_ms END, \
@@ -434,17 +464,18 @@ impl Writer {
                            times_exhausted = max(times_exhausted, excluded.times_exhausted), \
                            last_exhausted_at = max(coalesce(last_exhausted_at, 0), coalesce(excluded.last_exhausted_at, 0)), \
                            updated_at = excluded.updated_at, writer = excluded.writer",
-                        params![provider, fp, label, millis(until), exhausted, last, now, self.me],
+                        params![provider, fp, label, millis(until), exhausted, last, now, self.me, reason],
                     )?;
                 }
                 CredentialState::Disabled => {
                     tx.execute(
                         "INSERT INTO credential_state (provider, fingerprint, label, state, until_ms, \
-                           times_exhausted, last_exhausted_at, updated_at, writer) \
-                         VALUES (?1, ?2, ?3, 'disabled', NULL, ?4, ?5, ?6, ?7) \
+                           times_exhausted, last_exhausted_at, updated_at, writer, reason) \
+                         VALUES (?1, ?2, ?3, 'disabled', NULL, ?4, ?5, ?6, ?7, ?8) \
                          ON CONFLICT (provider, fingerprint) DO UPDATE SET state = 'disabled', \
+                           reason = CASE WHEN state = 'disabled' THEN reason ELSE excluded.reason END, \
                            updated_at = excluded.updated_at, writer = excluded.writer",
-                        params![provider, fp, label, exhausted, last, now, self.me],
+                        params![provider, fp, label, exhausted, last, now, self.me, reason],
                     )?;
                 }
                 _ => {
@@ -453,7 +484,7 @@ impl Writer {
                     let known = self
                         .seen
                         .get(&(provider.to_owned(), fp.clone()))
-                        .and_then(|(s, u)| (s == "cooling").then_some(*u).flatten())
+                        .and_then(|(s, u, _)| (s == "cooling").then_some(*u).flatten())
                         .unwrap_or(now)
                         .max(now);
                     reset_up_to.insert(key.clone(), known);
@@ -474,11 +505,11 @@ impl Writer {
                 }
             }
             // Remember the row as it now stands, so the next poll does not apply it again.
-            let row: Option<(String, Option<i64>)> = tx
+            let row: Option<Row> = tx
                 .query_row(
-                    "SELECT state, until_ms FROM credential_state WHERE provider = ?1 AND fingerprint = ?2",
+                    "SELECT state, until_ms, reason FROM credential_state WHERE provider = ?1 AND fingerprint = ?2",
                     params![provider, fp],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
                 )
                 .optional()?;
             if let Some(row) = row {
@@ -488,7 +519,7 @@ impl Writer {
         tx.commit()?;
         // A longer cooldown stored by another process wins here too.
         for key in &touched {
-            if let Some((state, Some(until))) =
+            if let Some((state, Some(until), reason)) =
                 self.seen.get(&(key.0.to_string(), key.1.to_string()))
                 && state == "cooling"
                 && !reset_up_to.contains_key(key)
@@ -496,7 +527,10 @@ impl Writer {
                 self.rotator.apply_remote(
                     &key.0,
                     key.1,
-                    RemoteChange::Cooling(Timestamp::from_millis((*until).max(0) as u64)),
+                    RemoteChange::Cooling {
+                        until: Timestamp::from_millis((*until).max(0) as u64),
+                        reason: decode_reason(reason.as_deref()),
+                    },
                 );
             }
         }
@@ -514,7 +548,7 @@ impl Writer {
         }
         self.data_version = version;
         let mut stmt = self.conn.prepare_cached(
-            "SELECT provider, fingerprint, state, until_ms FROM credential_state",
+            "SELECT provider, fingerprint, state, until_ms, reason FROM credential_state",
         )?;
         let rows = stmt.query_map([], |r| {
             Ok((
@@ -522,25 +556,27 @@ impl Writer {
                 r.get::<_, String>(1)?,
                 r.get::<_, String>(2)?,
                 r.get::<_, Option<i64>>(3)?,
+                r.get::<_, Option<String>>(4)?,
             ))
         })?;
         let mut changed = Vec::new();
         for row in rows {
-            let (provider, fp, state, until) = row?;
+            let (provider, fp, state, until, reason) = row?;
             let key = (provider, fp);
             let was = self.seen.get(&key);
             if was.is_some_and(|w| w.0 == state && w.1 == until) {
                 continue;
             }
             let was_disabled = was.is_some_and(|w| w.0 == "disabled");
-            changed.push((key.clone(), state.clone(), until, was_disabled));
-            self.seen.insert(key, (state, until));
+            let explained = decode_reason(reason.as_deref());
+            changed.push((key.clone(), state.clone(), until, was_disabled, explained));
+            self.seen.insert(key, (state, until, reason));
         }
         drop(stmt);
         if !apply {
             return Ok(());
         }
-        for ((provider, fp), state, until, was_disabled) in changed {
+        for ((provider, fp), state, until, was_disabled, reason) in changed {
             let Ok(fingerprint) = fp.parse::<Fingerprint>() else {
                 continue;
             };
@@ -550,8 +586,11 @@ impl Writer {
                     .apply_remote(&provider, fingerprint, RemoteChange::Enabled);
             }
             let change = match state.as_str() {
-                "cooling" => RemoteChange::Cooling(at(until)),
-                "disabled" => RemoteChange::Disabled,
+                "cooling" => RemoteChange::Cooling {
+                    until: at(until),
+                    reason,
+                },
+                "disabled" => RemoteChange::Disabled { reason },
                 _ => RemoteChange::Reset { up_to: at(until) },
             };
             self.rotator.apply_remote(&provider, fingerprint, change);

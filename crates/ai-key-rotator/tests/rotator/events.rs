@@ -69,6 +69,57 @@ fn events_arrive_in_order_and_once() {
 }
 
 #[test]
+fn all_exhausted_is_announced_every_time_the_provider_runs_out() {
+    let (r, clock) = rotator(&["a", "b"]);
+    let mut s = r.subscribe();
+    let all_exhausted = |events: Vec<String>| {
+        events
+            .iter()
+            .filter(|e| e.starts_with("all-exhausted"))
+            .count()
+    };
+    r.mark_exhausted("openai", Some("a"));
+    r.mark_exhausted("openai", Some("b"));
+    assert_eq!(all_exhausted(drain(&mut s)), 1);
+    // Both cooldowns end; `get_key` notices (no reset sweep, no ticker) and hands a key out.
+    clock.advance(Duration::from_secs(61));
+    assert!(r.get_key("openai").is_some());
+    // The provider runs out again: announced again, as the original does.
+    r.mark_exhausted("openai", Some("a"));
+    r.mark_exhausted("openai", Some("b"));
+    assert_eq!(all_exhausted(drain(&mut s)), 1);
+    // And a third time, after a manual reset.
+    r.reset_all(None);
+    r.mark_exhausted("openai", Some("a"));
+    r.mark_exhausted("openai", Some("b"));
+    assert_eq!(all_exhausted(drain(&mut s)), 1);
+}
+
+#[test]
+fn import_state_announces_what_it_changes() {
+    let (r, _) = rotator(&["a", "b"]);
+    let saved = r.export_state(); // everything available
+    assert!(r.disable("openai", "a"));
+    r.mark_exhausted("openai", Some("b"));
+    let mut s = r.subscribe();
+    r.import_state(&saved).unwrap();
+    let events = s.drain();
+    // The saved "available" re-enables `a`, with its event (so a store hears of it), and
+    // keeps b's running cooldown.
+    assert!(
+        events.iter().any(|e| matches!(e,
+            Event::Enabled { credential, .. } if credential.label.as_deref() == Some("a"))),
+        "{events:?}"
+    );
+    assert_eq!(r.get_key("openai").unwrap().label(), Some("a"));
+    assert!(
+        !r.provider_status("openai").unwrap().credentials[1]
+            .state
+            .eq(&ai_key_rotator::CredentialState::Available)
+    );
+}
+
+#[test]
 fn reset_all_emits_one_event_with_every_key() {
     let (r, _) = rotator(&["a", "b", "c"]);
     r.mark_exhausted("openai", Some("a"));

@@ -157,18 +157,22 @@ fn corrupt_or_foreign_state_is_a_clear_error_that_changes_nothing() {
 
 #[test]
 fn the_adapter_error_is_passed_through() {
+    use ai_key_rotator::PersistenceError;
+    use std::future::Future;
+    use std::pin::Pin;
+
     #[derive(Debug)]
     struct Broken;
     impl Persistence for Broken {
         fn save(
             &self,
             _: String,
-        ) -> ai_key_rotator::BoxFuture<'_, Result<(), ai_key_rotator::PersistenceError>> {
+        ) -> Pin<Box<dyn Future<Output = Result<(), PersistenceError>> + Send + '_>> {
             Box::pin(async { Err("disk full".into()) })
         }
         fn load(
             &self,
-        ) -> ai_key_rotator::BoxFuture<'_, Result<Option<String>, ai_key_rotator::PersistenceError>>
+        ) -> Pin<Box<dyn Future<Output = Result<Option<String>, PersistenceError>> + Send + '_>>
         {
             Box::pin(async { Err("no such file".into()) })
         }

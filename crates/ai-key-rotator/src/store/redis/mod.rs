@@ -32,11 +32,12 @@ use futures_util::StreamExt;
 use redis::aio::ConnectionManager;
 use tokio::sync::mpsc;
 
-use super::{RemoteChange, StateStore, StoreError, StoreLink, StoredState};
+use super::sealed::Backend;
+use super::{RemoteChange, StoreError, StoreLink, StoredState};
 use crate::clock::Timestamp;
-use crate::credential::Fingerprint;
 use crate::events::Event;
-use crate::status::CredentialState;
+use crate::identity::Fingerprint;
+use crate::status::{CooldownReason, CredentialState};
 
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 const FIRST_BACKOFF: Duration = Duration::from_millis(20);
@@ -149,6 +150,11 @@ impl Shared {
         format!("{{{}:{}}}:cooldowns", self.prefix, provider)
     }
 
+    /// The hash of reasons, in the same hash slot as the cooldowns.
+    fn reasons_key(&self, provider: &str) -> String {
+        format!("{{{}:{}}}:reasons", self.prefix, provider)
+    }
+
     fn channel(&self) -> String {
         format!("{}:changes", self.prefix)
     }
@@ -217,7 +223,7 @@ impl RedisMonitor {
     }
 }
 
-impl StateStore for RedisStore {
+impl Backend for RedisStore {
     fn attach(&self, rotator: StoreLink) {
         let Some(receiver) = self
             .receiver
@@ -389,6 +395,7 @@ fn coalesce(changes: Vec<Event>) -> Vec<Event> {
                 provider,
                 credential,
                 until,
+                ..
             } => {
                 let key = (Arc::clone(provider), credential.fingerprint);
                 if let Some(&i) = pending.get(&key)
@@ -426,30 +433,35 @@ async fn write(
             provider,
             credential,
             until,
+            reason,
         } => {
             let fp = credential.fingerprint;
             shared.know(provider, fp, *until);
-            let stored: String = scripts::MARK
+            let (stored, why): (String, String) = scripts::MARK
                 .key(shared.key(provider))
+                .key(shared.reasons_key(provider))
                 .arg(fp.to_string())
                 .arg(until.as_millis())
                 .arg(&channel)
                 .arg(&shared.origin)
                 .arg(&**provider)
+                .arg(encode_reason(Some(reason)))
                 .invoke_async(con)
                 .await?;
-            // Another process may have set a longer one: agree on it.
+            // Another process may have set a longer one: agree on it, and on why.
             if let Some(t) = parse_cooling(&stored)
                 && t > *until
             {
                 shared.know(provider, fp, t);
-                rotator.apply_remote(provider, fp, RemoteChange::Cooling(t));
+                let reason = decode_reason(&why);
+                rotator.apply_remote(provider, fp, RemoteChange::Cooling { until: t, reason });
             }
         }
         Event::ScopeExhausted {
             provider,
             credentials,
             until,
+            reason,
             ..
         } => {
             // One cooldown per member, each agreed with the server like a single mark.
@@ -458,6 +470,7 @@ async fn write(
                     provider: Arc::clone(provider),
                     credential: c.clone(),
                     until: *until,
+                    reason: reason.clone(),
                 };
                 Box::pin(write(shared, con, rotator, &single)).await?;
             }
@@ -471,18 +484,22 @@ async fn write(
             provider,
             credential,
         } => {
-            let flag = if matches!(event, Event::Disabled { .. }) {
-                "d"
-            } else {
-                "e"
+            let (flag, why) = match event {
+                Event::Disabled { reason, .. } => (
+                    "d",
+                    encode_reason(Some(&CooldownReason::new(reason.clone()))),
+                ),
+                _ => ("e", String::new()),
             };
             let _: i64 = scripts::DISABLE
                 .key(shared.key(provider))
+                .key(shared.reasons_key(provider))
                 .arg(credential.fingerprint.to_string())
                 .arg(flag)
                 .arg(&channel)
                 .arg(&shared.origin)
                 .arg(&**provider)
+                .arg(why)
                 .invoke_async(con)
                 .await?;
         }
@@ -496,6 +513,7 @@ async fn write(
                 let up_to = shared.known(provider, fp).unwrap_or(now).max(now);
                 let _: i64 = scripts::RESET
                     .key(shared.key(provider))
+                    .key(shared.reasons_key(provider))
                     .arg(fp.to_string())
                     .arg(up_to.as_millis())
                     .arg(&channel)
@@ -508,6 +526,19 @@ async fn write(
         _ => {}
     }
     Ok(())
+}
+
+/// A reason as the scripts store and publish it: JSON, or empty for none.
+fn encode_reason(reason: Option<&CooldownReason>) -> String {
+    reason
+        .and_then(|r| serde_json::to_string(r).ok())
+        .unwrap_or_default()
+}
+
+/// A stored or published reason, if it is one this library can read; an unreadable one is
+/// dropped (it only explains a state, it never decides one).
+fn decode_reason(text: &str) -> Option<CooldownReason> {
+    serde_json::from_str(text).ok()
 }
 
 fn parse_cooling(value: &str) -> Option<Timestamp> {
@@ -565,12 +596,13 @@ async fn subscribe(
 
 /// Applies one published change of another process.
 fn handle(shared: &Shared, rotator: &StoreLink, payload: &str) {
-    let mut parts = payload.splitn(4, '\n');
+    let mut parts = payload.splitn(5, '\n');
     let (Some(origin), Some(fp), Some(value), Some(provider)) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return;
     };
+    let reason = parts.next().and_then(decode_reason);
     if origin == shared.origin {
         return;
     }
@@ -579,13 +611,13 @@ fn handle(shared: &Shared, rotator: &StoreLink, payload: &str) {
     };
     let change = if let Some(t) = parse_cooling(value) {
         shared.know(provider, fp, t);
-        RemoteChange::Cooling(t)
+        RemoteChange::Cooling { until: t, reason }
     } else if let Some(ms) = value.strip_prefix("r:").and_then(|ms| ms.parse().ok()) {
         RemoteChange::Reset {
             up_to: Timestamp::from_millis(ms),
         }
     } else if value == "d" {
-        RemoteChange::Disabled
+        RemoteChange::Disabled { reason }
     } else if value == "e" {
         RemoteChange::Enabled
     } else {
@@ -608,15 +640,20 @@ async fn reconcile(
             .arg(shared.key(provider))
             .query_async(con)
             .await?;
-        for (fp, value) in &stored {
-            let Ok(fp) = fp.parse::<Fingerprint>() else {
+        let mut reasons: HashMap<String, String> = redis::cmd("HGETALL")
+            .arg(shared.reasons_key(provider))
+            .query_async(con)
+            .await?;
+        for (fp_text, value) in &stored {
+            let Ok(fp) = fp_text.parse::<Fingerprint>() else {
                 continue;
             };
+            let reason = reasons.remove(fp_text).as_deref().and_then(decode_reason);
             if let Some(t) = parse_cooling(value) {
                 shared.know(provider, fp, t);
-                rotator.apply_remote(provider, fp, RemoteChange::Cooling(t));
+                rotator.apply_remote(provider, fp, RemoteChange::Cooling { until: t, reason });
             } else if value == "d" {
-                rotator.apply_remote(provider, fp, RemoteChange::Disabled);
+                rotator.apply_remote(provider, fp, RemoteChange::Disabled { reason });
             }
         }
     }
@@ -629,11 +666,13 @@ async fn reconcile(
         };
         let _: redis::Value = script
             .key(shared.key(&r.provider))
+            .key(shared.reasons_key(&r.provider))
             .arg(r.credential.fingerprint.to_string())
             .arg(value)
             .arg(&channel)
             .arg(&shared.origin)
             .arg(&*r.provider)
+            .arg(encode_reason(r.reason.as_ref()))
             .invoke_async(con)
             .await?;
     }

@@ -1,32 +1,37 @@
 //! The Lua scripts that change shared state on the server, atomically.
 //!
-//! Every script touches exactly one key, `{<prefix>:<provider>}:cooldowns`, a hash from
-//! fingerprint to `c:<until-ms>` (cooling) or `d` (disabled); a missing field means available.
+//! Every script touches the keys of one provider: `{<prefix>:<provider>}:cooldowns`, a hash from
+//! fingerprint to `c:<until-ms>` (cooling) or `d` (disabled), where a missing field means
+//! available; and `{<prefix>:<provider>}:reasons`, a hash from fingerprint to why it cools or is
+//! disabled (a `CooldownReason` as JSON: parsed facts, never response text).
 //! The braces are a hash tag: every key of one provider lives in one slot, so the scripts (and
 //! the budget scripts planned next to them, see `docs/stores.md`) run unchanged on Redis
 //! Cluster. Each script that changes something publishes
-//! `<origin>\n<fingerprint>\n<value>\n<provider>` on the `<prefix>:changes` channel, where
-//! `<value>` is `c:<ms>`, `r:<up-to-ms>` (reset), `d` or `e` (enabled).
+//! `<origin>\n<fingerprint>\n<value>\n<provider>\n<reason>` on the `<prefix>:changes` channel,
+//! where `<value>` is `c:<ms>`, `r:<up-to-ms>` (reset), `d` or `e` (enabled), and `<reason>` the
+//! JSON reason of a cooldown or a disabling (empty otherwise; absent from older writers).
 
 use std::sync::LazyLock;
 
 use redis::Script;
 
-/// Cools a credential until ARGV[2] unless it already cools longer or is disabled. Returns
-/// the stored value afterwards, so racing processes agree on the longest cooldown.
+/// Cools a credential until ARGV[2] for reason ARGV[6] unless it already cools longer or is
+/// disabled. Returns the stored value and reason afterwards, so racing processes agree on the
+/// longest cooldown and why.
 pub(super) static MARK: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
-if cur == 'd' then return cur end
+if cur == 'd' then return {cur, redis.call('HGET', KEYS[2], ARGV[1]) or ''} end
 if cur then
   local t = tonumber(string.sub(cur, 3))
-  if t and t >= tonumber(ARGV[2]) then return cur end
+  if t and t >= tonumber(ARGV[2]) then return {cur, redis.call('HGET', KEYS[2], ARGV[1]) or ''} end
 end
 local v = 'c:' .. ARGV[2]
 redis.call('HSET', KEYS[1], ARGV[1], v)
-redis.call('PUBLISH', ARGV[3], ARGV[4] .. '\n' .. ARGV[1] .. '\n' .. v .. '\n' .. ARGV[5])
-return v
+if ARGV[6] ~= '' then redis.call('HSET', KEYS[2], ARGV[1], ARGV[6]) else redis.call('HDEL', KEYS[2], ARGV[1]) end
+redis.call('PUBLISH', ARGV[3], ARGV[4] .. '\n' .. ARGV[1] .. '\n' .. v .. '\n' .. ARGV[5] .. '\n' .. ARGV[6])
+return {v, ARGV[6]}
 ",
     )
 });
@@ -40,7 +45,8 @@ if not cur or cur == 'd' then return 0 end
 local t = tonumber(string.sub(cur, 3))
 if t and t <= tonumber(ARGV[2]) then
   redis.call('HDEL', KEYS[1], ARGV[1])
-  redis.call('PUBLISH', ARGV[3], ARGV[4] .. '\n' .. ARGV[1] .. '\nr:' .. ARGV[2] .. '\n' .. ARGV[5])
+  redis.call('HDEL', KEYS[2], ARGV[1])
+  redis.call('PUBLISH', ARGV[3], ARGV[4] .. '\n' .. ARGV[1] .. '\nr:' .. ARGV[2] .. '\n' .. ARGV[5] .. '\n')
   return 1
 end
 return 0
@@ -48,7 +54,8 @@ return 0
     )
 });
 
-/// Disables a credential (ARGV[2] = `d`) or enables a disabled one (ARGV[2] = `e`).
+/// Disables a credential (ARGV[2] = `d`) for reason ARGV[6], or enables a disabled one
+/// (ARGV[2] = `e`).
 pub(super) static DISABLE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -56,11 +63,13 @@ local cur = redis.call('HGET', KEYS[1], ARGV[1])
 if ARGV[2] == 'd' then
   if cur == 'd' then return 0 end
   redis.call('HSET', KEYS[1], ARGV[1], 'd')
+  if ARGV[6] ~= '' then redis.call('HSET', KEYS[2], ARGV[1], ARGV[6]) else redis.call('HDEL', KEYS[2], ARGV[1]) end
 else
   if cur ~= 'd' then return 0 end
   redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('HDEL', KEYS[2], ARGV[1])
 end
-redis.call('PUBLISH', ARGV[3], ARGV[4] .. '\n' .. ARGV[1] .. '\n' .. ARGV[2] .. '\n' .. ARGV[5])
+redis.call('PUBLISH', ARGV[3], ARGV[4] .. '\n' .. ARGV[1] .. '\n' .. ARGV[2] .. '\n' .. ARGV[5] .. '\n' .. ARGV[6])
 return 1
 ",
     )

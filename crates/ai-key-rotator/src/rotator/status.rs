@@ -1,0 +1,91 @@
+//! Building [`RotatorStatus`] from the live state.
+
+use std::sync::atomic::Ordering;
+
+use super::Inner;
+use crate::clock::Timestamp;
+use crate::identity::mask;
+use crate::pool::{ProviderSnap, SlotState};
+use crate::status::{CredentialState, CredentialStatus, ProviderStatus, RotatorStatus};
+
+impl Inner {
+    pub(super) fn status(&self) -> RotatorStatus {
+        let snapshot = self.snapshot.load();
+        let now = self.clock.now();
+        RotatorStatus {
+            at: now,
+            providers: snapshot
+                .providers
+                .iter()
+                .map(|p| self.status_of(p, now))
+                .collect(),
+        }
+    }
+
+    pub(super) fn provider_status(&self, provider: &str) -> Option<ProviderStatus> {
+        let snapshot = self.snapshot.load();
+        let now = self.clock.now();
+        snapshot.provider(provider).map(|p| self.status_of(p, now))
+    }
+
+    /// Reads state as of `now` without changing it: a cooldown that has ended shows as
+    /// available even before anyone has asked for the credential.
+    fn status_of(&self, prov: &ProviderSnap, now: Timestamp) -> ProviderStatus {
+        use secrecy::ExposeSecret;
+        let credentials: Vec<CredentialStatus> = prov
+            .slots
+            .iter()
+            .map(|slot| {
+                let state = match slot.state() {
+                    SlotState::Ready => CredentialState::Available,
+                    SlotState::Cooling(t) if t <= now => CredentialState::Available,
+                    SlotState::Cooling(until) => CredentialState::Cooling { until },
+                    SlotState::Disabled | SlotState::Removed => CredentialState::Disabled,
+                };
+                let detail = slot.detail().clone();
+                CredentialStatus {
+                    id: slot.id.clone(),
+                    masked_key: mask(slot.key.expose_secret()),
+                    state,
+                    times_used: self.uses(slot),
+                    times_exhausted: slot.times_exhausted.load(Ordering::Relaxed),
+                    last_exhausted_at: slot.last_exhausted(),
+                    scope: slot.scope.clone(),
+                    reason: detail
+                        .reason
+                        .map(|r| *r)
+                        .filter(|_| state != CredentialState::Available),
+                    consecutive_failures: detail.failures,
+                }
+            })
+            .collect();
+        let available = credentials
+            .iter()
+            .filter(|c| c.state == CredentialState::Available)
+            .count();
+        let next_available_at = if available > 0 {
+            Some(now)
+        } else {
+            credentials
+                .iter()
+                .filter_map(|c| match c.state {
+                    CredentialState::Cooling { until } => Some(until),
+                    _ => None,
+                })
+                .min()
+        };
+        let n = prov.slots.len();
+        let current = (n > 0)
+            .then(|| prov.shared.cursor.load(Ordering::Relaxed) as usize % n)
+            .filter(|&i| credentials[i].state == CredentialState::Available)
+            .map(|i| credentials[i].id.clone());
+        ProviderStatus {
+            name: prov.name.to_string(),
+            total: n,
+            available,
+            current,
+            next_available_at,
+            credentials,
+        }
+    }
+}
