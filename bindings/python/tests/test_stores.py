@@ -59,10 +59,6 @@ def test_sqlite_store_is_shared_between_rotators(tmp_path: pathlib.Path) -> None
     db = tmp_path / "state.db"
     a = KeyRotator(provider(), store=SqliteStore(db, poll_interval_ms=10), reset_interval_ms=0)
     b = KeyRotator(provider(), store=SqliteStore(db, poll_interval_ms=10), reset_interval_ms=0)
-    # The core's SQLite writer thread takes its baseline of the table when it starts, after the
-    # rotator loaded the state; a change committed in between would count as seen and never be
-    # applied. `flush` returns once b's writer runs, so the mark below comes after its baseline.
-    b.flush()
     a.mark_exhausted("openai", CANARY)
     a.flush()
     wait_until(lambda: current(b) == "sk-b", "the mark reaching the other rotator")
@@ -116,7 +112,6 @@ def test_redis_store_pushes_changes_between_rotators(redis_url: str, tmp_path: p
     b = KeyRotator(provider(), store=RedisStore(redis_url, prefix="py-test"), reset_interval_ms=0)
     seen = threading.Event()
     b.on("remote", lambda e: seen.set())
-    b.flush()  # b's store thread is up (see the SQLite test)
     a.mark_exhausted("openai", CANARY)
     a.flush()
     wait_until(lambda: current(b) == "sk-b", "the mark reaching the other rotator")
