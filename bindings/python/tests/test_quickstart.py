@@ -49,3 +49,11 @@ def test_the_packages_doc_example_runs() -> None:
 
     failures, tried = doctest.testmod(ai_key_rotator)
     assert tried > 0 and failures == 0
+
+
+def test_version_is_the_distributions() -> None:
+    from importlib.metadata import version
+
+    import ai_key_rotator
+
+    assert ai_key_rotator.__version__ == version("ai-key-rotator")

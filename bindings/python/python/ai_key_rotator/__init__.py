@@ -32,6 +32,13 @@ from ._native import Credential, KeyRotator as _KeyRotator, FakeClock, FileStore
 #: The rotator (the original's ``AIKeyRotator``); see its docstrings.
 KeyRotator = _KeyRotator
 
+try:
+    from importlib.metadata import version as _version
+
+    __version__ = _version("ai-key-rotator")
+except Exception:  # pragma: no cover - not installed as a distribution
+    __version__ = "0.0.0"
+
 __all__ = [
     "KeyRotator",
     "Credential",
