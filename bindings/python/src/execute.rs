@@ -5,12 +5,14 @@
 //! Sync (here): the loop runs on the caller's thread inside `block_on`, with the GIL released
 //! except while Python sends. Async: see `aio.rs`.
 
+use std::sync::Mutex;
 use std::time::Duration;
 
 use ai_key_rotator::KeyRotator;
 use ai_key_rotator::classify::{Response, Verdict};
 use ai_key_rotator::execute::{Attempt, AttemptOutcome, ExecuteError, ExecuteErrorKind, Plan};
 use pyo3::prelude::*;
+use tokio::sync::Notify;
 
 use crate::convert::{bytes_of, headers};
 use crate::errors::{no_key, raise};
@@ -78,31 +80,53 @@ pub(crate) fn answer(
 }
 
 /// Runs the loop on this thread.
+///
+/// An exception that is not an `Exception` (`KeyboardInterrupt`, `SystemExit`) raised while
+/// sending ends the loop at once and is raised again: it is no transport error to retry.
 pub(crate) fn blocking(
     py: Python<'_>,
     rotator: &KeyRotator,
     plan: Plan,
     send: Py<PyAny>,
 ) -> PyResult<Py<PyAny>> {
+    let fatal: Mutex<Option<PyErr>> = Mutex::new(None);
+    let stop = Notify::new();
     // The error is the core's `ExecuteError`, handed straight to `finish`: boxing it would
     // only add an allocation to the failure path.
     #[allow(clippy::result_large_err)]
-    let result: Outcome = py.detach(|| {
-        runtime().block_on(rotator.execute(&plan, |attempt| {
-            let send = &send;
+    let result: Option<Outcome> = py.detach(|| {
+        let run = rotator.execute(&plan, |attempt| {
+            let (send, fatal, stop) = (&send, &fatal, &stop);
             async move {
                 Python::attach(|py| {
-                    let out = send.bind(py).call1((
-                        attempt.expose_key(),
-                        attempt.provider(),
-                        attempt.number(),
-                    ))?;
+                    let out = send
+                        .bind(py)
+                        .call1((attempt.expose_key(), attempt.provider(), attempt.number()))
+                        .inspect_err(|e| {
+                            if !e.is_instance_of::<pyo3::exceptions::PyException>(py) {
+                                *fatal.lock().unwrap_or_else(|e| e.into_inner()) =
+                                    Some(e.clone_ref(py));
+                                stop.notify_one();
+                            }
+                        })?;
                     answer(&out, &attempt)
                 })
             }
-        }))
+        });
+        runtime().block_on(async {
+            tokio::select! {
+                outcome = run => Some(outcome),
+                () = stop.notified() => None,
+            }
+        })
     });
-    finish(py, rotator, &plan, result)
+    match result {
+        Some(outcome) => finish(py, rotator, &plan, outcome),
+        None => Err(fatal
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner())
+            .expect("the loop stops only for a fatal error")),
+    }
 }
 
 /// Turns the loop's outcome into the transport's: the response, or

@@ -198,3 +198,45 @@ def test_a_cancelled_async_request_releases_its_key(mock: Mock) -> None:
             return False
 
     drain_until([], acquired, threading.Event())
+
+
+class Failing:
+    """An inner transport that raises `error` on every request, counting them."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+        self.calls = 0
+
+    def handle_request(self, request: Any) -> Any:
+        self.calls += 1
+        raise self.error
+
+    def close(self) -> None:
+        pass
+
+
+def test_transport_errors_are_retried_then_raised() -> None:
+    import httpx
+
+    from ai_key_rotator.httpx import RotatingTransport
+
+    inner = Failing(httpx.ConnectError("refused"))
+    r = rotator("openai", "t-1", "t-2")
+    client = httpx.Client(transport=RotatingTransport(r, "openai", transport=inner, max_attempts=2))
+    with pytest.raises(httpx.ConnectError):
+        client.get("http://127.0.0.1:9/v1/models")
+    assert inner.calls == 2
+    assert r.get_status("openai")["available"] == 2  # a connection failure blames no key
+
+
+def test_keyboard_interrupt_ends_the_loop_at_once() -> None:
+    import httpx
+
+    from ai_key_rotator.httpx import RotatingTransport
+
+    inner = Failing(KeyboardInterrupt())
+    r = rotator("openai", "t-1", "t-2")
+    client = httpx.Client(transport=RotatingTransport(r, "openai", transport=inner, max_attempts=4))
+    with pytest.raises(KeyboardInterrupt):
+        client.get("http://127.0.0.1:9/v1/models")
+    assert inner.calls == 1
