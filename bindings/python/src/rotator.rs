@@ -15,7 +15,7 @@ use crate::errors::{config_error, raise, state_error};
 use crate::events::{Listeners, normalize};
 use crate::lease::PyLease;
 use crate::names::NameCache;
-use crate::runtime::runtime;
+use crate::runtime::block_on;
 use crate::store::{PyPersistence, StoreSpec, clock_of};
 
 /// Hands out API keys per provider, rotating away from keys that hit their limits.
@@ -261,14 +261,14 @@ impl PyKeyRotator {
     /// Saves the state through the `persistence` adapter (nothing without one).
     fn save(&self, py: Python<'_>) -> PyResult<()> {
         let inner = self.inner.clone();
-        py.detach(move || runtime().block_on(inner.save()))
+        py.detach(move || block_on(inner.save()))
             .map_err(|e| state_error(py, &e))
     }
 
     /// Restores the state saved by `save`; `False` when nothing was saved.
     fn load(&self, py: Python<'_>) -> PyResult<bool> {
         let inner = self.inner.clone();
-        py.detach(move || runtime().block_on(inner.load()))
+        py.detach(move || block_on(inner.load()))
             .map_err(|e| state_error(py, &e))
     }
 

@@ -18,3 +18,22 @@ pub(crate) fn runtime() -> &'static Runtime {
             .expect("the ai-key-rotator runtime starts")
     })
 }
+
+/// Runs `future` to completion on this thread, or, when this thread is already inside the
+/// runtime (a callback of the sync transport's loop calling `save()`), on a scoped thread:
+/// tokio refuses to block inside itself.
+pub(crate) fn block_on<F>(future: F) -> F::Output
+where
+    F: std::future::Future + Send,
+    F::Output: Send,
+{
+    if tokio::runtime::Handle::try_current().is_ok() {
+        std::thread::scope(|s| {
+            s.spawn(|| runtime().block_on(future))
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
+    } else {
+        runtime().block_on(future)
+    }
+}

@@ -260,3 +260,29 @@ def test_events_name_validation(clock: FakeClock) -> None:
     r.on("allExhausted", print)  # the original's camelCase name
     r.off("allExhausted", print)
     r.close()
+
+
+def test_save_from_inside_the_transports_loop(clock: FakeClock) -> None:
+    """`save` called by code the sync transport runs (an `adapt` hook) must not trip over the
+    runtime the transport's loop runs in."""
+    import httpx
+
+    from ai_key_rotator.httpx import RotatingTransport
+
+    store = Memory()
+    r = KeyRotator({"openai": {"credentials": ["sk-a"]}}, persistence=store, clock=clock)
+
+    class Answer:
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            return httpx.Response(200, json={})
+
+        def close(self) -> None:
+            pass
+
+    def adapt(request: httpx.Request, provider: str) -> httpx.Request:
+        r.save()
+        return request
+
+    client = httpx.Client(transport=RotatingTransport(r, "openai", transport=Answer(), adapt=adapt))
+    assert client.get("http://127.0.0.1:9/v1/models").status_code == 200
+    assert store.state is not None
