@@ -168,6 +168,8 @@ class AsyncRotating(_Base):
                         execution.give(answer)
                 elif kind == _WAIT:
                     await value
+                else:  # _AGAIN: woken while polling; let the loop run once, then poll
+                    await asyncio.sleep(0)
         except NoKeyAvailable as e:
             if e.last_response is not None:
                 await e.last_response.aclose()

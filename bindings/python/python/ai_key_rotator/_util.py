@@ -46,13 +46,3 @@ def wake(future: "asyncio.Future[Any]") -> None:
     """Ends a wait of a request's retry loop (called on the loop by the timer's waker)."""
     if not future.done():
         future.set_result(None)
-
-
-def resolve(future: "asyncio.Future[Any]", ok: bool, value: Any) -> None:
-    """Resolves ``future`` on its own loop, unless its awaiter gave up (cancelled)."""
-    if future.done():
-        return
-    if ok:
-        future.set_result(value)
-    else:
-        future.set_exception(value)
