@@ -3,7 +3,7 @@
 //! task and no extra turn of the event loop.
 //!
 //! The coroutine (`_transport.py`) calls `poll()` in a loop. Each answer says what the core's
-//! loop needs: the response (done), an attempt to send (`(key, provider, number)`: the
+//! loop needs: the response (done), an attempt to send (`(credential, provider, number)`: the
 //! coroutine awaits the send inline and hands the answer back with `give`, or the exception
 //! with `fail`), or a wait (a cooling key, a backoff: an asyncio future that the tokio timer's
 //! waker resolves with `call_soon_threadsafe`). Polls happen with the GIL held, on the event
@@ -20,6 +20,7 @@ use ai_key_rotator::{Credential, KeyRotator};
 use pyo3::prelude::*;
 use tokio::sync::oneshot;
 
+use crate::credential::PyCredential;
 use crate::errors::raise;
 use crate::execute::{Outcome, answer, finish};
 use crate::runtime::runtime;
@@ -142,7 +143,7 @@ const WAIT: u8 = 3;
 
 #[pymethods]
 impl PyExecution {
-    /// Advances the loop; returns `(0, response)`, `(1, (key, provider, attempt))`, `(2, None)`
+    /// Advances the loop; returns `(0, response)`, `(1, (credential, provider, attempt))`, `(2, None)`
     /// or `(3, future)`, or raises what the request ends with (`NoKeyAvailable`, …).
     fn poll(&self, py: Python<'_>) -> PyResult<(u8, Py<PyAny>)> {
         let outcome = {
@@ -191,7 +192,8 @@ impl PyExecution {
     fn pending(&self, py: Python<'_>) -> PyResult<(u8, Py<PyAny>)> {
         if let Some((credential, number, reply)) = lock(&self.shared.request).take() {
             *lock(&self.shared.reply) = Some(reply);
-            let attempt = (credential.expose_key(), credential.provider(), number);
+            let provider = credential.provider().to_owned();
+            let attempt = (PyCredential::new(credential), provider, number);
             return Ok((SEND, attempt.into_pyobject(py)?.into_any().unbind()));
         }
         // The loop waits on a timer. The wake may already have come (a short wait, a busy

@@ -15,6 +15,7 @@ use pyo3::prelude::*;
 use tokio::sync::Notify;
 
 use crate::convert::{bytes_of, headers};
+use crate::credential::PyCredential;
 use crate::errors::{no_key, raise};
 use crate::runtime::runtime;
 
@@ -101,7 +102,11 @@ pub(crate) fn blocking(
                 Python::attach(|py| {
                     let out = send
                         .bind(py)
-                        .call1((attempt.expose_key(), attempt.provider(), attempt.number()))
+                        .call1((
+                            PyCredential::new(attempt.credential().clone()),
+                            attempt.provider(),
+                            attempt.number(),
+                        ))
                         .inspect_err(|e| {
                             if !e.is_instance_of::<pyo3::exceptions::PyException>(py) {
                                 *fatal.lock().unwrap_or_else(|e| e.into_inner()) =

@@ -17,6 +17,7 @@ mod names;
 mod rotator;
 mod runtime;
 mod store;
+mod stream;
 
 use pyo3::prelude::*;
 
@@ -31,6 +32,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<store::PyRedisStore>()?;
     m.add_class::<store::PyFakeClock>()?;
     m.add_class::<aio::PyExecution>()?;
+    m.add_class::<stream::PyStreamWatch>()?;
     m.add_function(wrap_pyfunction!(credential::fingerprint, m)?)?;
     Ok(())
 }

@@ -375,6 +375,12 @@ impl PyKeyRotator {
         Ok(crate::aio::start(&self.inner, plan, event_loop))
     }
 
+    /// A watcher of a successful event stream of a request made with `credential`: feed it
+    /// the chunks as they pass; an error event inside is reported against the credential.
+    fn _watch_stream(&self, credential: &Bound<'_, PyCredential>) -> crate::stream::PyStreamWatch {
+        crate::stream::PyStreamWatch::new(self.inner.clone(), credential.get().inner.clone())
+    }
+
     /// A rotator from a TOML file in the core's configuration shape (`[providers.NAME]`
     /// tables, optional `reset_interval_ms`); keyword arguments as the constructor's.
     #[staticmethod]

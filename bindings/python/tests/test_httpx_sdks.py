@@ -240,3 +240,38 @@ def test_keyboard_interrupt_ends_the_loop_at_once() -> None:
     with pytest.raises(KeyboardInterrupt):
         client.get("http://127.0.0.1:9/v1/models")
     assert inner.calls == 1
+
+
+def test_an_error_event_inside_a_successful_stream_reaches_the_key(mock: Mock, send: Callable[..., str]) -> None:
+    import asyncio
+
+    import httpx
+
+    from ai_key_rotator.httpx import AsyncRotatingTransport, RotatingTransport
+
+    stream = (
+        'event: message_start\ndata: {"type":"message_start","message":{"id":"m"}}\n\n'
+        'event: error\ndata: {"type":"error","error":{"type":"rate_limit_error",'
+        '"message":"Number of request tokens has exceeded your per-minute rate limit"}}\n\n'
+    )
+    raw = {"raw": {"status": 200, "headers": [["content-type", "text/event-stream"]], "body": stream}}
+    mock.on_key("sse-1", raw)
+    r = KeyRotator({"anthropic": {"credentials": ["sse-1", "sse-2"]}}, reset_interval_ms=0)
+    url = f"{mock.base_url}/v1/messages"
+    headers = {"anthropic-version": "2023-06-01"}
+    if send is CALLS["sync"]:
+        with httpx.Client(transport=RotatingTransport(r, "anthropic")) as client:
+            with client.stream("POST", url, headers=headers, json={}) as response:
+                body = b"".join(response.iter_raw())
+    else:
+
+        async def main() -> bytes:
+            async with httpx.AsyncClient(transport=AsyncRotatingTransport(r, "anthropic")) as client:
+                async with client.stream("POST", url, headers=headers, json={}) as response:
+                    return b"".join([c async for c in response.aiter_raw()])
+
+        body = asyncio.run(main())
+    assert body == stream.encode()  # passed through unchanged
+    first = r.get_status("anthropic")["credentials"][0]
+    assert first["state"] == "cooling"
+    assert r.get_key("anthropic").key == "sse-2"  # type: ignore[union-attr]

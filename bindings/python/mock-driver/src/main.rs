@@ -15,8 +15,9 @@
 //! | `{"op":"clear"}` | `{"ok":true}`: forgets recorded requests and every rule |
 //!
 //! `B` is `"ok"`, `"invalid_key"`, `"server_error"`, `"overloaded"`, `"insufficient_quota"`,
-//! `{"rate_limited_ms": N}` or `{"delay_ms": N}` (answers `ok` after N ms). The process ends
-//! when stdin closes.
+//! `{"rate_limited_ms": N}`, `{"delay_ms": N}` (answers `ok` after N ms) or
+//! `{"raw": {"status": S, "headers": [[n, v], …], "body": "…"}}`. The process ends when stdin
+//! closes.
 
 use std::time::Duration;
 
@@ -92,6 +93,22 @@ fn behavior(b: &Value) -> Result<Behavior, String> {
     }
     if let Some(ms) = b["delay_ms"].as_u64() {
         return Ok(Behavior::Delay(Duration::from_millis(ms)));
+    }
+    if let Some(raw) = b.get("raw") {
+        let status = raw["status"].as_u64().ok_or("raw needs a \"status\"")?;
+        let headers = raw["headers"]
+            .as_array()
+            .map(|hs| {
+                hs.iter()
+                    .filter_map(|h| Some((h[0].as_str()?.to_owned(), h[1].as_str()?.to_owned())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        return Ok(Behavior::Raw {
+            status: u16::try_from(status).map_err(|e| e.to_string())?,
+            headers,
+            body: raw["body"].as_str().unwrap_or("").to_owned().into(),
+        });
     }
     match b.as_str() {
         Some("ok") => Ok(Behavior::Ok),

@@ -4,10 +4,10 @@ bind them to httpx and httpx2 (the SDKs of late 2026 take either)."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable, Iterable, List, Optional, Tuple, Union
+from typing import Any, AsyncIterator, Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 from ._errors import NoKeyAvailable
-from ._native import KeyRotator
+from ._native import Credential, KeyRotator, StreamWatch
 
 # Every header an SDK may have written its own (placeholder) key into.
 _KEY_HEADERS = frozenset({b"authorization", b"api-key", b"x-api-key", b"x-goog-api-key"})
@@ -45,6 +45,49 @@ def _providers(provider: str, fallback: Union[str, Iterable[str]]) -> List[str]:
     if isinstance(fallback, str):
         return [provider, fallback]
     return [provider, *fallback]
+
+
+def _is_event_stream(response: Any) -> bool:
+    return str(response.headers.get("content-type", "")).startswith("text/event-stream")
+
+
+# Stream wrappers per HTTP library: httpx checks that a response's stream is one of its own.
+_WATCHED: Dict[Any, Tuple[type, type]] = {}
+
+
+def _watched(http: Any, stream: Any, watch: StreamWatch, is_async: bool) -> Any:
+    """`stream`, passing every chunk on unchanged after showing it to `watch` (src/stream.rs),
+    which reports an error event inside a successful stream against the key."""
+    if http not in _WATCHED:
+
+        class Sync(http.SyncByteStream):  # type: ignore[misc]
+            def __init__(self, inner: Any, w: StreamWatch) -> None:
+                self._inner, self._watch = inner, w
+
+            def __iter__(self) -> Iterator[bytes]:
+                for chunk in self._inner:
+                    self._watch.feed(chunk)
+                    yield chunk
+                self._watch.finish()
+
+            def close(self) -> None:
+                self._inner.close()
+
+        class Async(http.AsyncByteStream):  # type: ignore[misc]
+            def __init__(self, inner: Any, w: StreamWatch) -> None:
+                self._inner, self._watch = inner, w
+
+            async def __aiter__(self) -> AsyncIterator[bytes]:
+                async for chunk in self._inner:
+                    self._watch.feed(chunk)
+                    yield chunk
+                self._watch.finish()
+
+            async def aclose(self) -> None:
+                await self._inner.aclose()
+
+        _WATCHED[http] = (Sync, Async)
+    return _WATCHED[http][1 if is_async else 0](stream, watch)
 
 
 # What `Execution.poll` answers (src/aio.rs).
@@ -100,9 +143,12 @@ class SyncRotating(_Base):
         if inner is None:
             inner = self._inner = self._http.HTTPTransport()
 
-        def send(key: str, provider: str, attempt: int) -> Tuple[int, Any, Optional[bytes], Any]:
-            response = inner.handle_request(self._prepare(request, key, provider))
+        def send(credential: Credential, provider: str, attempt: int) -> Tuple[int, Any, Optional[bytes], Any]:
+            response = inner.handle_request(self._prepare(request, credential.key, provider))
             if response.status_code < 300:
+                if _is_event_stream(response):
+                    watch = self._rotator._watch_stream(credential)
+                    response.stream = _watched(self._http, response.stream, watch, False)
                 return (response.status_code, response.headers.raw, None, response)
             # Error bodies are small and the classifier needs them; reading also returns
             # the connection to the pool if the answer is dropped for a retry.
@@ -137,9 +183,12 @@ class AsyncRotating(_Base):
         if inner is None:
             inner = self._inner = self._http.AsyncHTTPTransport()
 
-        async def send(key: str, provider: str, attempt: int) -> Tuple[int, Any, Optional[bytes], Any]:
-            response = await inner.handle_async_request(self._prepare(request, key, provider))
+        async def send(credential: Credential, provider: str, attempt: int) -> Tuple[int, Any, Optional[bytes], Any]:
+            response = await inner.handle_async_request(self._prepare(request, credential.key, provider))
             if response.status_code < 300:
+                if _is_event_stream(response):
+                    watch = self._rotator._watch_stream(credential)
+                    response.stream = _watched(self._http, response.stream, watch, True)
                 return (response.status_code, response.headers.raw, None, response)
             await response.aread()
             return (response.status_code, response.headers.raw, response.content, response)
@@ -159,9 +208,9 @@ class AsyncRotating(_Base):
                 if kind == _DONE:
                     return value
                 if kind == _SEND:
-                    key, provider, attempt = value
+                    credential, provider, attempt = value
                     try:
-                        answer = await send(key, provider, attempt)
+                        answer = await send(credential, provider, attempt)
                     except Exception as e:  # a transport error: the core decides on a retry
                         execution.fail(e)
                     else:
