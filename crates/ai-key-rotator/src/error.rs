@@ -42,7 +42,7 @@ pub enum ConfigError {
         /// The provider.
         provider: String,
         /// What is wrong.
-        reason: String,
+        reason: InvalidPolicy,
     },
     /// A budget that cannot be used.
     #[error("provider `{provider}` has an invalid budget: {reason}")]
@@ -50,7 +50,7 @@ pub enum ConfigError {
         /// The provider.
         provider: String,
         /// What is wrong.
-        reason: String,
+        reason: InvalidPolicy,
     },
     /// A credential with weight 0 (it would never be picked).
     #[error("credential {credential} of provider `{provider}` has weight 0")]
@@ -71,6 +71,28 @@ pub enum ConfigError {
     UnknownProvider {
         /// The provider.
         provider: String,
+    },
+    /// A configuration text that could not be read: malformed, a misspelt or misplaced field,
+    /// a value of the wrong type, a missing field. It says where (line, provider, credential,
+    /// field) and never quotes the text, whose lines may hold keys: field names appear in it,
+    /// values never do.
+    #[error(
+        "invalid {format} configuration{}: {reason}",
+        crate::config::location(.line, .provider, .credential, .field)
+    )]
+    Parse {
+        /// The language of the text.
+        format: crate::config::ConfigFormat,
+        /// The line of the problem (1-based), when the parser knows it.
+        line: Option<usize>,
+        /// The provider it is in.
+        provider: Option<Box<str>>,
+        /// The credential it is in: its label, else its fingerprint, else its position (`#2`).
+        credential: Option<Box<str>>,
+        /// The field it is about.
+        field: Option<Box<str>>,
+        /// What is wrong, with the document's values taken out.
+        reason: Box<str>,
     },
     /// More credentials in one provider than the rotator indexes (2³² − 1).
     #[error("provider `{provider}` has too many credentials")]
@@ -98,4 +120,35 @@ pub enum StateError {
         /// The newest version this library reads.
         supported: u64,
     },
+}
+
+/// What is wrong with a cooldown policy or a budget, as data (see
+/// [`ConfigError::InvalidCooldown`] and [`ConfigError::InvalidBudget`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvalidPolicy {
+    /// A duration of zero where a rest or a limit must have a length.
+    #[error("zero-length cooldown")]
+    ZeroLength,
+    /// A day of the month outside 1 to 31.
+    #[error("day {0} is not a day of the month (1 to 31)")]
+    DayOfMonth(u8),
+    /// An exponential factor below 1 (or not a number); the text is the factor as written.
+    #[error("exponential factor {0} must be at least 1")]
+    Factor(String),
+    /// An exponential cooldown whose maximum is below its base.
+    #[error("exponential max_ms is less than base_ms")]
+    MaxBelowBase,
+    /// A `from-response` cap of zero.
+    #[error("from-response cap_ms must be positive")]
+    ZeroCap,
+    /// Not a time of day.
+    #[error("`{0}` is not a time of day (HH:MM or HH:MM:SS)")]
+    TimeOfDay(String),
+    /// Not an IANA time zone.
+    #[error("`{0}` is not a known IANA time zone")]
+    TimeZone(String),
+    /// A budget limit of zero.
+    #[error("budget {0} must be positive")]
+    ZeroLimit(&'static str),
 }

@@ -40,7 +40,8 @@
 //! # Map
 //! - [`KeyRotator`]: the rotator; [`KeyRotator::builder`] or [`KeyRotator::from_config`].
 //! - [`RotatorConfig`], [`ProviderConfig`], [`CredentialConfig`], [`Cooldown`]: configuration,
-//!   deserializable from TOML or JSON in the original's shape.
+//!   read from TOML or JSON in the original's shape with [`RotatorConfig::from_toml_str`] and
+//!   [`RotatorConfig::from_json_str`], whose errors never quote the text (it holds keys).
 //! - [`Credential`]: a handed-out key; [`CredentialId`] and [`Fingerprint`] name it safely.
 //! - [`Event`] and [`Subscription`]: what happened, for whoever listens.
 //! - [`RotatorStatus`]: what each provider and credential is doing.
@@ -79,10 +80,13 @@ mod strategy;
 
 pub use budget::Budget;
 pub use clock::{Clock, FakeClock, SystemClock, Timestamp};
-pub use config::{CredentialConfig, DEFAULT_RESET_INTERVAL_MS, ProviderConfig, RotatorConfig};
+pub use config::{
+    ConfigFormat, CredentialConfig, DEFAULT_RESET_INTERVAL_MS, ProviderConfig, RotatorConfig,
+    parse_config,
+};
 pub use cooldown::Cooldown;
 pub use credential::Credential;
-pub use error::{ConfigError, StateError};
+pub use error::{ConfigError, InvalidPolicy, StateError};
 pub use events::{Event, RecvError, Subscription};
 pub use identity::{CredentialId, Fingerprint, InvalidFingerprint};
 pub use lease::{AcquireError, AcquireOptions, Lease};

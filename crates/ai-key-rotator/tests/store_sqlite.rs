@@ -79,9 +79,7 @@ fn the_longer_cooldown_wins_both_ways() {
     let long = CredentialState::Cooling {
         until: START.saturating_add(Duration::from_secs(90)),
     };
-    assert!(wait_until(Duration::from_secs(5), || until_of(
-        &a, "label-a"
-    ) == long));
+    assert!(wait_until(PATIENCE, || until_of(&a, "label-a") == long));
     // A shorter mark in A neither shortens A's view nor the stored one.
     a.mark_exhausted("openai", Some("sk-a"));
     a.flush_store();
@@ -122,8 +120,7 @@ fn sqlite_child() {
     println!("ready");
     std::io::stdout().flush().unwrap();
     // The parent marks the canary key: wait until this process skips it too.
-    assert!(wait_until(Duration::from_secs(10), || key(&r).as_deref()
-        == Some("sk-b")));
+    assert!(wait_until(PATIENCE, || key(&r).as_deref() == Some("sk-b")));
     r.mark_exhausted("openai", Some("sk-b"));
     r.flush_store();
     println!("marked");
@@ -166,8 +163,7 @@ fn two_processes_share_one_database() {
     r.flush_store();
     expect("marked");
     // The child's mark reaches this process: both of the first keys are skipped.
-    assert!(wait_until(Duration::from_secs(10), || key(&r).as_deref()
-        == Some("sk-c")));
+    assert!(wait_until(PATIENCE, || key(&r).as_deref() == Some("sk-c")));
     writeln!(child.stdin.take().unwrap(), "done").unwrap();
     assert!(child.wait().unwrap().success());
     r.shutdown();

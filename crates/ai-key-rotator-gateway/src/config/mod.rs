@@ -25,7 +25,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ai_key_rotator::classify::Family;
-use ai_key_rotator::{Budget, Cooldown, CredentialConfig, ProviderConfig, RotatorConfig, Strategy};
+use ai_key_rotator::{
+    Budget, ConfigFormat, Cooldown, CredentialConfig, ProviderConfig, RotatorConfig, Strategy,
+};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
@@ -46,9 +48,11 @@ pub enum ConfigFileError {
         /// Why.
         source: std::io::Error,
     },
-    /// The TOML is malformed or has unknown fields.
-    #[error("invalid configuration: {0}")]
-    Toml(#[from] toml::de::Error),
+    /// The TOML is malformed, has unknown fields or values of the wrong type. The message
+    /// names the line, provider, key and field, and never quotes the file (its lines may hold
+    /// keys).
+    #[error(transparent)]
+    Parse(ai_key_rotator::ConfigError),
     /// A secret could not be read (its value is never in the message).
     #[error("{what}: {reason}")]
     Secret {
@@ -128,7 +132,7 @@ struct RawProvider {
 /// The `store` option: where cooldowns, disabled keys and counters are kept. Relative paths are
 /// relative to the configuration file.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+#[serde(from = "StoreConfigDe")]
 #[non_exhaustive]
 pub enum StoreConfig {
     /// In memory only.
@@ -148,6 +152,29 @@ pub enum StoreConfig {
         /// The server's URL.
         url: String,
     },
+}
+
+/// How a [`StoreConfig`] is read. serde reads a unit variant of an internally tagged enum with a
+/// visitor that ignores other fields, so `{ type = "memory", path = "…" }` would pass as
+/// memory; the empty struct variant here rejects them.
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+enum StoreConfigDe {
+    Memory {},
+    File { path: String },
+    Sqlite { path: String },
+    Redis { url: String },
+}
+
+impl From<StoreConfigDe> for StoreConfig {
+    fn from(s: StoreConfigDe) -> StoreConfig {
+        match s {
+            StoreConfigDe::Memory {} => StoreConfig::Memory,
+            StoreConfigDe::File { path } => StoreConfig::File { path },
+            StoreConfigDe::Sqlite { path } => StoreConfig::Sqlite { path },
+            StoreConfigDe::Redis { url } => StoreConfig::Redis { url },
+        }
+    }
 }
 
 /// The SQLite file a configuration file's state goes to when it names no store.
@@ -299,7 +326,8 @@ impl GatewayConfig {
         text: &str,
         base: &Path,
     ) -> Result<(GatewayConfig, Vec<Warning>, bool), ConfigFileError> {
-        let raw: RawConfig = toml::from_str(text)?;
+        let raw: RawConfig = ai_key_rotator::parse_config(text, ConfigFormat::Toml)
+            .map_err(ConfigFileError::Parse)?;
         let mut warnings = Vec::new();
         let mut inline = false;
 
@@ -734,7 +762,10 @@ mod tests {
     #[test]
     fn rejects_bad_selection_and_budget_settings() {
         let cases = [
-            ("strategy = \"random\"\nkeys = [\"k\"]", "random"),
+            (
+                "strategy = \"random\"\nkeys = [\"k\"]",
+                "field `strategy`): unknown variant",
+            ),
             (
                 "keys = [{ key = \"k\", weight = 0 }]\nstrategy = \"weighted\"",
                 "weight 0",

@@ -3,8 +3,11 @@
 
 use std::path::Path;
 
+use std::fmt;
+
 use secrecy::SecretString;
 use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
 
 use super::ConfigFileError;
 
@@ -18,26 +21,56 @@ use super::ConfigFileError;
 ///   { key = "${ORG_B_KEY}", scope = "org-b", weight = 3 }, # keys only: quota scope, weight
 /// ]
 /// ```
-#[derive(Clone, Deserialize)]
-#[serde(untagged)]
+#[derive(Clone)]
 pub(crate) enum SecretSpec {
     /// Text with `${VAR}` references expanded; inline when it has none.
     Text(String),
     /// A table naming the secret's source and, for keys, its label.
-    Table {
-        #[serde(default)]
-        key: Option<String>,
-        #[serde(default)]
-        file: Option<String>,
-        #[serde(default)]
-        label: Option<String>,
-        /// Keys only: the quota scope (keys of one organization or project share it).
-        #[serde(default)]
-        scope: Option<String>,
-        /// Keys only: the share of picks under the `weighted` strategy.
-        #[serde(default)]
-        weight: Option<u32>,
-    },
+    Table(SecretTable),
+}
+
+/// The table form of a [`SecretSpec`]. A field it does not have is an error: a misspelt
+/// `lable` must not silently leave a key unlabelled.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SecretTable {
+    #[serde(default)]
+    key: Option<String>,
+    #[serde(default)]
+    file: Option<String>,
+    #[serde(default)]
+    label: Option<String>,
+    /// Keys only: the quota scope (keys of one organization or project share it).
+    #[serde(default)]
+    scope: Option<String>,
+    /// Keys only: the share of picks under the `weighted` strategy.
+    #[serde(default)]
+    weight: Option<u32>,
+}
+
+// Written by hand rather than `#[serde(untagged)]`: an untagged enum tries each form and reports
+// only "did not match any variant", losing the table's own error (which field is unknown).
+impl<'de> Deserialize<'de> for SecretSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Spec;
+        impl<'de> Visitor<'de> for Spec {
+            type Value = SecretSpec;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or a table with `key` or `file`")
+            }
+
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<SecretSpec, E> {
+                Ok(SecretSpec::Text(s.to_owned()))
+            }
+
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<SecretSpec, A::Error> {
+                SecretTable::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(SecretSpec::Table)
+            }
+        }
+        d.deserialize_any(Spec)
+    }
 }
 
 /// A secret that has been read.
@@ -54,18 +87,18 @@ impl SecretSpec {
     pub(crate) fn resolve(&self, what: &str, base: &Path) -> Result<Resolved, ConfigFileError> {
         let (text, label) = match self {
             SecretSpec::Text(t) => (t, None),
-            SecretSpec::Table {
+            SecretSpec::Table(SecretTable {
                 key: Some(t),
                 file: None,
                 label,
                 ..
-            } => (t, label.clone()),
-            SecretSpec::Table {
+            }) => (t, label.clone()),
+            SecretSpec::Table(SecretTable {
                 key: None,
                 file: Some(f),
                 label,
                 ..
-            } => {
+            }) => {
                 let path = base.join(f);
                 let raw = std::fs::read_to_string(&path).map_err(|e| ConfigFileError::Secret {
                     what: what.to_owned(),
@@ -78,7 +111,7 @@ impl SecretSpec {
                     inline: false,
                 });
             }
-            SecretSpec::Table { .. } => {
+            SecretSpec::Table(_) => {
                 return Err(ConfigFileError::Secret {
                     what: what.to_owned(),
                     reason: "give exactly one of `key` or `file`".into(),
@@ -88,7 +121,7 @@ impl SecretSpec {
         let inline = !text.contains("${");
         let value = expand_env(text).map_err(|reason| ConfigFileError::Secret {
             what: what.to_owned(),
-            reason,
+            reason: reason.to_string(),
         })?;
         Ok(Resolved {
             secret: value.into(),
@@ -103,28 +136,36 @@ impl SecretSpec {
     pub(crate) fn scope_and_weight(&self) -> (Option<&str>, Option<u32>) {
         match self {
             SecretSpec::Text(_) => (None, None),
-            SecretSpec::Table { scope, weight, .. } => (scope.as_deref(), *weight),
+            SecretSpec::Table(t) => (t.scope.as_deref(), t.weight),
         }
     }
 }
 
+/// Why a `${VAR}` reference could not be expanded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum EnvError {
+    #[error("unterminated `${{` reference")]
+    Unterminated,
+    #[error("empty `${{}}` reference")]
+    Empty,
+    #[error("environment variable `{0}` is not set")]
+    Unset(String),
+}
+
 /// Expands every `${VAR}` in `text` from the environment. A missing variable is an error that
 /// names it; `$` not followed by `{` is kept as is.
-pub(crate) fn expand_env(text: &str) -> Result<String, String> {
+pub(crate) fn expand_env(text: &str) -> Result<String, EnvError> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(start) = rest.find("${") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        let end = after
-            .find('}')
-            .ok_or_else(|| "unterminated `${` reference".to_owned())?;
+        let end = after.find('}').ok_or(EnvError::Unterminated)?;
         let name = &after[..end];
         if name.is_empty() {
-            return Err("empty `${}` reference".into());
+            return Err(EnvError::Empty);
         }
-        let value =
-            std::env::var(name).map_err(|_| format!("environment variable `{name}` is not set"))?;
+        let value = std::env::var(name).map_err(|_| EnvError::Unset(name.to_owned()))?;
         out.push_str(&value);
         rest = &after[end + 1..];
     }
@@ -143,12 +184,12 @@ mod tests {
         let path = std::env::var("PATH").unwrap();
         assert_eq!(expand_env("x-${PATH}-y").unwrap(), format!("x-{path}-y"));
         assert_eq!(expand_env("plain $HOME").unwrap(), "plain $HOME");
-        assert!(
-            expand_env("${AKR_TEST_SURELY_UNSET}")
-                .unwrap_err()
-                .contains("AKR_TEST_SURELY_UNSET")
+        assert_eq!(
+            expand_env("${AKR_TEST_SURELY_UNSET}"),
+            Err(EnvError::Unset("AKR_TEST_SURELY_UNSET".into()))
         );
-        assert!(expand_env("${oops").is_err());
+        assert_eq!(expand_env("${oops"), Err(EnvError::Unterminated));
+        assert_eq!(expand_env("${}"), Err(EnvError::Empty));
     }
 
     #[test]

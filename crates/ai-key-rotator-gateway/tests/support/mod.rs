@@ -141,6 +141,13 @@ impl GatewayProcess {
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
+
+    /// Stops the process with SIGTERM, waits for it to exit, and returns everything it logged.
+    pub fn stop_and_read_logs(mut self) -> String {
+        self.signal("TERM");
+        let _ = self.child.wait();
+        self.logs()
+    }
 }
 
 impl Drop for GatewayProcess {
@@ -221,4 +228,22 @@ pub const CHAT_STREAM: &str =
 pub async fn get_json(url: &str) -> serde_json::Value {
     let r = client().get(url).bearer_auth(TOKEN).send().await.unwrap();
     serde_json::from_slice(&r.bytes().await.unwrap()).unwrap()
+}
+
+/// Waits until `condition` holds, checking every 20 ms, for at most a minute: tests wait for
+/// the event they need instead of sleeping a guessed time. The bound only turns a hang into a
+/// failure; it is far above any wait a loaded machine makes.
+pub async fn wait_until<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !condition().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gave up waiting: {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }

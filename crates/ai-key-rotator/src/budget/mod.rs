@@ -10,6 +10,7 @@
 
 pub(crate) mod gcra;
 
+use crate::error::InvalidPolicy;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -67,25 +68,21 @@ impl Budget {
     ///
     /// # Errors
     /// What is wrong, for the caller to wrap with the provider's name.
-    pub(crate) fn compile(&self) -> Result<Limits, String> {
-        let nonzero = |name: &str, v: Option<u64>| match v {
-            Some(0) => Err(format!("budget {name} must be positive")),
+    pub(crate) fn compile(&self) -> Result<Limits, InvalidPolicy> {
+        let nonzero = |name: &'static str, v: Option<u64>| match v {
+            Some(0) => Err(InvalidPolicy::ZeroLimit(name)),
             _ => Ok(v),
         };
         let at = match &self.day_starts_at {
-            Some(s) => s
-                .parse::<Time>()
-                .map_err(|_| format!("`{s}` is not a time of day (HH:MM or HH:MM:SS)"))?,
+            Some(s) => crate::cooldown::parse_time(s)?,
             None => Time::midnight(),
         };
         let tz = match &self.time_zone {
-            Some(s) => {
-                TimeZone::get(s).map_err(|_| format!("`{s}` is not a known IANA time zone"))?
-            }
+            Some(s) => crate::cooldown::parse_zone(s)?,
             None => TimeZone::UTC,
         };
         if self.max_in_flight == Some(0) {
-            return Err("budget max_in_flight must be positive".into());
+            return Err(InvalidPolicy::ZeroLimit("max_in_flight"));
         }
         Ok(Limits {
             rpm: nonzero("requests_per_minute", self.requests_per_minute)?
@@ -275,6 +272,6 @@ mod tests {
         }
         .compile()
         .unwrap_err();
-        assert_eq!(e, "budget requests_per_minute must be positive");
+        assert_eq!(e, InvalidPolicy::ZeroLimit("requests_per_minute"));
     }
 }

@@ -92,13 +92,20 @@ pub(crate) fn usage<H: Headers + ?Sized>(family: Family, h: &H, now: Timestamp) 
 /// Anthropic's `anthropic-ratelimit-*` headers. Tokens come as a combined limit or as separate
 /// input and output limits; the tightest one (lowest remaining, then latest reset) stands for
 /// "tokens", since it is the one that will refuse the next request.
+///
+/// A reset time stands on its own: a response may carry `*-reset` without the matching
+/// `*-remaining` (a 429 from a proxy that forwards only some headers, for one), and the time is
+/// still the best word on when the limit lifts. A limit whose remaining count is unknown ranks
+/// as the loosest, so a known spent limit always wins; among unknown ones the latest reset wins.
 fn anthropic<H: Headers + ?Sized>(h: &H, now: Timestamp) -> Usage {
     let reset = |name: &str| {
         h.get(name)
             .and_then(wait::rfc3339)
             .and_then(|t| wait::at(now, t))
     };
-    let mut tokens: Option<(u64, Option<Timestamp>)> = None;
+    let rank =
+        |c: &(Option<u64>, Option<Timestamp>)| (c.0.unwrap_or(u64::MAX), std::cmp::Reverse(c.1));
+    let mut tokens: Option<(Option<u64>, Option<Timestamp>)> = None;
     for (remaining, reset_name) in [
         (
             "anthropic-ratelimit-tokens-remaining",
@@ -113,23 +120,19 @@ fn anthropic<H: Headers + ?Sized>(h: &H, now: Timestamp) -> Usage {
             "anthropic-ratelimit-output-tokens-reset",
         ),
     ] {
-        if let Some(n) = count(h, remaining) {
-            let candidate = (n, reset(reset_name));
-            tokens = Some(match tokens {
-                Some(best)
-                    if (best.0, std::cmp::Reverse(best.1))
-                        <= (n, std::cmp::Reverse(candidate.1)) =>
-                {
-                    best
-                }
-                _ => candidate,
-            });
+        let candidate = (count(h, remaining), reset(reset_name));
+        if candidate == (None, None) {
+            continue;
         }
+        tokens = Some(match tokens {
+            Some(best) if rank(&best) <= rank(&candidate) => best,
+            _ => candidate,
+        });
     }
     Usage {
         remaining_requests: count(h, "anthropic-ratelimit-requests-remaining"),
         requests_reset: reset("anthropic-ratelimit-requests-reset"),
-        remaining_tokens: tokens.map(|t| t.0),
+        remaining_tokens: tokens.and_then(|t| t.0),
         tokens_reset: tokens.and_then(|t| t.1),
     }
 }

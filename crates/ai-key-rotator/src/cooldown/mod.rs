@@ -7,7 +7,9 @@
 //! also caps what providers say.
 
 pub(crate) mod calendar;
+mod de;
 
+use crate::error::InvalidPolicy;
 use std::time::Duration;
 
 use jiff::civil::Time;
@@ -31,8 +33,13 @@ const DAY_MS: u64 = 86_400_000;
 /// cooldown = { type = "exponential", base_ms = 1000, factor = 2.0, max_ms = 600000 }
 /// cooldown = { type = "from-response", cap_ms = 3600000, fallback = { type = "fixed", duration_ms = 60000 } }
 /// ```
+///
+/// A field a variant does not have is an error (`{ type = "midnight-utc", time_zone = "…" }`
+/// is not silently midnight UTC).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+// Read through `de::CooldownDe`, which rejects unknown fields in every variant; the field
+// attributes below serve `Serialize` and document the defaults the mirror applies.
+#[serde(tag = "type", rename_all = "kebab-case", from = "de::CooldownDe")]
 #[non_exhaustive]
 pub enum Cooldown {
     /// Rest for a fixed time after each mark.
@@ -156,10 +163,10 @@ impl Cooldown {
     /// Checks the policy and prepares it for use (parses times and time zones).
     ///
     /// # Errors
-    /// A description of what is wrong, for the caller to wrap with the provider's name.
-    pub(crate) fn compile(&self) -> Result<Policy, String> {
+    /// What is wrong, for the caller to wrap with the provider's name.
+    pub(crate) fn compile(&self) -> Result<Policy, InvalidPolicy> {
         Ok(match self {
-            Cooldown::Fixed { duration_ms: 0 } => return Err(ZERO.into()),
+            Cooldown::Fixed { duration_ms: 0 } => return Err(InvalidPolicy::ZeroLength),
             Cooldown::Fixed { duration_ms } => Policy::Fixed(*duration_ms),
             Cooldown::MidnightUtc => Policy::MidnightUtc,
             Cooldown::DailyAt { at, time_zone } => {
@@ -167,7 +174,7 @@ impl Cooldown {
             }
             Cooldown::Monthly { day, at, time_zone } => {
                 if !(1..=31).contains(day) {
-                    return Err(format!("day {day} is not a day of the month (1 to 31)"));
+                    return Err(InvalidPolicy::DayOfMonth(*day));
                 }
                 Policy::Monthly(*day, parse_time(at)?, parse_zone(time_zone)?)
             }
@@ -178,13 +185,13 @@ impl Cooldown {
                 jitter,
             } => {
                 if *base_ms == 0 {
-                    return Err(ZERO.into());
+                    return Err(InvalidPolicy::ZeroLength);
                 }
                 if !(factor.is_finite() && *factor >= 1.0) {
-                    return Err(format!("exponential factor {factor} must be at least 1"));
+                    return Err(InvalidPolicy::Factor(factor.to_string()));
                 }
                 if max_ms < base_ms {
-                    return Err("exponential max_ms is less than base_ms".into());
+                    return Err(InvalidPolicy::MaxBelowBase);
                 }
                 Policy::Exponential {
                     base_ms: *base_ms,
@@ -195,7 +202,7 @@ impl Cooldown {
             }
             Cooldown::FromResponse { fallback, cap_ms } => {
                 if *cap_ms == Some(0) {
-                    return Err("from-response cap_ms must be positive".into());
+                    return Err(InvalidPolicy::ZeroCap);
                 }
                 Policy::FromResponse(Box::new(fallback.compile()?), *cap_ms)
             }
@@ -212,19 +219,17 @@ impl Cooldown {
     }
 }
 
-const ZERO: &str = "zero-length cooldown";
-
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX)
 }
 
-fn parse_time(s: &str) -> Result<Time, String> {
+pub(crate) fn parse_time(s: &str) -> Result<Time, InvalidPolicy> {
     s.parse::<Time>()
-        .map_err(|_| format!("`{s}` is not a time of day (HH:MM or HH:MM:SS)"))
+        .map_err(|_| InvalidPolicy::TimeOfDay(s.to_owned()))
 }
 
-fn parse_zone(s: &str) -> Result<TimeZone, String> {
-    TimeZone::get(s).map_err(|_| format!("`{s}` is not a known IANA time zone"))
+pub(crate) fn parse_zone(s: &str) -> Result<TimeZone, InvalidPolicy> {
+    TimeZone::get(s).map_err(|_| InvalidPolicy::TimeZone(s.to_owned()))
 }
 
 /// What a policy may take into account besides its own rule.
@@ -364,7 +369,7 @@ mod tests {
         assert!(c.compile().is_ok());
         assert_eq!(
             Cooldown::fixed(Duration::ZERO).compile().unwrap_err(),
-            "zero-length cooldown"
+            InvalidPolicy::ZeroLength
         );
         assert_eq!(
             Cooldown::fixed(Duration::from_micros(1)),
@@ -433,7 +438,7 @@ mod tests {
     fn invalid_policies_say_what_is_wrong() {
         #[track_caller]
         fn check(c: Cooldown, expected: &str) {
-            assert_eq!(c.compile().unwrap_err(), expected);
+            assert_eq!(c.compile().unwrap_err().to_string(), expected);
         }
         check(
             Cooldown::daily_at("25:00", "UTC"),

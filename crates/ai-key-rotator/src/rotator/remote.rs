@@ -6,6 +6,10 @@
 //! disabled stays disabled until enabled, removed stays removed, an ended cooldown gets its
 //! `Reset`), and events go to subscribers as `Event::Remote`, never back to the store.
 
+// Only the shared stores (SQLite, Redis) bring in other processes' changes; without them this
+// is compiled and checked but has no caller.
+#![cfg_attr(not(any(feature = "sqlite", feature = "redis")), allow(dead_code))]
+
 use super::Inner;
 use super::transition::Origin;
 use crate::identity::Fingerprint;

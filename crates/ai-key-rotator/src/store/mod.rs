@@ -21,12 +21,10 @@
 //! Keys never reach a store: only provider names, fingerprints, labels, times and counters.
 //! See `docs/stores.md` for how to choose a store.
 
-// Without any store compiled in, the plumbing below has no user; it stays compiled (and
-// checked) so that each store feature only adds its own file.
-#![cfg_attr(
-    not(any(feature = "file", feature = "sqlite", feature = "redis")),
-    allow(dead_code)
-)]
+// Without a shared store (SQLite, Redis) compiled in, the plumbing for other processes'
+// changes below has no user (and without any store, none of it has); it stays compiled and
+// checked so that each store feature only adds its own file.
+#![cfg_attr(not(any(feature = "sqlite", feature = "redis")), allow(dead_code))]
 
 #[cfg(feature = "file")]
 mod file;
@@ -350,7 +348,9 @@ pub(crate) fn touched(event: &Event) -> Vec<(Arc<str>, Fingerprint)> {
 }
 
 /// Whether a store persists this event: the changes of credential state (cooldowns, resets,
-/// disabling), not the announcements derived from them (`Rotated`, `AllExhausted`).
+/// disabling), not the announcements derived from them (`Rotated`, `AllExhausted`). Only the
+/// stores that write each change (SQLite, Redis) ask.
+#[cfg(any(feature = "sqlite", feature = "redis"))]
 pub(crate) fn changes_state(event: &Event) -> bool {
     matches!(
         event,

@@ -288,6 +288,76 @@ fn anthropic() {
             ),
             ok(None, Some(1000), None, Some(ms(60_500))),
         ),
+        // A reset time stands on its own, without the matching `-remaining` header.
+        (
+            resp(
+                Anthropic,
+                200,
+                &[("anthropic-ratelimit-tokens-reset", "2026-08-15T12:00:40Z")],
+                "",
+            ),
+            ok(None, None, None, Some(secs(40.0))),
+        ),
+        (
+            resp(
+                Anthropic,
+                200,
+                &[("anthropic-ratelimit-requests-reset", "2026-08-15T12:00:30Z")],
+                "",
+            ),
+            ok(None, None, Some(secs(30.0)), None),
+        ),
+        (
+            resp(
+                Anthropic,
+                429,
+                &[(
+                    "anthropic-ratelimit-input-tokens-reset",
+                    "2026-08-15T12:00:45Z",
+                )],
+                RATE_429,
+            ),
+            rate(Some(secs(45.0)), Shared, TokensPerMinute),
+        ),
+        // Of two resets with no counts, the later one: either limit may be the spent one.
+        (
+            resp(
+                Anthropic,
+                429,
+                &[
+                    (
+                        "anthropic-ratelimit-input-tokens-reset",
+                        "2026-08-15T12:00:45Z",
+                    ),
+                    (
+                        "anthropic-ratelimit-output-tokens-reset",
+                        "2026-08-15T12:00:50Z",
+                    ),
+                ],
+                RATE_429,
+            ),
+            rate(Some(secs(50.0)), Shared, TokensPerMinute),
+        ),
+        // A limit known to be spent beats a later reset of one whose count is unknown.
+        (
+            resp(
+                Anthropic,
+                429,
+                &[
+                    ("anthropic-ratelimit-input-tokens-remaining", "0"),
+                    (
+                        "anthropic-ratelimit-input-tokens-reset",
+                        "2026-08-15T12:00:20Z",
+                    ),
+                    (
+                        "anthropic-ratelimit-output-tokens-reset",
+                        "2026-08-15T12:00:50Z",
+                    ),
+                ],
+                RATE_429,
+            ),
+            rate(Some(secs(20.0)), Shared, TokensPerMinute),
+        ),
         (
             resp(Anthropic, 429, &[("retry-after", "20")], RATE_429),
             rate(Some(secs(20.0)), Shared, TokensPerMinute),

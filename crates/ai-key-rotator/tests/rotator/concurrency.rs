@@ -7,7 +7,7 @@
 //! freely, and marks race with every `get_key`.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -29,13 +29,18 @@ fn get_mark_add_remove_reset_from_many_threads() {
     // The keys removed and not re-added; the lock orders availability-raising changes.
     let removed = Arc::new(RwLock::new(HashSet::<String>::new()));
     let stop = Arc::new(AtomicBool::new(false));
+    // Each thread's iterations so far: the test runs until every thread has done enough,
+    // however the threads are scheduled, rather than for a fixed wall time.
+    let progress: Arc<Vec<AtomicU64>> = Arc::new((0..6).map(|_| AtomicU64::new(0)).collect());
     let mut threads = Vec::new();
 
-    for _ in 0..3 {
-        let (r, removed, stop) = (r.clone(), removed.clone(), stop.clone());
+    for t in 0..3 {
+        let (r, removed, stop, progress) =
+            (r.clone(), removed.clone(), stop.clone(), progress.clone());
         threads.push(std::thread::spawn(move || {
             let mut handed = 0u64;
             while !stop.load(Ordering::Relaxed) {
+                progress[t].fetch_add(1, Ordering::Relaxed);
                 let removed = removed.read().unwrap();
                 let cooling = cooling_keys(&r);
                 if let Some(c) = r.get_key("p") {
@@ -52,11 +57,12 @@ fn get_mark_add_remove_reset_from_many_threads() {
             handed
         }));
     }
-    for _ in 0..2 {
-        let (r, stop) = (r.clone(), stop.clone());
+    for t in 3..5 {
+        let (r, stop, progress) = (r.clone(), stop.clone(), progress.clone());
         threads.push(std::thread::spawn(move || {
             let mut marks = 0u64;
             while !stop.load(Ordering::Relaxed) {
+                progress[t].fetch_add(1, Ordering::Relaxed);
                 if let Some(c) = r.get_key("p") {
                     r.mark_credential_exhausted(&c);
                     marks += 1;
@@ -67,16 +73,18 @@ fn get_mark_add_remove_reset_from_many_threads() {
         }));
     }
     {
-        let (r, removed, stop, keys, clock) = (
+        let (r, removed, stop, keys, clock, progress) = (
             r.clone(),
             removed.clone(),
             stop.clone(),
             keys.clone(),
             clock.clone(),
+            progress.clone(),
         );
         threads.push(std::thread::spawn(move || {
             let mut i = 0u64;
             while !stop.load(Ordering::Relaxed) {
+                progress[5].fetch_add(1, Ordering::Relaxed);
                 let k = &keys[i as usize % keys.len()];
                 let mut removed = removed.write().unwrap();
                 if removed.contains(k) {
@@ -101,8 +109,17 @@ fn get_mark_add_remove_reset_from_many_threads() {
         }));
     }
 
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(2) {
+    // The bound only turns a hang into a failure; it is far above what a loaded machine needs.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while progress.iter().any(|p| p.load(Ordering::Relaxed) < 2_000) {
+        assert!(
+            Instant::now() < deadline,
+            "a thread is stuck: {:?}",
+            progress
+                .iter()
+                .map(|p| p.load(Ordering::Relaxed))
+                .collect::<Vec<_>>()
+        );
         std::thread::sleep(Duration::from_millis(20));
         let s = r.provider_status("p").unwrap();
         assert_eq!(s.total, s.credentials.len());

@@ -206,7 +206,7 @@ fn policies_in_toml_and_their_errors() {
         KeyRotator::from_config(bad).unwrap_err(),
         ConfigError::InvalidCooldown {
             provider: "gemini".into(),
-            reason: "`24:30` is not a time of day (HH:MM or HH:MM:SS)".into()
+            reason: ai_key_rotator::InvalidPolicy::TimeOfDay("24:30".into())
         }
     );
     let e = toml::from_str::<ai_key_rotator::RotatorConfig>(

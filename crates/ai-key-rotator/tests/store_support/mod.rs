@@ -66,6 +66,11 @@ pub fn spawn_self(test_name: &str, role: &str, envs: &[(&str, String)]) -> Child
     cmd.spawn().expect("spawn child test process")
 }
 
+/// How long a test waits for another process or thread to catch up before it fails. The
+/// wait ends as soon as the condition holds, so this only bounds a failure: it is far above
+/// what any loaded machine needs, and never a claim about speed.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
 /// Waits until `check` holds, for at most `limit`; returns whether it did.
 pub fn wait_until(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;

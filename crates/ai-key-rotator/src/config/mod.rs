@@ -3,7 +3,7 @@
 //! ```
 //! use ai_key_rotator::{KeyRotator, RotatorConfig};
 //!
-//! let config: RotatorConfig = serde_json::from_str(r#"{
+//! let config = RotatorConfig::from_json_str(r#"{
 //!     "providers": {
 //!         "openai": {
 //!             "credentials": [{ "key": "sk-key1", "label": "personal" }, { "key": "sk-key2" }],
@@ -16,6 +16,9 @@
 //! assert_eq!(rotator.get_key("openai").unwrap().label(), Some("personal"));
 //! ```
 
+mod text;
+
+use crate::error::InvalidPolicy;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -28,6 +31,9 @@ use crate::cooldown::{Cooldown, Policy};
 use crate::error::ConfigError;
 use crate::identity::Fingerprint;
 use crate::strategy::Strategy;
+
+pub(crate) use text::location;
+pub use text::{ConfigFormat, parse_config};
 
 /// The default interval of the background check that emits `reset` events for cooldowns that
 /// ended unobserved: ten minutes, as in the original.
@@ -51,6 +57,51 @@ pub struct RotatorConfig {
 
 fn default_reset_interval() -> u64 {
     DEFAULT_RESET_INTERVAL_MS
+}
+
+impl RotatorConfig {
+    /// Reads a configuration from TOML text.
+    ///
+    /// Prefer this to `toml::from_str`, whose errors quote the offending line: a typo next to
+    /// a key would print the key. These errors name the line, provider, credential and field
+    /// instead, and never quote the text.
+    ///
+    /// ```
+    /// use ai_key_rotator::{KeyRotator, RotatorConfig};
+    ///
+    /// let config = RotatorConfig::from_toml_str(r#"
+    ///     reset_interval_ms = 0
+    ///     [providers.openai]
+    ///     credentials = [{ key = "sk-key1", label = "personal" }, { key = "sk-key2" }]
+    ///     cooldown = { type = "fixed", duration_ms = 60000 }
+    /// "#)?;
+    /// let rotator = KeyRotator::from_config(config)?;
+    /// assert_eq!(rotator.get_key("openai").unwrap().label(), Some("personal"));
+    ///
+    /// let typo = RotatorConfig::from_toml_str(
+    ///     "[providers.openai]\ncredentials = [{ key = \"sk-key1\", lable = \"personal\" }]",
+    /// );
+    /// let message = typo.unwrap_err().to_string();
+    /// assert!(message.contains("unknown field `lable`") && !message.contains("sk-key1"));
+    /// # Ok::<(), ai_key_rotator::ConfigError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`ConfigError::Parse`] when the text is malformed, has an unknown or misplaced field, a
+    /// value of the wrong type or lacks a required one. The values in the configuration
+    /// (cooldowns, keys) are checked by [`KeyRotator::from_config`](crate::KeyRotator::from_config).
+    pub fn from_toml_str(text: &str) -> Result<RotatorConfig, ConfigError> {
+        parse_config(text, ConfigFormat::Toml)
+    }
+
+    /// Reads a configuration from JSON text, in the original's shape (`resetIntervalMs` and
+    /// `durationMs` are accepted too). Errors as [`from_toml_str`](Self::from_toml_str).
+    ///
+    /// # Errors
+    /// As [`from_toml_str`](Self::from_toml_str).
+    pub fn from_json_str(text: &str) -> Result<RotatorConfig, ConfigError> {
+        parse_config(text, ConfigFormat::Json)
+    }
 }
 
 impl Default for RotatorConfig {
@@ -126,7 +177,7 @@ impl ProviderConfig {
     }
 
     pub(crate) fn compiled_budgets(&self, provider: &str) -> Result<CompiledBudgets, ConfigError> {
-        let invalid = |reason: String| ConfigError::InvalidBudget {
+        let invalid = |reason: InvalidPolicy| ConfigError::InvalidBudget {
             provider: provider.to_owned(),
             reason,
         };
@@ -160,17 +211,14 @@ impl ProviderConfig {
     }
 
     pub(crate) fn compiled_cooldown(&self, provider: &str) -> Result<Policy, ConfigError> {
-        self.cooldown.compile().map_err(|reason| {
-            if reason == "zero-length cooldown" {
-                ConfigError::ZeroCooldown {
-                    provider: provider.to_owned(),
-                }
-            } else {
-                ConfigError::InvalidCooldown {
-                    provider: provider.to_owned(),
-                    reason,
-                }
-            }
+        self.cooldown.compile().map_err(|reason| match reason {
+            InvalidPolicy::ZeroLength => ConfigError::ZeroCooldown {
+                provider: provider.to_owned(),
+            },
+            reason => ConfigError::InvalidCooldown {
+                provider: provider.to_owned(),
+                reason,
+            },
         })
     }
 
