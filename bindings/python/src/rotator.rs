@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ai_key_rotator::classify::{Response, Verdict};
-use ai_key_rotator::{AcquireOptions, KeyRotator};
+use ai_key_rotator::{AcquireOptions, KeyRotator, RotatorConfig};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 
@@ -42,25 +42,16 @@ pub(crate) fn verdict_dict<'py>(py: Python<'py>, verdict: &Verdict) -> PyResult<
     Ok(data)
 }
 
-#[pymethods]
 impl PyKeyRotator {
-    #[new]
-    #[pyo3(signature = (providers = None, *, persistence = None, reset_interval_ms = 600_000, store = None, clock = None))]
-    fn new(
+    /// Attaches persistence, clock and store to `builder` and builds; the store is opened with
+    /// the GIL released (it reads a file or connects to Redis).
+    fn build(
         py: Python<'_>,
-        providers: Option<&Bound<'_, PyDict>>,
+        mut builder: ai_key_rotator::KeyRotatorBuilder,
         persistence: Option<Py<PyAny>>,
-        reset_interval_ms: u64,
         store: Option<&Bound<'_, PyAny>>,
         clock: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        let mut builder =
-            KeyRotator::builder().reset_interval(Duration::from_millis(reset_interval_ms));
-        if let Some(p) = providers {
-            for (name, config) in crate::convert::providers(py, p)? {
-                builder = builder.provider(name, config);
-            }
-        }
         if let Some(p) = persistence.filter(|p| !p.is_none(py)) {
             builder = builder.persistence(PyPersistence::new(p));
         }
@@ -89,6 +80,29 @@ impl PyKeyRotator {
             listeners: Arc::default(),
             names: NameCache::default(),
         })
+    }
+}
+
+#[pymethods]
+impl PyKeyRotator {
+    #[new]
+    #[pyo3(signature = (providers = None, *, persistence = None, reset_interval_ms = 600_000, store = None, clock = None))]
+    fn new(
+        py: Python<'_>,
+        providers: Option<&Bound<'_, PyDict>>,
+        persistence: Option<Py<PyAny>>,
+        reset_interval_ms: u64,
+        store: Option<&Bound<'_, PyAny>>,
+        clock: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let mut builder =
+            KeyRotator::builder().reset_interval(Duration::from_millis(reset_interval_ms));
+        if let Some(p) = providers {
+            for (name, config) in crate::convert::providers(py, p)? {
+                builder = builder.provider(name, config);
+            }
+        }
+        Self::build(py, builder, persistence, store, clock)
     }
 
     /// An available credential of `provider`, or `None` when the provider is unknown or every
@@ -382,20 +396,32 @@ impl PyKeyRotator {
     }
 
     /// A rotator from a TOML file in the core's configuration shape (`[providers.NAME]`
-    /// tables, optional `reset_interval_ms`); keyword arguments as the constructor's.
+    /// tables, optional `reset_interval_ms`), read by the core: errors name the line,
+    /// provider, credential and field, and never quote the file.
     #[staticmethod]
     #[pyo3(signature = (path, *, persistence = None, store = None, clock = None))]
     fn from_toml(
         py: Python<'_>,
-        path: &Bound<'_, PyAny>,
+        path: std::path::PathBuf,
         persistence: Option<Py<PyAny>>,
         store: Option<&Bound<'_, PyAny>>,
         clock: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        let (providers, interval): (Bound<'_, PyDict>, Option<u64>) =
-            util(py, "load_toml")?.call1((path,))?.extract()?;
-        let interval = interval.unwrap_or(ai_key_rotator::DEFAULT_RESET_INTERVAL_MS);
-        Self::new(py, Some(&providers), persistence, interval, store, clock)
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            raise(
+                py,
+                "ConfigError",
+                format!("cannot read {}: {e}", path.display()),
+            )
+        })?;
+        let config = RotatorConfig::from_toml_str(&text).map_err(|e| config_error(py, &e))?;
+        Self::build(
+            py,
+            KeyRotator::builder().config(config),
+            persistence,
+            store,
+            clock,
+        )
     }
 
     /// `save` without blocking the event loop (in the loop's default executor).

@@ -83,3 +83,16 @@ def test_canary_never_leaks(clock: FakeClock, tmp_path: pathlib.Path) -> None:
     for where, text in outputs:
         assert_clean(text, where)
     r.close()
+
+
+def test_canary_stays_out_of_toml_errors(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "rotator.toml"
+    for text in [
+        f'[providers.openai]\ncredentials = [{{ key = "{CANARY}", lable = "typo" }}]\n',
+        f'[providers.openai]\ncredentials = [{{ key = "{CANARY}", weight = "heavy" }}]\n',
+        f'[providers.openai]\ncredentials = [{{ key = "{CANARY}" ]\n',
+    ]:
+        path.write_text(text)
+        with pytest.raises(ConfigError) as e:
+            KeyRotator.from_toml(path)
+        assert_clean(str(e.value), "a TOML error")

@@ -153,8 +153,10 @@ def test_from_toml(tmp_path: pathlib.Path) -> None:
     with KeyRotator.from_toml(path) as r:
         assert key(r) == "sk-1"
     path.write_text("[providers.openai\n")
-    with pytest.raises(ConfigError, match="not valid TOML"):
+    with pytest.raises(ConfigError, match="invalid TOML configuration"):
         KeyRotator.from_toml(path)
+    with pytest.raises(ConfigError, match="cannot read"):
+        KeyRotator.from_toml(tmp_path / "missing.toml")
 
 
 class Memory:
