@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The Python package (bindings/python): builds the wheel from source in a virtual environment
+# of its own, then runs its pytest suite (against the project's mock upstream, and Redis when
+# redis-server is installed) and the mypy check of its stubs and a usage file.
+# Run by .ci/run; by hand: bash scripts/test-python.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+echo "== Python package (bindings/python)"
+venv=target/python-venv
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+"$venv/bin/pip" install -q pytest mypy httpx httpx2 openai anthropic google-genai
+# The mock upstream the SDK tests talk to (bindings/python/mock-driver).
+cargo build --locked -q -p akr-mock-driver
+# What the README tells users to run: pip builds the wheel with maturin (the build backend).
+"$venv/bin/pip" install -q --force-reinstall --no-deps ./bindings/python
+export AKR_MOCK_DRIVER="$PWD/target/debug/akr-mock-driver"
+cd bindings/python
+"$OLDPWD/$venv/bin/python" -m pytest -q -p no:cacheprovider tests
+"$OLDPWD/$venv/bin/python" -m mypy --strict --cache-dir "$OLDPWD/target/mypy-cache" \
+  python/ai_key_rotator tests/typing/usage.py
