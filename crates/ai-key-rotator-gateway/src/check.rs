@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use ai_key_rotator::classify::{self, Family};
+use ai_key_rotator::classify;
 use ai_key_rotator::{Clock, Fingerprint, SystemClock};
 use secrecy::ExposeSecret;
 
@@ -39,11 +39,7 @@ pub async fn probe(config: &GatewayConfig) -> Result<Vec<ProbeRow>, crate::Gatew
         .map_err(|e| crate::GatewayError::Client(e.into()))?;
     let mut rows = Vec::new();
     for p in &config.providers {
-        let path = match p.family {
-            Family::Gemini => "/v1beta/models",
-            Family::AzureOpenAi => "/openai/models?api-version=2024-10-21",
-            _ => "/v1/models",
-        };
+        let path = p.family.info().probe_path;
         let dialect = Dialect::of(p.family);
         for c in &p.rotator.credentials {
             let key = c.key.expose_secret();

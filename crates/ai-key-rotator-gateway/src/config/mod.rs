@@ -515,31 +515,14 @@ impl GatewayConfig {
     }
 }
 
-/// Providers whose requests can be sent to one another unchanged.
-fn wire(f: Family) -> u8 {
-    match f {
-        Family::Anthropic => 1,
-        Family::Gemini => 2,
-        Family::AzureOpenAi => 3,
-        _ => 0,
-    }
+/// Providers whose requests can be sent to one another unchanged: those of one wire format.
+fn wire(f: Family) -> ai_key_rotator::classify::Api {
+    f.info().api
 }
 
-/// Where each family's API lives, for configs that do not say.
+/// Where each family's API lives, for configs that do not say (the core's family table).
 fn default_upstream(f: Family) -> Option<&'static str> {
-    Some(match f {
-        Family::OpenAi => "https://api.openai.com",
-        Family::Anthropic => "https://api.anthropic.com",
-        Family::Gemini => "https://generativelanguage.googleapis.com",
-        Family::Groq => "https://api.groq.com/openai",
-        Family::Mistral => "https://api.mistral.ai",
-        Family::OpenRouter => "https://openrouter.ai/api",
-        Family::DeepSeek => "https://api.deepseek.com",
-        Family::Xai => "https://api.x.ai",
-        Family::Together => "https://api.together.xyz",
-        Family::Fireworks => "https://api.fireworks.ai/inference",
-        _ => return None,
-    })
+    f.info().default_upstream
 }
 
 fn check_upstream(name: &str, upstream: &str) -> Result<String, ConfigFileError> {

@@ -1,7 +1,7 @@
 //! Per-provider dialects: how a key is written into a request, and how an error the gateway
 //! itself produces is shaped so the client's SDK parses it as its provider's.
 
-use ai_key_rotator::classify::Family;
+use ai_key_rotator::classify::{Api, Family};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
@@ -22,47 +22,47 @@ pub(crate) enum Dialect {
 }
 
 impl Dialect {
+    /// The family's dialect, from its wire format in the core's family table.
     pub(crate) fn of(family: Family) -> Dialect {
-        match family {
-            Family::AzureOpenAi => Dialect::Azure,
-            Family::Anthropic => Dialect::Anthropic,
-            Family::Gemini => Dialect::Gemini,
+        match family.info().api {
+            Api::AzureOpenAi => Dialect::Azure,
+            Api::Anthropic => Dialect::Anthropic,
+            Api::Gemini => Dialect::Gemini,
+            // `Api` is non-exhaustive: a wire format added to the core without a dialect here
+            // speaks OpenAI's, as every OpenAI-shaped provider does.
             _ => Dialect::OpenAi,
         }
     }
 
-    /// Writes `key` where the provider reads it. The value is marked sensitive so that hyper's
-    /// and reqwest's `Debug` output (and HTTP/2 header compression) never expose it.
+    /// The wire format this dialect speaks.
+    fn api(self) -> Api {
+        match self {
+            Dialect::OpenAi => Api::OpenAi,
+            Dialect::Azure => Api::AzureOpenAi,
+            Dialect::Anthropic => Api::Anthropic,
+            Dialect::Gemini => Api::Gemini,
+        }
+    }
+
+    /// Writes `key` where the provider reads it (the header named by the core's family table).
+    /// The value is marked sensitive so that hyper's and reqwest's `Debug` output (and HTTP/2
+    /// header compression) never expose it.
     pub(crate) fn write_key(self, headers: &mut HeaderMap, key: &str) -> Result<(), InvalidKey> {
-        let (name, value) = match self {
-            Dialect::OpenAi => (
-                http::header::AUTHORIZATION,
-                HeaderValue::try_from(format!("Bearer {key}")),
-            ),
-            Dialect::Azure => (
-                HeaderName::from_static("api-key"),
-                HeaderValue::try_from(key),
-            ),
-            Dialect::Anthropic => {
-                if !headers.contains_key("anthropic-version") {
-                    headers.insert(
-                        "anthropic-version",
-                        HeaderValue::from_static(ANTHROPIC_VERSION),
-                    );
-                }
-                (
-                    HeaderName::from_static("x-api-key"),
-                    HeaderValue::try_from(key),
-                )
-            }
-            Dialect::Gemini => (
-                HeaderName::from_static("x-goog-api-key"),
-                HeaderValue::try_from(key),
-            ),
+        if self == Dialect::Anthropic && !headers.contains_key("anthropic-version") {
+            headers.insert(
+                "anthropic-version",
+                HeaderValue::from_static(ANTHROPIC_VERSION),
+            );
+        }
+        let (name, prefix) = self.api().key_header();
+        let value = if prefix.is_empty() {
+            HeaderValue::try_from(key)
+        } else {
+            HeaderValue::try_from(format!("{prefix}{key}"))
         };
         let mut value = value.map_err(|_| InvalidKey)?;
         value.set_sensitive(true);
-        headers.insert(name, value);
+        headers.insert(HeaderName::from_static(name), value);
         Ok(())
     }
 

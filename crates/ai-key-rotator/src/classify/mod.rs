@@ -78,7 +78,8 @@ mod wait;
 use std::fmt;
 
 pub use body::MAX_BODY;
-pub use family::{Family, UnknownFamily};
+use family::Classifier;
+pub use family::{Api, FAMILIES, Family, FamilyInfo, UnknownFamily};
 pub use headers::Headers;
 pub use verdict::{InvalidKeyCause, LimitKind, LimitScope, Usage, Verdict};
 
@@ -211,12 +212,12 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn classify(&self) -> Verdict {
-        match self.family {
-            Family::Anthropic => anthropic::classify(self),
-            Family::Gemini => gemini::classify(self),
-            Family::OpenRouter => openrouter::classify(self),
-            Family::Cohere => cohere::classify(self),
-            _ => openai::classify(self),
+        match self.family.info().classifier {
+            Classifier::Anthropic => anthropic::classify(self),
+            Classifier::Gemini => gemini::classify(self),
+            Classifier::OpenRouter => openrouter::classify(self),
+            Classifier::Cohere => cohere::classify(self),
+            Classifier::OpenAi => openai::classify(self),
         }
     }
 
