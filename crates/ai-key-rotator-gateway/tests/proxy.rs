@@ -139,7 +139,8 @@ async fn missing_or_wrong_client_token_is_refused_in_the_providers_shape() {
         match shape {
             "anthropic" => assert_eq!(body["error"]["type"], "authentication_error", "{body}"),
             "gemini" => assert_eq!(body["error"]["status"], "UNAUTHENTICATED", "{body}"),
-            _ => assert_eq!(body["error"]["type"], "authentication_error", "{body}"),
+            // OpenAI's own 401: an `invalid_request_error` with code `invalid_api_key`.
+            _ => assert_eq!(body["error"]["code"], "invalid_api_key", "{body}"),
         }
     }
     assert_eq!(upstream.request_count(), 0);
