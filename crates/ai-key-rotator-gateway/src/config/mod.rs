@@ -283,7 +283,7 @@ pub enum AccessLog {
 /// can be changed in between, and routes are built from the checked form without a second
 /// look.
 ///
-/// ```compile_fail
+/// ```compile_fail,E0616
 /// # fn f(mut config: ai_key_rotator_gateway::GatewayConfig) {
 /// config.providers[0].upstream = "not checked".into(); // error: private field
 /// # }
