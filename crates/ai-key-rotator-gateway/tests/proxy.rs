@@ -611,6 +611,21 @@ async fn sighup_reload_changes_keys_and_keeps_cooldowns() {
         gw.logs().contains("configuration reloaded")
     })
     .await;
+    // The log says what changed, by label and fingerprint.
+    let logs = gw.logs();
+    let fp = |k: &str| ai_key_rotator::Fingerprint::of(k).to_string();
+    for line in [
+        format!(
+            "reload: provider `openai`: key openai-2 ({}) added",
+            fp("sk-c")
+        ),
+        format!(
+            "reload: provider `openai`: key openai-2 ({}) removed",
+            fp("sk-b")
+        ),
+    ] {
+        assert!(logs.contains(&line), "{line:?} not in\n{logs}");
+    }
     let status = support::get_json(&format!("{}/status", gw.url())).await;
     let creds = status["providers"][0]["credentials"]
         .as_array()
