@@ -23,6 +23,34 @@ pub struct ProbeRow {
     pub verdict: String,
 }
 
+/// Everything `serve` would refuse in `config` that loading it did not: a check that passes
+/// is a configuration that starts. `listen` is where it would listen (the configuration's own
+/// address unless `--listen` overrides it).
+pub fn refusals(config: &GatewayConfig, listen: std::net::SocketAddr) -> Vec<crate::GatewayError> {
+    let mut out = Vec::new();
+    if let Err(e) = crate::check_listen(config, listen) {
+        out.push(e);
+    }
+    // A file or SQLite store is created on first start, but its folder must exist.
+    if let Some(crate::StoreConfig::File { path } | crate::StoreConfig::Sqlite { path }) =
+        &config.store
+    {
+        let folder = std::path::Path::new(path)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        if !folder.is_dir() {
+            out.push(crate::GatewayError::Config(
+                crate::ConfigFileError::Invalid(format!(
+                    "store {path}: the folder {} does not exist",
+                    folder.display()
+                )),
+            ));
+        }
+    }
+    out
+}
+
 /// Probes every key of every provider with a `GET` of its model list.
 ///
 /// # Errors

@@ -15,7 +15,7 @@
 //! use ai_key_rotator_gateway::{GatewayConfig, serve};
 //!
 //! let (config, warnings) = GatewayConfig::load("rotator.toml".as_ref())?;
-//! let listener = tokio::net::TcpListener::bind(config.listen).await?;
+//! let listener = tokio::net::TcpListener::bind(config.listen()).await?;
 //! serve(listener, config, async { let _ = tokio::signal::ctrl_c().await; }).await?;
 //! # Ok(()) }
 //! ```
@@ -29,6 +29,7 @@
 //! - `upstream`: the HTTP client (hyper-util, pooled) and its read timeout. `server`: the
 //!   accept loop and graceful shutdown.
 //! - [`check`]: `ai-key-rotator check --probe`.
+//! - [`reload`]: `SIGHUP`, and what a reload changes, as data.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
@@ -38,7 +39,7 @@ pub mod config;
 mod error;
 mod ops;
 mod proxy;
-mod reload;
+pub mod reload;
 mod server;
 mod upstream;
 
@@ -51,6 +52,7 @@ use tokio::net::TcpListener;
 
 pub use config::{ConfigFileError, DEFAULT_STATE_FILE, GatewayConfig, StoreConfig, Warning};
 pub use error::GatewayError;
+pub use reload::ReloadChange;
 
 use proxy::{Routes, Shared};
 
@@ -61,7 +63,20 @@ pub struct Gateway {
 }
 
 impl Gateway {
+    /// A gateway for `config`, from async code: [`new`](Self::new) on a blocking thread.
+    ///
+    /// # Errors
+    /// As [`new`](Self::new).
+    pub async fn open(config: GatewayConfig) -> Result<Gateway, GatewayError> {
+        tokio::task::spawn_blocking(move || Gateway::new(config))
+            .await
+            .map_err(|e| GatewayError::Io(std::io::Error::other(e)))?
+    }
+
     /// A gateway for `config`.
+    ///
+    /// This blocks: it loads the state store (a SQLite file, or a Redis server waited for up
+    /// to its timeout) and the platform's TLS roots. From async code use [`open`](Self::open).
     ///
     /// # Errors
     /// When the rotator rejects the keys or the HTTP client cannot be built.
@@ -119,31 +134,63 @@ impl Gateway {
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), GatewayError> {
         let addr = listener.local_addr()?;
-        if self.shared.routes.load().config.allow_unauthenticated {
-            if !addr.ip().is_loopback() {
-                return Err(GatewayError::UnauthenticatedNotLoopback(addr));
+        {
+            let routes = self.shared.routes.load();
+            check_listen(&routes.config, addr)?;
+            if routes.config.allow_unauthenticated {
+                tracing::warn!(%addr, "allow_unauthenticated: any local process can use the keys");
             }
-            tracing::warn!(%addr, "allow_unauthenticated: any local process can use the keys");
         }
         let shared = Arc::clone(&self.shared);
-        server::run(listener, Arc::clone(&self.shared), shutdown, move || {
-            shared.routes.load().config.shutdown_grace
-        })
+        let limits = {
+            let routes = self.shared.routes.load();
+            server::Limits {
+                max_connections: routes.config.max_connections,
+                header_limit: routes.config.header_limit,
+            }
+        };
+        server::run(
+            listener,
+            Arc::clone(&self.shared),
+            limits,
+            shutdown,
+            move || shared.routes.load().config.shutdown_grace,
+        )
         .await;
-        // Everything recorded reaches the store before the process goes.
-        self.shared.rotator.flush_store();
+        // Everything recorded reaches the store before the process goes. The flush waits for
+        // the store's writes (a SQLite fsync, Redis round trips): on a blocking thread, so
+        // that the runtime's workers keep serving whatever else shares them.
+        let rotator = self.shared.rotator.clone();
+        tokio::task::spawn_blocking(move || rotator.flush_store())
+            .await
+            .map_err(|e| GatewayError::Io(std::io::Error::other(e)))?;
         Ok(())
     }
 
     /// Applies a new configuration without dropping connections or forgetting cooldowns:
     /// credentials are added to and removed from the live rotator, new providers added, and
-    /// routes, tokens and limits swapped.
+    /// routes, tokens and limits swapped. Returns what changed ([`reload::diff`]), including
+    /// the settings that wait for a restart.
+    ///
+    /// This blocks (it builds the upstream client, which reads the platform's TLS roots): from
+    /// async code call it on a blocking thread.
     ///
     /// # Errors
     /// When the new configuration cannot be applied; the old one then stays in force.
-    pub fn reload(&self, config: GatewayConfig) -> Result<(), GatewayError> {
+    pub fn reload(&self, config: GatewayConfig) -> Result<Vec<ReloadChange>, GatewayError> {
         reload::apply(&self.shared, config)
     }
+}
+
+/// Whether `config` may be served on `addr`: one rule for `serve` and `check`.
+pub(crate) fn check_listen(
+    config: &GatewayConfig,
+    addr: std::net::SocketAddr,
+) -> Result<(), GatewayError> {
+    if config.allow_unauthenticated && !addr.ip().is_loopback() {
+        return Err(GatewayError::UnauthenticatedNotLoopback(addr));
+    }
+    Ok(())
 }
 
 /// Runs a gateway for `config` on `listener` until `shutdown` completes.
@@ -155,5 +202,5 @@ pub async fn serve(
     config: GatewayConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), GatewayError> {
-    Gateway::new(config)?.serve(listener, shutdown).await
+    Gateway::open(config).await?.serve(listener, shutdown).await
 }

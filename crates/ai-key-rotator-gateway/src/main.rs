@@ -1,9 +1,11 @@
 //! `ai-key-rotator`: the command line. Parses arguments, installs logging and signal handlers,
 //! and calls the library; nothing else lives here.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use ai_key_rotator_gateway::config::{ClientSettings, ConfigFileError};
 use ai_key_rotator_gateway::{Gateway, GatewayConfig, check};
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
@@ -59,6 +61,9 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal: in a file or a log collector they
+        // are noise that breaks every search for `field=value`.
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -98,8 +103,13 @@ async fn serve(path: PathBuf, listen: Option<std::net::SocketAddr>) -> ExitCode 
         Ok(c) => c,
         Err(code) => return code,
     };
-    let addr = listen.unwrap_or(config.listen);
-    let gateway = match Gateway::new(config) {
+    let addr = listen.unwrap_or(config.listen());
+    // Refused before anything is opened or bound; `check` reports the same list.
+    if let Some(e) = check::refusals(&config, addr).into_iter().next() {
+        return fail(&e.to_string());
+    }
+    // Opening loads the state store (SQLite, or Redis waited for): on a blocking thread.
+    let gateway = match Gateway::open(config).await {
         Ok(g) => g,
         Err(e) => return fail(&e.to_string()),
     };
@@ -123,14 +133,29 @@ async fn serve(path: PathBuf, listen: Option<std::net::SocketAddr>) -> ExitCode 
     tokio::spawn(async move {
         while hup.recv().await.is_some() {
             tracing::info!(config = %path.display(), "SIGHUP: reloading");
-            match GatewayConfig::load(&path) {
-                Ok((config, warnings)) => {
-                    for w in warnings {
-                        tracing::warn!("{w}");
+            // Reading files (the configuration, `{ file = … }` secrets) and building the TLS
+            // client block: not on a runtime worker.
+            let (path, reloader) = (path.clone(), reloader.clone());
+            let reloaded = tokio::task::spawn_blocking(move || {
+                let (config, warnings) = GatewayConfig::load(&path).map_err(|e| e.to_string())?;
+                for w in warnings {
+                    tracing::warn!("{w}");
+                }
+                reloader.reload(config).map_err(|e| e.to_string())
+            })
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
+            match reloaded {
+                Ok(changes) => {
+                    for change in &changes {
+                        match change {
+                            ai_key_rotator_gateway::ReloadChange::NeedsRestart { .. } => {
+                                tracing::warn!("reload: {change}")
+                            }
+                            _ => tracing::info!("reload: {change}"),
+                        }
                     }
-                    if let Err(e) = reloader.reload(config) {
-                        tracing::error!(error = %e, "reload failed; keeping the running configuration");
-                    }
+                    tracing::info!(changes = changes.len(), "configuration reloaded");
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "reload failed; keeping the running configuration")
@@ -152,31 +177,47 @@ async fn serve(path: PathBuf, listen: Option<std::net::SocketAddr>) -> ExitCode 
 }
 
 async fn status(path: PathBuf, url: Option<String>, json: bool) -> ExitCode {
-    let config = match load(&path) {
-        Ok(c) => c,
-        Err(code) => return code,
+    // Only the address and a client token are read: the providers' keys (and the environment
+    // variables holding them) are the gateway's business, not its client's.
+    let client = match ClientSettings::load(&path) {
+        Ok(c) => Some(c),
+        // With `--url`, a missing file only means no token: an open gateway still answers.
+        Err(ConfigFileError::Read { .. }) if url.is_some() => None,
+        Err(e) => return fail(&format!("{}: {e}", path.display())),
     };
-    let base = url.unwrap_or_else(|| format!("http://{}", config.listen));
+    let Some(base) = url.or_else(|| client.as_ref().map(|c| format!("http://{}", c.listen))) else {
+        return fail("no --url, and no configuration file to read the address from");
+    };
     let mut req = reqwest::Client::new().get(format!("{}/status", base.trim_end_matches('/')));
-    if let Some(t) = config.first_client_token() {
+    if let Some(t) = client.as_ref().and_then(ClientSettings::token) {
         req = req.bearer_auth(t);
     }
     let body = match req.send().await {
         Ok(r) if r.status().is_success() => r.text().await.unwrap_or_default(),
         Ok(r) => return fail(&format!("{base}/status answered {}", r.status())),
         Err(e) => {
-            // No gateway running: read what the state store remembers instead.
+            // No gateway running: read what the state store remembers instead, which needs
+            // the whole configuration.
             eprintln!(
                 "ai-key-rotator: cannot reach {base} ({}); reading the state store",
                 e.without_url()
             );
-            match ai_key_rotator_gateway::Gateway::new(config) {
-                Ok(g) => {
+            let config = match load(&path) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let opened = tokio::task::spawn_blocking(move || {
+                Gateway::new(config).map(|g| {
                     let body = g.status_json().to_string();
                     g.rotator().shutdown();
                     body
-                }
-                Err(e) => return fail(&e.to_string()),
+                })
+            })
+            .await;
+            match opened {
+                Ok(Ok(body)) => body,
+                Ok(Err(e)) => return fail(&e.to_string()),
+                Err(e) => return fail(&format!("reading the state store failed: {e}")),
             }
         }
     };
@@ -213,11 +254,21 @@ async fn check_config(path: PathBuf, probe: bool) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let keys: usize = config.providers.iter().map(|p| p.keys()).sum();
+    let keys: usize = config.providers().iter().map(|p| p.keys()).sum();
+    let refusals = check::refusals(&config, config.listen());
+    if !refusals.is_empty() {
+        for r in &refusals {
+            eprintln!("ai-key-rotator: {}: {r}", path.display());
+        }
+        return fail(&format!(
+            "{}: `serve` would refuse this configuration",
+            path.display()
+        ));
+    }
     println!(
         "{}: ok ({} providers, {keys} keys)",
         path.display(),
-        config.providers.len()
+        config.providers().len()
     );
     if !probe {
         return ExitCode::SUCCESS;

@@ -9,14 +9,23 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 use crate::proxy::{Shared, handle};
+
+/// What the accept loop is configured with when it starts (a reload does not change them).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) max_connections: usize,
+    pub(crate) header_limit: usize,
+}
 
 /// Serves until `shutdown` completes, then stops accepting and waits up to `grace` for
 /// in-flight requests (streams included) to finish.
 pub(crate) async fn run(
     listener: TcpListener,
     shared: Arc<Shared>,
+    limits: Limits,
     shutdown: impl Future<Output = ()>,
     grace: impl Fn() -> Duration,
 ) {
@@ -25,9 +34,24 @@ pub(crate) async fn run(
     http.timer(TokioTimer::new())
         // A client that opens a connection and dribbles headers is cut off.
         .header_read_timeout(Duration::from_secs(30))
+        // Headers are forwarded upstream: a request whose head (start line and headers) is
+        // larger is answered 431 and its connection closed, before the proxy sees it.
+        .max_header_size(limits.header_limit)
         .keep_alive(true);
+    // As mini-redis does: each connection holds a permit, and the loop waits for one before
+    // accepting, so a flood of idle or slow connections queues in the kernel's backlog
+    // instead of growing tasks and buffers without bound.
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
     tokio::pin!(shutdown);
     loop {
+        let permit = tokio::select! {
+            _ = &mut shutdown => break,
+            permit = Arc::clone(&permits).acquire_owned() => match permit {
+                Ok(p) => p,
+                // The semaphore is never closed.
+                Err(_) => break,
+            },
+        };
         tokio::select! {
             _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
@@ -44,6 +68,7 @@ pub(crate) async fn run(
                         if let Err(e) = conn.await {
                             tracing::debug!(error = %e, "connection ended with an error");
                         }
+                        drop(permit);
                     });
                 }
                 Err(e) => {

@@ -139,7 +139,8 @@ async fn missing_or_wrong_client_token_is_refused_in_the_providers_shape() {
         match shape {
             "anthropic" => assert_eq!(body["error"]["type"], "authentication_error", "{body}"),
             "gemini" => assert_eq!(body["error"]["status"], "UNAUTHENTICATED", "{body}"),
-            _ => assert_eq!(body["error"]["type"], "authentication_error", "{body}"),
+            // OpenAI's own 401: an `invalid_request_error` with code `invalid_api_key`.
+            _ => assert_eq!(body["error"]["code"], "invalid_api_key", "{body}"),
         }
     }
     assert_eq!(upstream.request_count(), 0);
@@ -610,6 +611,21 @@ async fn sighup_reload_changes_keys_and_keeps_cooldowns() {
         gw.logs().contains("configuration reloaded")
     })
     .await;
+    // The log says what changed, by label and fingerprint.
+    let logs = gw.logs();
+    let fp = |k: &str| ai_key_rotator::Fingerprint::of(k).to_string();
+    for line in [
+        format!(
+            "reload: provider `openai`: key openai-2 ({}) added",
+            fp("sk-c")
+        ),
+        format!(
+            "reload: provider `openai`: key openai-2 ({}) removed",
+            fp("sk-b")
+        ),
+    ] {
+        assert!(logs.contains(&line), "{line:?} not in\n{logs}");
+    }
     let status = support::get_json(&format!("{}/status", gw.url())).await;
     let creds = status["providers"][0]["credentials"]
         .as_array()

@@ -14,9 +14,13 @@
 //! ```
 //!
 //! [`GatewayConfig::from_toml`] parses and resolves every secret, so a config that loads is a
-//! config that runs; what is suspicious but allowed comes back as [`Warning`]s.
+//! config that runs (`ai-key-rotator check` adds what depends on where it runs, such as the
+//! listen address); what is suspicious but allowed comes back as [`Warning`]s.
 
+mod client;
 mod secret;
+
+pub use client::ClientSettings;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -98,6 +102,14 @@ struct RawConfig {
     read_timeout_ms: u64,
     #[serde(default = "default_grace")]
     shutdown_grace_ms: u64,
+    #[serde(default = "default_body_read_timeout")]
+    body_read_timeout_ms: u64,
+    #[serde(default = "default_max_connections")]
+    max_connections: usize,
+    #[serde(default = "default_header_limit")]
+    header_limit: usize,
+    #[serde(default)]
+    access_log: AccessLog,
     /// Where cooldowns are kept across restarts. A configuration file without one keeps
     /// them in SQLite next to itself (see [`GatewayConfig::load`]).
     #[serde(default)]
@@ -230,53 +242,142 @@ fn default_read_timeout() -> u64 {
 fn default_grace() -> u64 {
     30_000
 }
+fn default_body_read_timeout() -> u64 {
+    // The whole body, not per read: a client trickling a byte every few seconds is cut too.
+    // A minute carries 32 MiB over a slow uplink.
+    60_000
+}
+fn default_max_connections() -> usize {
+    1024
+}
+fn default_header_limit() -> usize {
+    DEFAULT_HEADER_LIMIT
+}
 
-/// A loaded, resolved configuration.
+/// The default cap on a request's head (start line and headers), in bytes: providers' own front
+/// ends refuse less than this (typically 8 to 32 KiB), so nothing useful is turned away.
+pub const DEFAULT_HEADER_LIMIT: usize = 64 * 1024;
+
+/// The largest `max_connections` accepted.
+const MAX_CONNECTIONS_LIMIT: usize = 1_000_000;
+
+/// The smallest `header_limit` accepted: SDKs send about 1 KiB, proxies in between add more.
+const MIN_HEADER_LIMIT: usize = 8 * 1024;
+
+/// The `access_log` option: one line per proxied request, at this level.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum AccessLog {
+    /// No access log.
+    Off,
+    /// At `debug` (seen with `RUST_LOG=debug`): the default, free when debug is off.
+    #[default]
+    Debug,
+    /// At `info`.
+    Info,
+}
+
+/// A loaded, validated configuration. Its fields are private so that what the gateway runs
+/// is exactly what [`load`](Self::load) or [`from_toml`](Self::from_toml) checked: nothing
+/// can be changed in between, and routes are built from the checked form without a second
+/// look.
+///
+/// ```compile_fail,E0616
+/// # fn f(mut config: ai_key_rotator_gateway::GatewayConfig) {
+/// config.providers[0].upstream = "not checked".into(); // error: private field
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
     /// The address the binary listens on (the library takes a listener instead).
-    pub listen: SocketAddr,
+    pub(crate) listen: SocketAddr,
     /// The tokens clients present in place of an API key.
     pub(crate) client_tokens: Vec<SecretString>,
     /// Accept requests without a client token (loopback only).
-    pub allow_unauthenticated: bool,
+    pub(crate) allow_unauthenticated: bool,
     /// The largest request body accepted, in bytes.
-    pub body_limit: usize,
+    pub(crate) body_limit: usize,
     /// Upstream attempts per request, across keys and fallback providers.
-    pub max_attempts: u32,
+    pub(crate) max_attempts: u32,
     /// Time allowed to connect to an upstream.
-    pub connect_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
     /// Time allowed between two reads from an upstream (headers or body).
-    pub read_timeout: Duration,
+    pub(crate) read_timeout: Duration,
     /// How long shutdown waits for in-flight requests and streams.
-    pub shutdown_grace: Duration,
+    pub(crate) shutdown_grace: Duration,
+    /// Time allowed to receive a whole request body once its headers are in.
+    pub(crate) body_read_timeout: Duration,
+    /// The most client connections served at once; more wait in the listen backlog.
+    pub(crate) max_connections: usize,
+    /// The largest request head (start line and headers), in bytes; larger is answered 431.
+    pub(crate) header_limit: usize,
+    /// The per-request log line.
+    pub(crate) access_log: AccessLog,
     /// Where state is kept; `None` = in memory only.
-    pub store: Option<StoreConfig>,
+    pub(crate) store: Option<StoreConfig>,
     /// The providers, by name.
-    pub providers: Vec<ProviderSettings>,
+    pub(crate) providers: Vec<ProviderSettings>,
 }
 
 /// One provider of the gateway.
 #[derive(Debug, Clone)]
 pub struct ProviderSettings {
     /// Its name: the rotator's provider name and, by default, its route (`/{name}`).
-    pub name: String,
+    pub(crate) name: String,
     /// The classifier family, which also decides how the key is written.
-    pub family: Family,
+    pub(crate) family: Family,
     /// Scheme, host, port and optional base path; the only place requests go.
-    pub upstream: String,
+    pub(crate) upstream: String,
     /// The path prefix clients use, e.g. `/openai`.
-    pub route: String,
+    pub(crate) route: String,
     /// Providers tried, in order, when this one has no usable key.
-    pub fallback: Vec<String>,
+    pub(crate) fallback: Vec<String>,
     /// The rotator's view: keys, labels and cooldown.
     pub(crate) rotator: ProviderConfig,
+    /// `upstream`, parsed when it was checked.
+    pub(crate) origin: Origin,
+}
+
+/// An upstream URL's parts, as checked at load: the proxy builds every request's URI from
+/// these and from the client's (checked) path.
+#[derive(Debug, Clone)]
+pub(crate) struct Origin {
+    pub(crate) scheme: http::uri::Scheme,
+    pub(crate) authority: http::uri::Authority,
+    /// The base path without a trailing slash (often empty).
+    pub(crate) base_path: String,
 }
 
 impl ProviderSettings {
     /// How many keys the provider has.
     pub fn keys(&self) -> usize {
         self.rotator.credentials.len()
+    }
+
+    /// Its name: the rotator's provider name and, by default, its route (`/{name}`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The classifier family, which also decides how the key is written.
+    pub fn family(&self) -> Family {
+        self.family
+    }
+
+    /// Scheme, host, port and optional base path; the only place requests go.
+    pub fn upstream(&self) -> &str {
+        &self.upstream
+    }
+
+    /// The path prefix clients use, e.g. `/openai`.
+    pub fn route(&self) -> &str {
+        &self.route
+    }
+
+    /// Providers tried, in order, when this one has no usable key.
+    pub fn fallback(&self) -> &[String] {
+        &self.fallback
     }
 }
 
@@ -366,7 +467,20 @@ impl GatewayConfig {
                 "body_limit must be positive".into(),
             ));
         }
-        if raw.connect_timeout_ms == 0 || raw.read_timeout_ms == 0 {
+        // The upper bound keeps the semaphore's constructor (which panics past its maximum)
+        // and the process's file descriptors in a sane range.
+        if !(1..=MAX_CONNECTIONS_LIMIT).contains(&raw.max_connections) {
+            return Err(ConfigFileError::Invalid(format!(
+                "max_connections must be between 1 and {MAX_CONNECTIONS_LIMIT}"
+            )));
+        }
+        if raw.header_limit < MIN_HEADER_LIMIT {
+            return Err(ConfigFileError::Invalid(format!(
+                "header_limit must be at least {MIN_HEADER_LIMIT} bytes"
+            )));
+        }
+        if raw.connect_timeout_ms == 0 || raw.read_timeout_ms == 0 || raw.body_read_timeout_ms == 0
+        {
             return Err(ConfigFileError::Invalid("timeouts must be positive".into()));
         }
         if raw.providers.is_empty() {
@@ -387,7 +501,7 @@ impl GatewayConfig {
                     )));
                 }
             };
-            let upstream = check_upstream(name, &upstream)?;
+            let (upstream, origin) = check_upstream(name, &upstream)?;
             let route = p.route.clone().unwrap_or_else(|| format!("/{name}"));
             check_route(name, &route)?;
             let mut rotator = ProviderConfig::new()
@@ -446,6 +560,7 @@ impl GatewayConfig {
                 route,
                 fallback: p.fallback.clone(),
                 rotator,
+                origin,
             });
         }
         for p in &providers {
@@ -479,6 +594,10 @@ impl GatewayConfig {
             connect_timeout: Duration::from_millis(raw.connect_timeout_ms),
             read_timeout: Duration::from_millis(raw.read_timeout_ms),
             shutdown_grace: Duration::from_millis(raw.shutdown_grace_ms),
+            body_read_timeout: Duration::from_millis(raw.body_read_timeout_ms),
+            max_connections: raw.max_connections,
+            header_limit: raw.header_limit,
+            access_log: raw.access_log,
             store: raw.store.map(|s| s.relative_to(base)),
             providers,
         };
@@ -509,9 +628,34 @@ impl GatewayConfig {
         Ok(rc)
     }
 
-    /// The configured client tokens (for the `status` subcommand to call a running gateway).
+    /// The first client token (for a client of the running gateway).
     pub fn first_client_token(&self) -> Option<&str> {
         self.client_tokens.first().map(|t| t.expose_secret())
+    }
+
+    /// The address the binary listens on (the library takes a listener instead).
+    pub fn listen(&self) -> SocketAddr {
+        self.listen
+    }
+
+    /// Whether requests without a client token are accepted (on loopback only).
+    pub fn allow_unauthenticated(&self) -> bool {
+        self.allow_unauthenticated
+    }
+
+    /// The largest request body accepted, in bytes.
+    pub fn body_limit(&self) -> usize {
+        self.body_limit
+    }
+
+    /// Where state is kept; `None` = in memory only.
+    pub fn store(&self) -> Option<&StoreConfig> {
+        self.store.as_ref()
+    }
+
+    /// The providers, in name order.
+    pub fn providers(&self) -> &[ProviderSettings] {
+        &self.providers
     }
 }
 
@@ -525,7 +669,7 @@ fn default_upstream(f: Family) -> Option<&'static str> {
     f.info().default_upstream
 }
 
-fn check_upstream(name: &str, upstream: &str) -> Result<String, ConfigFileError> {
+fn check_upstream(name: &str, upstream: &str) -> Result<(String, Origin), ConfigFileError> {
     let bad = |why: &str| {
         ConfigFileError::Invalid(format!("provider `{name}` upstream {upstream:?}: {why}"))
     };
@@ -541,11 +685,18 @@ fn check_upstream(name: &str, upstream: &str) -> Result<String, ConfigFileError>
     }
     let upstream = upstream.trim_end_matches('/');
     // The proxy builds request URIs from this one's scheme and authority.
-    match upstream.parse::<http::Uri>() {
-        Ok(u) if u.scheme().is_some() && u.authority().is_some() => {}
-        _ => return Err(bad("not a valid HTTP URI")),
-    }
-    Ok(upstream.to_owned())
+    let uri = upstream
+        .parse::<http::Uri>()
+        .map_err(|_| bad("not a valid HTTP URI"))?;
+    let (Some(scheme), Some(authority)) = (uri.scheme(), uri.authority()) else {
+        return Err(bad("not a valid HTTP URI"));
+    };
+    let origin = Origin {
+        scheme: scheme.clone(),
+        authority: authority.clone(),
+        base_path: uri.path().trim_end_matches('/').to_owned(),
+    };
+    Ok((upstream.to_owned(), origin))
 }
 
 fn check_route(name: &str, route: &str) -> Result<(), ConfigFileError> {
@@ -581,255 +732,4 @@ fn readable_by_others(_: &Path) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(text: &str) -> Result<(GatewayConfig, Vec<Warning>), ConfigFileError> {
-        GatewayConfig::from_toml(text, Path::new("."))
-    }
-
-    #[test]
-    fn minimal_config_gets_defaults() {
-        let (c, w) = parse(
-            r#"client_tokens = ["a-long-enough-client-token"]
-               [providers.openai]
-               family = "openai"
-               keys = ["sk-1", { key = "sk-2", label = "two" }]"#,
-        )
-        .unwrap();
-        assert!(w.is_empty(), "{w:?}");
-        assert_eq!(c.body_limit, DEFAULT_BODY_LIMIT);
-        assert_eq!(c.providers[0].route, "/openai");
-        assert_eq!(c.providers[0].upstream, "https://api.openai.com");
-        assert_eq!(c.listen, default_listen());
-    }
-
-    #[test]
-    fn rejects_unsafe_or_incomplete_configs() {
-        let cases = [
-            // No tokens and not explicitly unauthenticated.
-            (
-                r#"[providers.o]
-                family = "openai"
-                keys = ["k"]"#,
-                "client_tokens",
-            ),
-            (
-                r#"client_tokens = ["t"]
-                [providers.a]
-                family = "azure-openai"
-                keys = ["k"]"#,
-                "needs an `upstream`",
-            ),
-            (
-                r#"client_tokens = ["t"]
-                [providers.o]
-                family = "openai"
-                upstream = "ftp://x"
-                keys = ["k"]"#,
-                "scheme",
-            ),
-            (
-                r#"client_tokens = ["t"]
-                [providers.o]
-                family = "openai"
-                route = "/status"
-                keys = ["k"]"#,
-                "route",
-            ),
-            (
-                r#"client_tokens = ["t"]
-                [providers.o]
-                family = "openai"
-                fallback = ["a"]
-                keys = ["k"]
-                [providers.a]
-                family = "anthropic"
-                keys = ["k"]"#,
-                "different API",
-            ),
-            (
-                r#"client_tokens = ["t"]
-                [providers.o]
-                family = "openai"
-                keys = ["k", "k"]"#,
-                "duplicate",
-            ),
-            (
-                r#"client_tokens = ["t"]
-                [providers.o]
-                family = "openai"
-                keys = ["${AKR_SURELY_UNSET_VAR}"]"#,
-                "AKR_SURELY_UNSET_VAR",
-            ),
-            (
-                r#"client_tokens = ["t"]
-                typo = 1
-                [providers.o]
-                family = "openai"
-                keys = ["k"]"#,
-                "typo",
-            ),
-        ];
-        for (text, needle) in cases {
-            let err = parse(text).unwrap_err().to_string();
-            assert!(err.contains(needle), "{needle:?} not in {err:?}");
-        }
-    }
-
-    #[test]
-    fn selection_and_budgets_reach_the_rotator() {
-        let (c, w) = parse(
-            r#"client_tokens = ["a-long-enough-client-token"]
-               [providers.openai]
-               family = "openai"
-               strategy = "weighted"
-               budget = { requests_per_minute = 500, max_in_flight = 8 }
-               scope_budgets = { org-a = { requests_per_day = 10000, time_zone = "UTC" } }
-               keys = [
-                 { key = "sk-1", scope = "org-a", weight = 3 },
-                 { key = "sk-2", label = "two", scope = "org-a" },
-                 "sk-3",
-               ]"#,
-        )
-        .unwrap();
-        assert!(w.is_empty(), "{w:?}");
-        let p = &c.providers[0].rotator;
-        assert_eq!(p.strategy, Strategy::Weighted);
-        let budget = p.budget.as_ref().unwrap();
-        assert_eq!(budget.requests_per_minute, Some(500));
-        assert_eq!(budget.max_in_flight, Some(8));
-        assert_eq!(p.scope_budgets["org-a"].requests_per_day, Some(10_000));
-        let keys: Vec<(Option<&str>, Option<u32>)> = p
-            .credentials
-            .iter()
-            .map(|c| (c.scope.as_deref(), c.weight))
-            .collect();
-        assert_eq!(
-            keys,
-            [
-                (Some("org-a"), Some(3)),
-                (Some("org-a"), None),
-                (None, None)
-            ]
-        );
-    }
-
-    #[test]
-    fn every_strategy_name_parses() {
-        for (name, expected) in [
-            ("fill-first", Strategy::FillFirst),
-            ("round-robin", Strategy::RoundRobin),
-            ("least-recently-used", Strategy::LeastRecentlyUsed),
-            ("weighted", Strategy::Weighted),
-            ("least-in-flight", Strategy::LeastInFlight),
-            ("most-remaining", Strategy::MostRemaining),
-        ] {
-            let (c, _) = parse(&format!(
-                "client_tokens = [\"a-long-enough-client-token\"]\n\
-                 [providers.o]\nfamily = \"openai\"\nstrategy = \"{name}\"\nkeys = [\"k\"]"
-            ))
-            .unwrap();
-            assert_eq!(c.providers[0].rotator.strategy, expected, "{name}");
-        }
-        let (c, _) = parse(
-            r#"client_tokens = ["a-long-enough-client-token"]
-               [providers.o]
-               family = "openai"
-               keys = ["k"]"#,
-        )
-        .unwrap();
-        assert_eq!(c.providers[0].rotator.strategy, Strategy::FillFirst);
-    }
-
-    #[test]
-    fn rejects_bad_selection_and_budget_settings() {
-        let cases = [
-            (
-                "strategy = \"random\"\nkeys = [\"k\"]",
-                "field `strategy`): unknown variant",
-            ),
-            (
-                "keys = [{ key = \"k\", weight = 0 }]\nstrategy = \"weighted\"",
-                "weight 0",
-            ),
-            (
-                "budget = { requests_per_minute = 0 }\nkeys = [\"k\"]",
-                "budget",
-            ),
-            (
-                "budget = { requests_per_hour = 5 }\nkeys = [\"k\"]",
-                "requests_per_hour",
-            ),
-            (
-                "budget = { requests_per_day = 5, time_zone = \"Mars/Base\" }\nkeys = [\"k\"]",
-                "Mars/Base",
-            ),
-        ];
-        for (provider, needle) in cases {
-            let text = format!(
-                "client_tokens = [\"a-long-enough-client-token\"]\n\
-                 [providers.o]\nfamily = \"openai\"\n{provider}"
-            );
-            let err = parse(&text).unwrap_err().to_string();
-            assert!(err.contains(needle), "{needle:?} not in {err:?}");
-        }
-        let err = parse(
-            r#"client_tokens = [{ key = "a-long-enough-client-token", scope = "x" }]
-               [providers.o]
-               family = "openai"
-               keys = ["k"]"#,
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(err.contains("provider keys only"), "{err}");
-    }
-
-    #[test]
-    fn warns_about_settings_that_do_nothing() {
-        let (_, w) = parse(
-            r#"client_tokens = ["a-long-enough-client-token"]
-               [providers.o]
-               family = "openai"
-               scope_budgets = { nobody = { requests_per_minute = 5 } }
-               keys = [{ key = "k", weight = 2 }]"#,
-        )
-        .unwrap();
-        assert!(w.iter().any(|w| w.0.contains("scope `nobody`")), "{w:?}");
-        assert!(w.iter().any(|w| w.0.contains("`weighted`")), "{w:?}");
-    }
-
-    #[test]
-    fn store_paths_are_relative_to_the_configuration() {
-        let (c, _) = parse(
-            r#"client_tokens = ["a-long-enough-client-token"]
-               store = { type = "sqlite", path = "state.db" }
-               [providers.openai]
-               family = "openai"
-               keys = ["sk-1"]"#,
-        )
-        .unwrap();
-        assert_eq!(
-            c.store,
-            Some(StoreConfig::Sqlite {
-                path: "./state.db".into()
-            })
-        );
-        // A file without a store keeps state in SQLite next to itself.
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("rotator.toml");
-        std::fs::write(
-            &path,
-            "client_tokens = [\"a-long-enough-client-token\"]\n\
-             [providers.openai]\nfamily = \"openai\"\nkeys = [\"sk-1\"]\n",
-        )
-        .unwrap();
-        let (c, _) = GatewayConfig::load(&path).unwrap();
-        assert_eq!(
-            c.store,
-            Some(StoreConfig::Sqlite {
-                path: dir.path().join(DEFAULT_STATE_FILE).display().to_string()
-            })
-        );
-    }
-}
+mod tests;

@@ -17,11 +17,11 @@ use std::time::Instant;
 use ai_key_rotator::classify::{self, Family, Verdict};
 use ai_key_rotator::{AcquireOptions, Credential, KeyRotator, Lease, ReportOutcome, Timestamp};
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
+use http::{HeaderMap, Method, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 
 use super::body::{GatewayBody, SseScanner, Upstream};
-use super::{ProviderRoute, Routes, error_response, filter_response_headers};
+use super::{ProviderRoute, Routes, error_response, filter_response_headers, rate_limited};
 use crate::ops::metrics::Metrics;
 
 /// The most of an upstream error body read to classify it. Error bodies are small; a larger
@@ -42,6 +42,17 @@ pub(crate) struct Forward {
     pub(crate) options: AcquireOptions,
 }
 
+/// What the access log says of a proxied request: which provider and key answered last, after
+/// how many upstream attempts. Carried to it in the response's extensions.
+#[derive(Debug, Clone)]
+pub(crate) struct Served {
+    pub(crate) provider: Arc<str>,
+    pub(crate) route: String,
+    /// The key of the last attempt; `None` when no key was usable.
+    pub(crate) credential: Option<ai_key_rotator::CredentialId>,
+    pub(crate) attempts: u32,
+}
+
 /// Sends `req` through `primary` (then its fallbacks), rotating keys as responses blame them.
 pub(crate) async fn forward(
     routes: &Routes,
@@ -49,6 +60,25 @@ pub(crate) async fn forward(
     metrics: &Metrics,
     primary: &Arc<ProviderRoute>,
     req: Forward,
+) -> Response<GatewayBody> {
+    let mut served = Served {
+        provider: Arc::clone(&primary.name),
+        route: primary.route.clone(),
+        credential: None,
+        attempts: 0,
+    };
+    let mut response = forward_inner(routes, rotator, metrics, primary, req, &mut served).await;
+    response.extensions_mut().insert(served);
+    response
+}
+
+async fn forward_inner(
+    routes: &Routes,
+    rotator: &KeyRotator,
+    metrics: &Metrics,
+    primary: &Arc<ProviderRoute>,
+    req: Forward,
+    served: &mut Served,
 ) -> Response<GatewayBody> {
     let chain: Vec<&Arc<ProviderRoute>> = std::iter::once(primary)
         .chain(primary.fallback.iter().filter_map(|n| routes.by_name(n)))
@@ -74,6 +104,10 @@ pub(crate) async fn forward(
                 }
             };
             attempts += 1;
+            served.provider = Arc::clone(&provider.name);
+            served.route = provider.route.clone();
+            served.credential = Some(lease.credential().id().clone());
+            served.attempts = attempts;
             if attempts > 1 {
                 metrics.retry(&provider.name);
             }
@@ -361,16 +395,11 @@ fn no_key_available(
     };
     let wait_ms = earliest.as_millis().saturating_sub(now.as_millis());
     let secs = wait_ms.div_ceil(1000).max(1);
-    let mut response = error_response(
+    rate_limited(
         primary.dialect,
-        StatusCode::TOO_MANY_REQUESTS,
-        "rate_limit_error",
+        secs,
         &format!("every key of this provider is cooling down; retry in {secs} s"),
-    );
-    response
-        .headers_mut()
-        .insert(http::header::RETRY_AFTER, HeaderValue::from(secs));
-    response
+    )
 }
 
 /// `bytes` with every occurrence of `key` replaced by `[redacted]`.

@@ -66,20 +66,50 @@ impl Dialect {
         Ok(())
     }
 
-    /// An error body in the provider's shape. `kind` is an OpenAI/Anthropic error type such
-    /// as `rate_limit_error`; Google's status is derived from the HTTP status.
-    pub(crate) fn error_body(self, status: u16, kind: &str, message: &str) -> Bytes {
+    /// An error body in the provider's shape, as close to the provider's own as the SDKs read
+    /// it: they branch on OpenAI's `code`, Anthropic's `error.type` and Google's `status` and
+    /// `details`. `kind` is an OpenAI/Anthropic error type such as `rate_limit_error`; Google's
+    /// status is derived from the HTTP status. `retry_secs` is the wait a 429 announces.
+    pub(crate) fn error_body(
+        self,
+        status: u16,
+        kind: &str,
+        message: &str,
+        retry_secs: Option<u64>,
+    ) -> Bytes {
         let body = match self {
-            Dialect::OpenAi | Dialect::Azure => serde_json::json!({
-                "error": { "message": message, "type": kind, "param": null, "code": kind }
+            Dialect::OpenAi => {
+                // OpenAI's own: a 401 is an `invalid_request_error` with code
+                // `invalid_api_key`, a 429 has code `rate_limit_exceeded`.
+                let (kind, code) = match status {
+                    401 => ("invalid_request_error", Some("invalid_api_key")),
+                    429 => (kind, Some("rate_limit_exceeded")),
+                    _ => (kind, None),
+                };
+                serde_json::json!({
+                    "error": { "message": message, "type": kind, "param": null, "code": code }
+                })
+            }
+            // Azure's shape: the HTTP status as a string code, no type.
+            Dialect::Azure => serde_json::json!({
+                "error": { "code": status.to_string(), "message": message }
             }),
             Dialect::Anthropic => serde_json::json!({
                 "type": "error",
                 "error": { "type": kind, "message": message }
             }),
-            Dialect::Gemini => serde_json::json!({
-                "error": { "code": status, "message": message, "status": google_status(status) }
-            }),
+            Dialect::Gemini => {
+                let mut error = serde_json::json!({
+                    "code": status, "message": message, "status": google_status(status)
+                });
+                if let Some(secs) = retry_secs {
+                    error["details"] = serde_json::json!([{
+                        "@type": "type.googleapis.com/google.rpc.RetryInfo",
+                        "retryDelay": format!("{secs}s"),
+                    }]);
+                }
+                serde_json::json!({ "error": error })
+            }
         };
         Bytes::from(body.to_string())
     }
@@ -91,13 +121,13 @@ pub(crate) struct InvalidKey;
 
 fn google_status(status: u16) -> &'static str {
     match status {
-        400 | 413 => "INVALID_ARGUMENT",
+        400 | 413 | 431 => "INVALID_ARGUMENT",
+        408 | 504 => "DEADLINE_EXCEEDED",
         401 => "UNAUTHENTICATED",
         403 => "PERMISSION_DENIED",
         404 => "NOT_FOUND",
         429 => "RESOURCE_EXHAUSTED",
         503 => "UNAVAILABLE",
-        504 => "DEADLINE_EXCEEDED",
         _ => "INTERNAL",
     }
 }

@@ -1,6 +1,7 @@
 //! The proxy: routes a request by path prefix to its provider, checks the client token, and
 //! hands it to [`attempt`] with the client's credentials removed.
 
+mod access_log;
 pub(crate) mod attempt;
 pub(crate) mod body;
 pub(crate) mod dialect;
@@ -18,7 +19,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use crate::auth::{AuthError, CREDENTIAL_HEADERS, ClientTokens, strip_query_key};
-use crate::config::{GatewayConfig, ProviderSettings};
+use crate::config::{AccessLog, GatewayConfig, ProviderSettings};
 use crate::ops::StatusView;
 use crate::ops::metrics::{Metrics, ProviderMetrics};
 use crate::upstream::UpstreamClient;
@@ -41,6 +42,8 @@ pub(crate) struct Shared {
 pub(crate) struct Routes {
     pub(crate) tokens: ClientTokens,
     pub(crate) body_limit: usize,
+    pub(crate) body_read_timeout: std::time::Duration,
+    pub(crate) access_log: AccessLog,
     pub(crate) max_attempts: u32,
     pub(crate) client: UpstreamClient,
     /// Longest route first, so `/openai-eu` is matched before `/openai`.
@@ -67,22 +70,14 @@ pub(crate) struct ProviderRoute {
 
 impl ProviderRoute {
     fn new(p: &ProviderSettings, metrics: &Metrics) -> Self {
-        // Checked when the configuration was loaded (scheme, host, no user info or query).
-        let origin: http::Uri = p.upstream.parse().expect("upstream URL checked at load");
         ProviderRoute {
             name: Arc::from(p.name.as_str()),
             family: p.family,
             dialect: Dialect::of(p.family),
             route: p.route.clone(),
-            scheme: origin
-                .scheme()
-                .cloned()
-                .expect("upstream URL checked at load"),
-            authority: origin
-                .authority()
-                .cloned()
-                .expect("upstream URL checked at load"),
-            base_path: origin.path().trim_end_matches('/').to_owned(),
+            scheme: p.origin.scheme.clone(),
+            authority: p.origin.authority.clone(),
+            base_path: p.origin.base_path.clone(),
             fallback: p.fallback.clone(),
             metrics: metrics.provider(&p.name),
         }
@@ -100,6 +95,8 @@ impl Routes {
         Routes {
             tokens: ClientTokens::new(&config.client_tokens, config.allow_unauthenticated),
             body_limit: config.body_limit,
+            body_read_timeout: config.body_read_timeout,
+            access_log: config.access_log,
             max_attempts: config.max_attempts,
             client,
             providers,
@@ -125,7 +122,24 @@ pub(crate) async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<GatewayBody>, Infallible> {
     let routes = shared.routes.load_full();
-    Ok(route(&shared, &routes, req).await)
+    if !access_log::enabled(routes.access_log) {
+        return Ok(route(&shared, &routes, req).await);
+    }
+    let started = Instant::now();
+    let method = req.method().clone();
+    // The path only: a query may carry a key (`?key=` for Google).
+    let path = req.uri().path().to_owned();
+    let mut response = route(&shared, &routes, req).await;
+    let served = response.extensions_mut().remove::<attempt::Served>();
+    access_log::line(
+        routes.access_log,
+        &method,
+        &path,
+        response.status(),
+        served.as_ref(),
+        started.elapsed(),
+    );
+    Ok(response)
 }
 
 async fn route(shared: &Shared, routes: &Routes, req: Request<Incoming>) -> Response<GatewayBody> {
@@ -158,9 +172,13 @@ async fn route(shared: &Shared, routes: &Routes, req: Request<Incoming>) -> Resp
                 json_response(StatusCode::OK, Bytes::from(body))
             } else {
                 let mut r = Response::new(GatewayBody::full(shared.metrics.render(&status)));
+                // prometheus-client writes OpenMetrics text (it ends with `# EOF`); a scraper
+                // told `text/plain; version=0.0.4` parses it with the wrong grammar.
                 r.headers_mut().insert(
                     http::header::CONTENT_TYPE,
-                    HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                    HeaderValue::from_static(
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    ),
                 );
                 r
             };
@@ -211,10 +229,21 @@ async fn proxy(
         return too_large();
     }
     let (parts, body) = req.into_parts();
-    let body = match http_body_util::Limited::new(body, routes.body_limit)
-        .collect()
-        .await
-    {
+    // The whole body within one deadline, not per read: a client sending a byte every few
+    // seconds would pass any per-read timeout while holding a connection and a buffer.
+    let read = http_body_util::Limited::new(body, routes.body_limit).collect();
+    let Ok(read) = tokio::time::timeout(routes.body_read_timeout, read).await else {
+        let mut r = error_response(
+            dialect,
+            StatusCode::REQUEST_TIMEOUT,
+            "invalid_request_error",
+            "the request body did not arrive in time",
+        );
+        // The rest of the body may still trickle in: the connection cannot be reused.
+        close_after(&mut r);
+        return r;
+    };
+    let body = match read {
         Ok(c) => c.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
         Err(_) => {
@@ -249,6 +278,13 @@ async fn proxy(
         options,
     };
     attempt::forward(routes, &shared.rotator, &shared.metrics, provider, forward).await
+}
+
+/// Asks hyper to close the connection after this response.
+fn close_after(response: &mut Response<GatewayBody>) {
+    response
+        .headers_mut()
+        .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
 }
 
 /// The request header naming a client's session (a conversation): its requests stay on one
@@ -320,7 +356,24 @@ pub(crate) fn error_response(
     kind: &str,
     message: &str,
 ) -> Response<GatewayBody> {
-    json_response(status, dialect.error_body(status.as_u16(), kind, message))
+    json_response(
+        status,
+        dialect.error_body(status.as_u16(), kind, message, None),
+    )
+}
+
+/// A 429 made by the gateway, with the wait in `retry-after` and, for Google, in the body's
+/// `RetryInfo` as its SDKs expect.
+pub(crate) fn rate_limited(dialect: Dialect, secs: u64, message: &str) -> Response<GatewayBody> {
+    let status = StatusCode::TOO_MANY_REQUESTS;
+    let mut response = json_response(
+        status,
+        dialect.error_body(status.as_u16(), "rate_limit_error", message, Some(secs)),
+    );
+    response
+        .headers_mut()
+        .insert(http::header::RETRY_AFTER, HeaderValue::from(secs));
+    response
 }
 
 fn plain_error(status: StatusCode, message: &str) -> Response<GatewayBody> {

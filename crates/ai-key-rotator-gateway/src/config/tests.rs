@@ -1,0 +1,283 @@
+//! The configuration file's parsing and validation, table by table.
+use super::*;
+
+fn parse(text: &str) -> Result<(GatewayConfig, Vec<Warning>), ConfigFileError> {
+    GatewayConfig::from_toml(text, Path::new("."))
+}
+
+#[test]
+fn minimal_config_gets_defaults() {
+    let (c, w) = parse(
+        r#"client_tokens = ["a-long-enough-client-token"]
+           [providers.openai]
+           family = "openai"
+           keys = ["sk-1", { key = "sk-2", label = "two" }]"#,
+    )
+    .unwrap();
+    assert!(w.is_empty(), "{w:?}");
+    assert_eq!(c.body_limit, DEFAULT_BODY_LIMIT);
+    assert_eq!(c.providers[0].route, "/openai");
+    assert_eq!(c.providers[0].upstream, "https://api.openai.com");
+    assert_eq!(c.listen, default_listen());
+}
+
+#[test]
+fn rejects_unsafe_or_incomplete_configs() {
+    let cases = [
+        // No tokens and not explicitly unauthenticated.
+        (
+            r#"[providers.o]
+            family = "openai"
+            keys = ["k"]"#,
+            "client_tokens",
+        ),
+        (
+            r#"client_tokens = ["t"]
+            [providers.a]
+            family = "azure-openai"
+            keys = ["k"]"#,
+            "needs an `upstream`",
+        ),
+        (
+            r#"client_tokens = ["t"]
+            [providers.o]
+            family = "openai"
+            upstream = "ftp://x"
+            keys = ["k"]"#,
+            "scheme",
+        ),
+        (
+            r#"client_tokens = ["t"]
+            [providers.o]
+            family = "openai"
+            route = "/status"
+            keys = ["k"]"#,
+            "route",
+        ),
+        (
+            r#"client_tokens = ["t"]
+            [providers.o]
+            family = "openai"
+            fallback = ["a"]
+            keys = ["k"]
+            [providers.a]
+            family = "anthropic"
+            keys = ["k"]"#,
+            "different API",
+        ),
+        (
+            r#"client_tokens = ["t"]
+            [providers.o]
+            family = "openai"
+            keys = ["k", "k"]"#,
+            "duplicate",
+        ),
+        (
+            r#"client_tokens = ["t"]
+            [providers.o]
+            family = "openai"
+            keys = ["${AKR_SURELY_UNSET_VAR}"]"#,
+            "AKR_SURELY_UNSET_VAR",
+        ),
+        (
+            r#"client_tokens = ["t"]
+            max_connections = 0
+            [providers.o]
+            family = "openai"
+            keys = ["k"]"#,
+            "max_connections",
+        ),
+        (
+            r#"client_tokens = ["t"]
+            header_limit = 100
+            [providers.o]
+            family = "openai"
+            keys = ["k"]"#,
+            "header_limit",
+        ),
+        (
+            r#"client_tokens = ["t"]
+            body_read_timeout_ms = 0
+            [providers.o]
+            family = "openai"
+            keys = ["k"]"#,
+            "timeouts",
+        ),
+        (
+            r#"client_tokens = ["t"]
+            access_log = "loud"
+            [providers.o]
+            family = "openai"
+            keys = ["k"]"#,
+            "access_log",
+        ),
+        (
+            r#"client_tokens = ["t"]
+            typo = 1
+            [providers.o]
+            family = "openai"
+            keys = ["k"]"#,
+            "typo",
+        ),
+    ];
+    for (text, needle) in cases {
+        let err = parse(text).unwrap_err().to_string();
+        assert!(err.contains(needle), "{needle:?} not in {err:?}");
+    }
+}
+
+#[test]
+fn selection_and_budgets_reach_the_rotator() {
+    let (c, w) = parse(
+        r#"client_tokens = ["a-long-enough-client-token"]
+           [providers.openai]
+           family = "openai"
+           strategy = "weighted"
+           budget = { requests_per_minute = 500, max_in_flight = 8 }
+           scope_budgets = { org-a = { requests_per_day = 10000, time_zone = "UTC" } }
+           keys = [
+             { key = "sk-1", scope = "org-a", weight = 3 },
+             { key = "sk-2", label = "two", scope = "org-a" },
+             "sk-3",
+           ]"#,
+    )
+    .unwrap();
+    assert!(w.is_empty(), "{w:?}");
+    let p = &c.providers[0].rotator;
+    assert_eq!(p.strategy, Strategy::Weighted);
+    let budget = p.budget.as_ref().unwrap();
+    assert_eq!(budget.requests_per_minute, Some(500));
+    assert_eq!(budget.max_in_flight, Some(8));
+    assert_eq!(p.scope_budgets["org-a"].requests_per_day, Some(10_000));
+    let keys: Vec<(Option<&str>, Option<u32>)> = p
+        .credentials
+        .iter()
+        .map(|c| (c.scope.as_deref(), c.weight))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            (Some("org-a"), Some(3)),
+            (Some("org-a"), None),
+            (None, None)
+        ]
+    );
+}
+
+#[test]
+fn every_strategy_name_parses() {
+    for (name, expected) in [
+        ("fill-first", Strategy::FillFirst),
+        ("round-robin", Strategy::RoundRobin),
+        ("least-recently-used", Strategy::LeastRecentlyUsed),
+        ("weighted", Strategy::Weighted),
+        ("least-in-flight", Strategy::LeastInFlight),
+        ("most-remaining", Strategy::MostRemaining),
+    ] {
+        let (c, _) = parse(&format!(
+            "client_tokens = [\"a-long-enough-client-token\"]\n\
+             [providers.o]\nfamily = \"openai\"\nstrategy = \"{name}\"\nkeys = [\"k\"]"
+        ))
+        .unwrap();
+        assert_eq!(c.providers[0].rotator.strategy, expected, "{name}");
+    }
+    let (c, _) = parse(
+        r#"client_tokens = ["a-long-enough-client-token"]
+           [providers.o]
+           family = "openai"
+           keys = ["k"]"#,
+    )
+    .unwrap();
+    assert_eq!(c.providers[0].rotator.strategy, Strategy::FillFirst);
+}
+
+#[test]
+fn rejects_bad_selection_and_budget_settings() {
+    let cases = [
+        (
+            "strategy = \"random\"\nkeys = [\"k\"]",
+            "field `strategy`): unknown variant",
+        ),
+        (
+            "keys = [{ key = \"k\", weight = 0 }]\nstrategy = \"weighted\"",
+            "weight 0",
+        ),
+        (
+            "budget = { requests_per_minute = 0 }\nkeys = [\"k\"]",
+            "budget",
+        ),
+        (
+            "budget = { requests_per_hour = 5 }\nkeys = [\"k\"]",
+            "requests_per_hour",
+        ),
+        (
+            "budget = { requests_per_day = 5, time_zone = \"Mars/Base\" }\nkeys = [\"k\"]",
+            "Mars/Base",
+        ),
+    ];
+    for (provider, needle) in cases {
+        let text = format!(
+            "client_tokens = [\"a-long-enough-client-token\"]\n\
+             [providers.o]\nfamily = \"openai\"\n{provider}"
+        );
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.contains(needle), "{needle:?} not in {err:?}");
+    }
+    let err = parse(
+        r#"client_tokens = [{ key = "a-long-enough-client-token", scope = "x" }]
+           [providers.o]
+           family = "openai"
+           keys = ["k"]"#,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("provider keys only"), "{err}");
+}
+
+#[test]
+fn warns_about_settings_that_do_nothing() {
+    let (_, w) = parse(
+        r#"client_tokens = ["a-long-enough-client-token"]
+           [providers.o]
+           family = "openai"
+           scope_budgets = { nobody = { requests_per_minute = 5 } }
+           keys = [{ key = "k", weight = 2 }]"#,
+    )
+    .unwrap();
+    assert!(w.iter().any(|w| w.0.contains("scope `nobody`")), "{w:?}");
+    assert!(w.iter().any(|w| w.0.contains("`weighted`")), "{w:?}");
+}
+
+#[test]
+fn store_paths_are_relative_to_the_configuration() {
+    let (c, _) = parse(
+        r#"client_tokens = ["a-long-enough-client-token"]
+           store = { type = "sqlite", path = "state.db" }
+           [providers.openai]
+           family = "openai"
+           keys = ["sk-1"]"#,
+    )
+    .unwrap();
+    assert_eq!(
+        c.store,
+        Some(StoreConfig::Sqlite {
+            path: "./state.db".into()
+        })
+    );
+    // A file without a store keeps state in SQLite next to itself.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rotator.toml");
+    std::fs::write(
+        &path,
+        "client_tokens = [\"a-long-enough-client-token\"]\n\
+         [providers.openai]\nfamily = \"openai\"\nkeys = [\"sk-1\"]\n",
+    )
+    .unwrap();
+    let (c, _) = GatewayConfig::load(&path).unwrap();
+    assert_eq!(
+        c.store,
+        Some(StoreConfig::Sqlite {
+            path: dir.path().join(DEFAULT_STATE_FILE).display().to_string()
+        })
+    );
+}
