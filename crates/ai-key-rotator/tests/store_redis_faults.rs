@@ -89,8 +89,7 @@ fn a_read_only_replica_is_told_apart() {
     let Some(primary) = RedisServer::start() else {
         return;
     };
-    let port = primary.port.to_string();
-    let Some(replica) = RedisServer::start_with(&["--replicaof", "127.0.0.1", &port]) else {
+    let Some(replica) = RedisServer::start_replica_of(&primary) else {
         return;
     };
     let clock = clock();

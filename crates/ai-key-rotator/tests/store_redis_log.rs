@@ -54,8 +54,7 @@ fn a_store_failing_on_every_write_warns_once_with_the_cause() {
     let Some(primary) = RedisServer::start() else {
         return;
     };
-    let port = primary.port.to_string();
-    let Some(replica) = RedisServer::start_with(&["--replicaof", "127.0.0.1", &port]) else {
+    let Some(replica) = RedisServer::start_replica_of(&primary) else {
         return;
     };
     let clock = clock();

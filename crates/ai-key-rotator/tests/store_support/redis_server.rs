@@ -74,6 +74,22 @@ impl RedisServer {
         }
     }
 
+    /// Starts a read-only replica of `primary` and waits until it synced, so that it
+    /// answers every command (a replica loading its first copy answers LOADING meanwhile).
+    pub fn start_replica_of(primary: &RedisServer) -> Option<Self> {
+        let port = primary.port.to_string();
+        let replica = Self::start_with(&["--replicaof", "127.0.0.1", &port])?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !replica
+            .command(&["INFO", "replication"])
+            .is_some_and(|r| r.contains("master_link_status:up"))
+        {
+            assert!(Instant::now() < deadline, "the replica did not sync");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Some(replica)
+    }
+
     /// SIGKILL, no goodbye.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
