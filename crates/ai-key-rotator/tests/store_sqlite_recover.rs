@@ -194,3 +194,40 @@ fn rows_of_keys_no_longer_configured_are_pruned_after_the_grace_period() {
         "a configured key's row stays, however old its last change"
     );
 }
+
+#[test]
+fn while_another_connection_holds_the_database_flush_says_it_timed_out_and_nothing_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    let clock = clock();
+    let keys = ["sk-a", "sk-b"];
+    let r = builder(&keys, &clock).store(store(&db)).build().unwrap();
+    // Another program holds the write lock.
+    let holder = rusqlite::Connection::open(&db).unwrap();
+    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    for _ in 0..1_000 {
+        clock.advance(Duration::from_millis(1));
+        r.mark_exhausted("openai", Some("sk-a"));
+        r.mark_exhausted("openai", Some("sk-b"));
+    }
+    match r.flush_store_within(Duration::from_millis(50)) {
+        Err(StoreError::FlushTimedOut { pending, .. }) => {
+            // One entry per credential, however many marks: the queue is bounded.
+            assert!((1..=keys.len()).contains(&pending), "{pending}");
+        }
+        other => panic!("expected a timed-out flush, got {other:?}"),
+    }
+    holder.execute_batch("COMMIT").unwrap();
+    drop(holder);
+    r.flush_store_within(PATIENCE)
+        .expect("written once the lock is released");
+    let expected = status_of(&r, "label-b").state;
+    assert!(matches!(expected, CredentialState::Cooling { .. }));
+    r.shutdown();
+    let next = builder(&keys, &clock).store(store(&db)).build().unwrap();
+    assert_eq!(
+        status_of(&next, "label-b").state,
+        expected,
+        "the latest mark was written"
+    );
+}

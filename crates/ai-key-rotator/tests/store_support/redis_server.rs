@@ -1,4 +1,6 @@
 //! A private `redis-server` on a free loopback port, that a test can kill and restart.
+// Included by the tests and by `benches/store.rs`; each uses only some of it.
+#![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

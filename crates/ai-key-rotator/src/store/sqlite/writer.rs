@@ -84,7 +84,11 @@ impl Writer {
                         queue.done(batch);
                         backoff = poll;
                     }
-                    Err(error) => self.failed(queue, batch, &error, &mut backoff),
+                    Err(error) => {
+                        if !self.failed(queue, batch, &error, &mut backoff) {
+                            return;
+                        }
+                    }
                 }
             }
             if !self.rotator.is_alive() {
@@ -113,26 +117,39 @@ impl Writer {
     /// A batch failed: a busy or read-only database may recover, so its credentials go back
     /// into the queue and the writer waits a growing while; anything else is given up on, so
     /// one bad write never wedges the writer.
+    ///
+    /// Returns `false` when the writer should stop: the store is closing and what is left
+    /// cannot be written now.
     fn failed(
         &mut self,
         queue: &Queue,
         batch: Batch,
         error: &rusqlite::Error,
         backoff: &mut Duration,
-    ) {
-        let fault = fault(error);
+    ) -> bool {
+        use rusqlite::ErrorCode;
+        // A full disk or a failing device may recover too; a constraint or a malformed
+        // statement will fail the same way every time.
         let transient = matches!(
-            fault,
-            StoreFault::Timeout | StoreFault::ReadOnly | StoreFault::Unreachable
+            error.sqlite_error_code(),
+            Some(
+                ErrorCode::DatabaseBusy
+                    | ErrorCode::DatabaseLocked
+                    | ErrorCode::ReadOnly
+                    | ErrorCode::CannotOpen
+                    | ErrorCode::DiskFull
+                    | ErrorCode::SystemIoFailure
+            )
         );
-        self.health.fail(fault);
-        if transient {
-            queue.retry(batch.items, batch.everything);
-            queue.pause(*backoff);
-            *backoff = (*backoff * 2).min(Duration::from_secs(2));
-        } else {
+        self.health.fail(fault(error));
+        if !transient {
             queue.done(batch);
+            return true;
         }
+        queue.retry(batch.items, batch.everything);
+        let open = queue.pause(*backoff);
+        *backoff = (*backoff * 2).min(Duration::from_secs(2));
+        open
     }
 
     /// Writes the current local state of every credential in `items` (of every credential
