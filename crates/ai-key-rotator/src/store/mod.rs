@@ -107,7 +107,8 @@ mod sealed {
         /// Waits until every change recorded so far is written (or the store gave up on it).
         fn flush(&self) {}
 
-        /// Like `flush`, for at most `timeout`.
+        /// Like `flush`, for at most `timeout`. (The default, for a store that has nothing
+        /// to wait for, flushes and returns.)
         ///
         /// # Errors
         /// [`StoreError::FlushTimedOut`] when changes are still unwritten after `timeout`.
@@ -170,7 +171,8 @@ pub enum StoreError {
     FlushTimedOut {
         /// How long the flush waited.
         waited: std::time::Duration,
-        /// How many credentials' changes still wait.
+        /// How many credentials' changes still wait (at least 1; the file store, which
+        /// writes one file, says 1).
         pending: usize,
     },
     /// The backend (database, server) failed or could not be reached.
