@@ -95,79 +95,114 @@ impl StoreHealth {
 
 /// A store's health, shared by its threads. Logs at warning level each time the health
 /// changes, with how many failures the previous state saw, and never on a repeated failure.
+///
+/// A store-wide fault and a partial one are kept apart, so that a store that recovers from an
+/// outage reports the rows or providers still broken instead of "healthy".
 #[derive(Debug)]
 pub(crate) struct HealthCell {
     name: &'static str,
-    state: Mutex<StoreHealth>,
+    state: Mutex<Faults>,
+}
+
+#[derive(Debug, Default)]
+struct Faults {
+    /// The store as a whole fails: the cause and how many times since it changed.
+    wide: Option<(StoreFault, u64)>,
+    /// Some data is unusable: the latest such problem and how many were met since it changed.
+    partial: Option<(StoreFault, u64)>,
+}
+
+impl Faults {
+    fn health(&self) -> StoreHealth {
+        match (&self.wide, &self.partial) {
+            (Some((fault, count)), _) => StoreHealth::Failing {
+                fault: fault.clone(),
+                count: *count,
+            },
+            (None, Some((fault, count))) => StoreHealth::Degraded {
+                fault: fault.clone(),
+                count: *count,
+            },
+            (None, None) => StoreHealth::Healthy,
+        }
+    }
 }
 
 impl HealthCell {
     pub(crate) fn new(name: &'static str) -> Self {
         HealthCell {
             name,
-            state: Mutex::new(StoreHealth::Healthy),
+            state: Mutex::new(Faults::default()),
         }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Faults> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub(crate) fn get(&self) -> StoreHealth {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.lock().health()
     }
 
-    /// Notes a failure. A partial fault does not hide a store-wide one.
+    /// Notes a failure; logs only when the health it reports changes.
     pub(crate) fn fail(&self, fault: StoreFault) {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let partial = fault.is_partial();
-        match &mut *state {
-            StoreHealth::Failing { fault: f, count }
-            | StoreHealth::Degraded { fault: f, count }
-                if *f == fault =>
-            {
-                *count += 1;
-                return;
-            }
-            StoreHealth::Failing { count, .. } if partial => {
-                // Reading some data failed while the store as a whole fails: the store-wide
-                // cause is the one to report.
-                *count += 1;
-                return;
-            }
-            _ => {}
-        }
-        let before = describe(&state);
-        *state = if partial {
-            StoreHealth::Degraded { fault, count: 1 }
+        let mut faults = self.lock();
+        let slot = if fault.is_partial() {
+            &mut faults.partial
         } else {
-            StoreHealth::Failing { fault, count: 1 }
+            &mut faults.wide
         };
-        let store = self.name;
-        match &*state {
-            StoreHealth::Degraded { fault, .. } => {
-                tracing::warn!(store, %fault, was = %before, "store degraded; the rest of its data is still shared");
-            }
-            StoreHealth::Failing { fault, .. } => {
-                tracing::warn!(store, %fault, was = %before, "store failing; serving from the local view");
-            }
-            _ => {}
+        if let Some((f, count)) = slot
+            && *f == fault
+        {
+            *count += 1;
+            return;
         }
+        let before = faults.health();
+        let slot = if fault.is_partial() {
+            &mut faults.partial
+        } else {
+            &mut faults.wide
+        };
+        *slot = Some((fault, 1));
+        self.changed(&before, &faults.health());
     }
 
     /// Notes that the store works again as a whole (a write or a read succeeded). A partial
     /// fault stays until [`clean`](Self::clean).
     pub(crate) fn ok(&self) {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if let StoreHealth::Failing { fault, count } = &*state {
-            tracing::info!(store = self.name, %fault, failures = count, "store recovered");
-            *state = StoreHealth::Healthy;
+        let mut faults = self.lock();
+        if faults.wide.is_some() {
+            let before = faults.health();
+            faults.wide = None;
+            self.changed(&before, &faults.health());
         }
     }
 
     /// Notes that all the data was read without a problem: a partial fault is over (a
     /// store-wide one stays until [`ok`](Self::ok)).
     pub(crate) fn clean(&self) {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if let StoreHealth::Degraded { fault, count } = &*state {
-            tracing::info!(store = self.name, %fault, failures = count, "store recovered");
-            *state = StoreHealth::Healthy;
+        let mut faults = self.lock();
+        if faults.partial.is_some() {
+            let before = faults.health();
+            faults.partial = None;
+            self.changed(&before, &faults.health());
+        }
+    }
+
+    fn changed(&self, before: &StoreHealth, now: &StoreHealth) {
+        if before == now {
+            return;
+        }
+        let (store, was) = (self.name, describe(before));
+        match now {
+            StoreHealth::Degraded { fault, .. } => {
+                tracing::warn!(store, %fault, was, "store degraded; the rest of its data is still shared");
+            }
+            StoreHealth::Failing { fault, .. } => {
+                tracing::warn!(store, %fault, was, "store failing; serving from the local view");
+            }
+            _ => tracing::info!(store, was, "store recovered"),
         }
     }
 }
@@ -178,5 +213,56 @@ fn describe(state: &StoreHealth) -> String {
         StoreHealth::Healthy => "healthy".into(),
         StoreHealth::Degraded { fault, count } => format!("degraded ({fault}) x{count}"),
         StoreHealth::Failing { fault, count } => format!("failing ({fault}) x{count}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wrong_type() -> StoreFault {
+        StoreFault::WrongType {
+            provider: "openai".into(),
+        }
+    }
+
+    #[test]
+    fn counts_repeats_and_keeps_a_partial_fault_under_an_outage() {
+        let cell = HealthCell::new("test");
+        assert_eq!(cell.get(), StoreHealth::Healthy);
+        cell.fail(wrong_type());
+        cell.fail(wrong_type());
+        assert_eq!(
+            cell.get(),
+            StoreHealth::Degraded {
+                fault: wrong_type(),
+                count: 2
+            }
+        );
+        for _ in 0..3 {
+            cell.fail(StoreFault::Unreachable);
+        }
+        assert_eq!(
+            cell.get(),
+            StoreHealth::Failing {
+                fault: StoreFault::Unreachable,
+                count: 3
+            }
+        );
+        // The outage ends; the broken provider is still broken.
+        cell.ok();
+        assert!(matches!(cell.get(), StoreHealth::Degraded { .. }));
+        cell.clean();
+        assert_eq!(cell.get(), StoreHealth::Healthy);
+        // A new cause starts a new count.
+        cell.fail(StoreFault::Timeout);
+        cell.fail(StoreFault::ReadOnly);
+        assert_eq!(
+            cell.get(),
+            StoreHealth::Failing {
+                fault: StoreFault::ReadOnly,
+                count: 1
+            }
+        );
     }
 }
