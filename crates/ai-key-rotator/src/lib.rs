@@ -101,7 +101,7 @@ pub use store::FileStore;
 pub use store::SqliteStore;
 #[cfg(feature = "redis")]
 pub use store::{RedisMonitor, RedisStore, RedisStoreBuilder};
-pub use store::{StateStore, StoreError};
+pub use store::{StateStore, StoreError, StoreFault, StoreHealth};
 pub use strategy::Strategy;
 
 #[cfg(test)]

@@ -132,6 +132,56 @@ fn a_change_right_after_build_is_applied() {
     }
 }
 
+#[test]
+fn a_version_2_database_is_migrated_and_keeps_its_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    let clock = clock();
+    let until = START.saturating_add(Duration::from_secs(60));
+    // As version 2 of this library left it: no `seen_at` column.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE credential_state (provider TEXT NOT NULL, fingerprint TEXT NOT NULL, \
+           label TEXT, state TEXT NOT NULL, until_ms INTEGER, \
+           times_exhausted INTEGER NOT NULL DEFAULT 0, last_exhausted_at INTEGER, reason TEXT, \
+           updated_at INTEGER NOT NULL, writer TEXT NOT NULL, PRIMARY KEY (provider, fingerprint)); \
+         PRAGMA user_version = 2;",
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO credential_state (provider, fingerprint, label, state, until_ms, \
+           times_exhausted, updated_at, writer) VALUES ('openai', ?1, 'label-a', 'cooling', ?2, 1, 0, 'old')",
+        rusqlite::params![
+            ai_key_rotator::Fingerprint::of("sk-a").to_string(),
+            until.as_millis() as i64
+        ],
+    )
+    .unwrap();
+    drop(conn);
+    let r = builder(&["sk-a", "sk-b"], &clock)
+        .store(store(&db))
+        .build()
+        .unwrap();
+    assert!(r.store_error().is_none(), "{:?}", r.store_error());
+    assert_eq!(until_of(&r, "label-a"), CredentialState::Cooling { until });
+    // And it is written as version 3.
+    r.mark_exhausted("openai", Some("sk-b"));
+    r.flush_store_within(PATIENCE).unwrap();
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, 3);
+    let stamped: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM credential_state WHERE seen_at IS NOT NULL",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert!(stamped >= 1);
+}
+
 /// The child of `two_processes_share_one_database`.
 #[test]
 fn sqlite_child() {

@@ -386,11 +386,51 @@ impl KeyRotator {
         self.inner.store_error.get()
     }
 
+    /// How the [store](crate::KeyRotatorBuilder::store) is doing now: healthy, degraded (some
+    /// stored data unusable, the rest shared) or failing, with the cause and a count of
+    /// failures since the health last changed. [`StoreHealth::NoStore`] without a store.
+    ///
+    /// ```
+    /// use ai_key_rotator::{KeyRotator, ProviderConfig, StoreHealth};
+    ///
+    /// let rotator = KeyRotator::builder()
+    ///     .provider("openai", ProviderConfig::new().credential("sk-a"))
+    ///     .build()?;
+    /// assert_eq!(rotator.store_health(), StoreHealth::NoStore);
+    /// # Ok::<(), ai_key_rotator::ConfigError>(())
+    /// ```
+    pub fn store_health(&self) -> crate::StoreHealth {
+        self.inner
+            .events
+            .store()
+            .map_or(crate::StoreHealth::NoStore, |store| store.health())
+    }
+
     /// Waits until the store has written every change made so far. Without a store, returns
     /// at once. Blocks the thread: call it at checkpoints, not on a request path.
+    ///
+    /// The wait is bounded (30 s for SQLite, twice the command timeout for Redis); a store
+    /// that gives up logs it. Use [`flush_store_within`](Self::flush_store_within) to be told.
     pub fn flush_store(&self) {
         if let Some(store) = self.inner.events.store() {
             store.flush();
+        }
+    }
+
+    /// Like [`flush_store`](Self::flush_store), waiting at most `timeout`: says when the
+    /// store did not write everything in time (during an outage, say) instead of returning as
+    /// if it had. The changes are not lost: the store keeps writing them.
+    ///
+    /// # Errors
+    /// [`StoreError::FlushTimedOut`](crate::StoreError::FlushTimedOut) with how many
+    /// credentials' changes still wait.
+    pub fn flush_store_within(
+        &self,
+        timeout: std::time::Duration,
+    ) -> Result<(), crate::StoreError> {
+        match self.inner.events.store() {
+            Some(store) => store.flush_within(timeout),
+            None => Ok(()),
         }
     }
 

@@ -187,6 +187,28 @@ impl Backend for FileStore {
                 .unwrap_or_else(|e| e.into_inner());
         }
     }
+
+    fn flush_within(&self, timeout: std::time::Duration) -> Result<(), StoreError> {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut progress = self.shared.lock();
+        let target = progress.requested;
+        while progress.running && progress.written < target {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Err(StoreError::FlushTimedOut {
+                    waited: timeout,
+                    pending: 1,
+                });
+            }
+            progress = self
+                .shared
+                .changed
+                .wait_timeout(progress, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        Ok(())
+    }
 }
 
 impl Drop for FileStore {

@@ -28,10 +28,13 @@
 
 #[cfg(feature = "file")]
 mod file;
+mod health;
 #[cfg(feature = "redis")]
 mod redis;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+#[cfg(any(feature = "sqlite", feature = "redis"))]
+mod worker;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -39,6 +42,9 @@ use std::sync::{Arc, Weak};
 
 #[cfg(feature = "file")]
 pub use file::FileStore;
+#[cfg(any(feature = "sqlite", feature = "redis"))]
+pub(crate) use health::HealthCell;
+pub use health::{StoreFault, StoreHealth};
 #[cfg(feature = "redis")]
 pub use redis::{RedisMonitor, RedisStore, RedisStoreBuilder};
 #[cfg(feature = "sqlite")]
@@ -73,7 +79,7 @@ impl<T: sealed::Backend + Send + Sync + 'static> StateStore for T {}
 /// crate, unreachable outside it (the sealed-trait pattern), so none of this is API.
 #[allow(unreachable_pub)]
 mod sealed {
-    use super::{Event, StoreError, StoreLink, StoredState};
+    use super::{Event, StoreError, StoreHealth, StoreLink, StoredState};
 
     /// What a store does, called by the rotator.
     ///
@@ -100,6 +106,22 @@ mod sealed {
 
         /// Waits until every change recorded so far is written (or the store gave up on it).
         fn flush(&self) {}
+
+        /// Like `flush`, for at most `timeout`. (The default, for a store that has nothing
+        /// to wait for, flushes and returns.)
+        ///
+        /// # Errors
+        /// [`StoreError::FlushTimedOut`] when changes are still unwritten after `timeout`.
+        fn flush_within(&self, timeout: std::time::Duration) -> Result<(), StoreError> {
+            let _ = timeout;
+            self.flush();
+            Ok(())
+        }
+
+        /// How the store is doing right now.
+        fn health(&self) -> StoreHealth {
+            StoreHealth::Healthy
+        }
     }
 }
 
@@ -138,6 +160,20 @@ pub enum StoreError {
         /// The error.
         #[source]
         source: std::io::Error,
+    },
+    /// The backend could not be used, for the reason given (a wrong password, an unreachable
+    /// server...); the rotator serves from its local view and the store keeps trying.
+    #[error("store unavailable: {0}; serving from the local view until it recovers")]
+    Unavailable(#[source] StoreFault),
+    /// [`KeyRotator::flush_store_within`](crate::KeyRotator::flush_store_within) gave up:
+    /// changes are still unwritten (the store keeps trying; they are not lost).
+    #[error("the store did not write {pending} credential(s) within {waited:?}; it keeps trying")]
+    FlushTimedOut {
+        /// How long the flush waited.
+        waited: std::time::Duration,
+        /// How many credentials' changes still wait (at least 1; the file store, which
+        /// writes one file, says 1).
+        pending: usize,
     },
     /// The backend (database, server) failed or could not be reached.
     #[error("store backend failed: {0}")]
@@ -314,7 +350,7 @@ impl StoreLink {
 
 /// The credentials an event is about, by provider and fingerprint (remote events excluded:
 /// they are not recorded).
-#[cfg(feature = "sqlite")]
+#[cfg(any(feature = "sqlite", feature = "redis"))]
 pub(crate) fn touched(event: &Event) -> Vec<(Arc<str>, Fingerprint)> {
     match event {
         Event::Exhausted {

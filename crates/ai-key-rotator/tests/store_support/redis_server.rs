@@ -1,4 +1,6 @@
 //! A private `redis-server` on a free loopback port, that a test can kill and restart.
+// Included by the tests and by `benches/store.rs`; each uses only some of it.
+#![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -9,11 +11,18 @@ pub struct RedisServer {
     child: Option<Child>,
     pub port: u16,
     dir: tempfile::TempDir,
+    /// Extra `redis-server` arguments (a password, `--replicaof`).
+    args: Vec<String>,
 }
 
 impl RedisServer {
     /// Starts a server, or prints why not and returns `None` when no `redis-server` exists.
     pub fn start() -> Option<Self> {
+        Self::start_with(&[])
+    }
+
+    /// Starts a server with extra arguments, e.g. `["--requirepass", "pw"]`.
+    pub fn start_with(args: &[&str]) -> Option<Self> {
         if Command::new("redis-server")
             .arg("--version")
             .stdout(Stdio::null())
@@ -32,6 +41,7 @@ impl RedisServer {
             child: None,
             port,
             dir: tempfile::tempdir().unwrap(),
+            args: args.iter().map(|a| a.to_string()).collect(),
         };
         server.restart();
         Some(server)
@@ -49,16 +59,37 @@ impl RedisServer {
             .args(["--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(self.dir.path())
+            .args(&self.args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start redis-server");
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
-        while self.command(&["PING"]).as_deref() != Some("+PONG\r\n") {
+        // A server with a password answers NOAUTH: it is up all the same.
+        while !self
+            .command(&["PING"])
+            .is_some_and(|r| r == "+PONG\r\n" || r.starts_with("-NOAUTH"))
+        {
             assert!(Instant::now() < deadline, "redis-server did not start");
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// Starts a read-only replica of `primary` and waits until it synced, so that it
+    /// answers every command (a replica loading its first copy answers LOADING meanwhile).
+    pub fn start_replica_of(primary: &RedisServer) -> Option<Self> {
+        let port = primary.port.to_string();
+        let replica = Self::start_with(&["--replicaof", "127.0.0.1", &port])?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !replica
+            .command(&["INFO", "replication"])
+            .is_some_and(|r| r.contains("master_link_status:up"))
+        {
+            assert!(Instant::now() < deadline, "the replica did not sync");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Some(replica)
     }
 
     /// SIGKILL, no goodbye.

@@ -7,20 +7,30 @@
 //! thread per store.
 //!
 //! # Flow
-//! - A local change is enqueued by [`StateStore::record`] (no I/O); the writer task runs a Lua
-//!   script (`scripts.rs`) that applies it on the server atomically (the longer cooldown wins)
-//!   and publishes it. When the server answers with a longer cooldown than ours, the local view
+//! - A local change marks its credentials dirty in the shared queue (`store/worker.rs`; no
+//!   I/O); the writer task (`writer.rs`) runs a Lua script (`scripts.rs`) that applies each
+//!   one's current local state on the server atomically (the longer cooldown wins) and
+//!   publishes it. When the server answers with a longer cooldown than ours, the local view
 //!   takes it.
 //! - A subscriber task on its own connection receives the other processes' changes and applies
 //!   them to the local view at once ([`StoreLink::apply_remote`]); `get_key` only ever reads
 //!   the local view.
 //! - When Redis goes away, the rotator keeps serving from its local view; the store logs the
-//!   outage, counts it ([`RedisStore::outages`]), retries with backoff (queued changes are
-//!   replayed in order), and on reconnecting reconciles: it applies the server's cooldowns
+//!   outage, counts it ([`RedisStore::outages`]), retries with backoff (the queue keeps one
+//!   entry per changed credential, however many changes it saw), and on reconnecting reconciles: it applies the server's cooldowns
 //!   locally and writes the local ones to the server, the longer winning both ways. A reset
 //!   made during an outage loses against a longer cooldown still on the server.
+//!
+//! # Failures
+//! Each failure is classified (`fault.rs`): a wrong password, a key of the wrong type, a
+//! read-only replica, an unreachable server and a timeout are told apart in
+//! [`KeyRotator::store_health`](crate::KeyRotator::store_health) and in the log, which says
+//! so once per change of health (with the count of failures), not once per write. A
+//! provider whose hash holds the wrong type stops sharing alone: the others go on.
 
+mod fault;
 mod scripts;
+mod writer;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -30,14 +40,19 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use redis::aio::ConnectionManager;
-use tokio::sync::mpsc;
 
 use super::sealed::Backend;
-use super::{RemoteChange, StoreError, StoreLink, StoredState};
+use super::worker::Queue;
+use super::{
+    HealthCell, RemoteChange, StoreError, StoreFault, StoreHealth, StoreLink, StoredState,
+};
 use crate::clock::Timestamp;
 use crate::events::Event;
 use crate::identity::Fingerprint;
 use crate::status::{CooldownReason, CredentialState};
+
+/// How long `flush_store` waits, in command timeouts, before it says so and returns.
+const FLUSH_TIMEOUTS: u32 = 2;
 
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 const FIRST_BACKOFF: Duration = Duration::from_millis(20);
@@ -72,7 +87,6 @@ impl RedisStoreBuilder {
     pub fn build(self) -> Result<RedisStore, StoreError> {
         let client =
             redis::Client::open(self.url.as_str()).map_err(|e| StoreError::Backend(Box::new(e)))?;
-        let (sender, receiver) = mpsc::unbounded_channel();
         let origin = format!(
             "{}-{:x}",
             std::process::id(),
@@ -87,12 +101,13 @@ impl RedisStoreBuilder {
                 timeout: self.timeout,
                 outages: AtomicU64::new(0),
                 connected: AtomicBool::new(false),
+                health: HealthCell::new("redis"),
+                queue: Queue::default(),
                 ready: (Mutex::new(false), Condvar::new()),
                 known: Mutex::new(HashMap::new()),
             }),
             client,
-            sender: Some(sender),
-            receiver: Mutex::new(Some(receiver)),
+            attached: AtomicBool::new(false),
             thread: Mutex::new(None),
         })
     }
@@ -119,16 +134,9 @@ impl RedisStoreBuilder {
 pub struct RedisStore {
     shared: Arc<Shared>,
     client: redis::Client,
-    /// `None` once dropping, which ends the writer task.
-    sender: Option<mpsc::UnboundedSender<Cmd>>,
-    receiver: Mutex<Option<mpsc::UnboundedReceiver<Cmd>>>,
+    /// Set once the store's thread started, so a store attached twice starts one.
+    attached: AtomicBool,
     thread: Mutex<Option<JoinHandle<()>>>,
-}
-
-#[derive(Debug)]
-enum Cmd {
-    Change(Event),
-    Flush(std::sync::mpsc::SyncSender<()>),
 }
 
 #[derive(Debug)]
@@ -139,6 +147,9 @@ struct Shared {
     timeout: Duration,
     outages: AtomicU64,
     connected: AtomicBool,
+    health: HealthCell,
+    /// The credentials whose changes wait to be written (bounded; see `worker.rs`).
+    queue: Queue,
     /// Set after the first reconcile, which `load` waits for.
     ready: (Mutex<bool>, Condvar),
     /// The latest cooldown end known here per credential: what a reset covers.
@@ -159,13 +170,18 @@ impl Shared {
         format!("{}:changes", self.prefix)
     }
 
-    fn lost(&self, what: &str, error: &dyn std::fmt::Display) {
-        if self.connected.swap(false, Ordering::AcqRel) {
+    /// Notes a failure. A store-wide one means the connection is lost (counted as an
+    /// outage when it was up); the health cell logs each change of health once.
+    fn fail(&self, what: &str, fault: StoreFault) {
+        tracing::debug!(%fault, "redis store: {what}");
+        let disconnected = matches!(
+            fault,
+            StoreFault::Unreachable | StoreFault::Timeout | StoreFault::AuthenticationFailed
+        );
+        if disconnected && self.connected.swap(false, Ordering::AcqRel) {
             self.outages.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(%error, "redis store: {what}; serving from the local view until it returns");
-        } else {
-            tracing::debug!(%error, "redis store: {what}");
         }
+        self.health.fail(fault);
     }
 
     fn know(&self, provider: &str, fp: Fingerprint, until: Timestamp) {
@@ -221,18 +237,20 @@ impl RedisMonitor {
     pub fn is_connected(&self) -> bool {
         self.0.connected.load(Ordering::Acquire)
     }
+
+    /// How many credentials have changes waiting to be written to Redis. At most one entry
+    /// per credential, however many changes it had: during an outage the queue stays as
+    /// small as the configuration.
+    pub fn queued(&self) -> usize {
+        self.0.queue.len()
+    }
 }
 
 impl Backend for RedisStore {
     fn attach(&self, rotator: StoreLink) {
-        let Some(receiver) = self
-            .receiver
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-        else {
+        if self.attached.swap(true, Ordering::AcqRel) {
             return;
-        };
+        }
         let shared = Arc::clone(&self.shared);
         let client = self.client.clone();
         let spawned = std::thread::Builder::new()
@@ -248,7 +266,7 @@ impl Backend for RedisStore {
                         return;
                     }
                 };
-                runtime.block_on(run(shared, client, rotator, receiver));
+                runtime.block_on(writer::run(shared, client, rotator));
             });
         match spawned {
             Ok(h) => *self.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(h),
@@ -266,35 +284,53 @@ impl Backend for RedisStore {
         if *guard {
             Ok(None)
         } else {
-            Err(StoreError::Backend(
-                "redis unreachable at start; serving from the local view and reconciling when it returns"
-                    .into(),
-            ))
+            // Say why, when a failure was seen: a wrong password is not an outage.
+            Err(StoreError::Unavailable(match self.shared.health.get() {
+                StoreHealth::Failing { fault, .. } => fault,
+                _ => StoreFault::Timeout,
+            }))
         }
     }
 
     fn record(&self, change: &Event) {
-        if super::changes_state(change)
-            && let Some(sender) = &self.sender
-        {
-            let _ = sender.send(Cmd::Change(change.clone()));
-        }
+        self.shared.queue.record(change);
     }
 
     fn flush(&self) {
-        let Some(sender) = &self.sender else { return };
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        if sender.send(Cmd::Flush(tx)).is_ok() {
-            // While Redis is away the writer retries; do not wait for it longer than a command.
-            let _ = rx.recv_timeout(self.shared.timeout * 2);
+        // While Redis is away the writer retries; do not wait for it long.
+        if let Err(error) = self.flush_within(self.shared.timeout * FLUSH_TIMEOUTS) {
+            tracing::warn!(%error, "redis store: flush gave up");
         }
+    }
+
+    fn flush_within(&self, timeout: Duration) -> Result<(), StoreError> {
+        if self
+            .thread
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_none()
+        {
+            // No writer (never attached, or it could not start): nothing will be written.
+            return Ok(());
+        }
+        self.shared
+            .queue
+            .flush(timeout)
+            .map_err(|pending| StoreError::FlushTimedOut {
+                waited: timeout,
+                pending,
+            })
+    }
+
+    fn health(&self) -> StoreHealth {
+        self.shared.health.get()
     }
 }
 
 impl Drop for RedisStore {
     fn drop(&mut self) {
-        // Closing the channel ends the writer task, and with it the runtime and its thread.
-        self.sender = None;
+        // Closing the queue ends the writer task, and with it the runtime and its thread.
+        self.shared.queue.close();
         let handle = self
             .thread
             .get_mut()
@@ -306,226 +342,6 @@ impl Drop for RedisStore {
             let _ = h.join();
         }
     }
-}
-
-async fn run(
-    shared: Arc<Shared>,
-    client: redis::Client,
-    rotator: StoreLink,
-    mut receiver: mpsc::UnboundedReceiver<Cmd>,
-) {
-    let config = redis::aio::ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(shared.timeout))
-        .set_response_timeout(Some(shared.timeout))
-        .set_number_of_retries(1)
-        .set_max_delay(MAX_BACKOFF);
-    let mut backoff = FIRST_BACKOFF;
-    let manager = loop {
-        match client
-            .get_connection_manager_with_config(config.clone())
-            .await
-        {
-            Ok(m) => break m,
-            Err(error) => {
-                shared.lost("cannot connect", &error);
-                // Let `load` give up early instead of waiting out its timeout.
-                if !rotator.is_alive() {
-                    return;
-                }
-                tokio::select! {
-                    () = tokio::time::sleep(backoff) => {}
-                    cmd = receiver.recv() => match cmd {
-                        // Changes made before the first connection are covered by the first
-                        // reconcile, which writes the whole local view.
-                        Some(Cmd::Flush(tx)) => { let _ = tx.send(()); }
-                        Some(Cmd::Change(_)) => {}
-                        None => return,
-                    },
-                }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-            }
-        }
-    };
-    let subscriber = tokio::spawn(subscribe(
-        Arc::clone(&shared),
-        client,
-        manager.clone(),
-        rotator.clone(),
-    ));
-    let mut con = manager;
-    let mut batch = Vec::new();
-    while receiver.recv_many(&mut batch, 1024).await > 0 {
-        let mut flushes = Vec::new();
-        let mut changes = Vec::new();
-        for cmd in batch.drain(..) {
-            match cmd {
-                Cmd::Flush(tx) => flushes.push(tx),
-                Cmd::Change(event) => changes.push(event),
-            }
-        }
-        for event in coalesce(changes) {
-            let mut backoff = FIRST_BACKOFF;
-            // Retry until it is written: what queues meanwhile is replayed in order, and
-            // every script keeps the longer cooldown, so nothing is lost or shortened.
-            while let Err(error) = write(&shared, &mut con, &rotator, &event).await {
-                shared.lost("write failed", &error);
-                if !rotator.is_alive() {
-                    break;
-                }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-            }
-        }
-        for tx in flushes {
-            let _ = tx.send(());
-        }
-    }
-    subscriber.abort();
-}
-
-/// Folds a burst of changes: successive extensions of one credential's cooldown (with no reset
-/// between them) become one write of the latest end, so a backlog never grows with the mark
-/// rate.
-fn coalesce(changes: Vec<Event>) -> Vec<Event> {
-    let mut out: Vec<Event> = Vec::with_capacity(changes.len());
-    let mut pending: HashMap<(Arc<str>, Fingerprint), usize> = HashMap::new();
-    for event in changes {
-        match &event {
-            Event::Exhausted {
-                provider,
-                credential,
-                until,
-                ..
-            } => {
-                let key = (Arc::clone(provider), credential.fingerprint);
-                if let Some(&i) = pending.get(&key)
-                    && let Event::Exhausted { until: earlier, .. } = &mut out[i]
-                {
-                    *earlier = (*earlier).max(*until);
-                    continue;
-                }
-                pending.insert(key, out.len());
-            }
-            Event::Reset {
-                provider,
-                credentials,
-            } => {
-                for c in credentials {
-                    pending.remove(&(Arc::clone(provider), c.fingerprint));
-                }
-            }
-            _ => {}
-        }
-        out.push(event);
-    }
-    out
-}
-
-async fn write(
-    shared: &Shared,
-    con: &mut ConnectionManager,
-    rotator: &StoreLink,
-    event: &Event,
-) -> redis::RedisResult<()> {
-    let channel = shared.channel();
-    match event {
-        Event::Exhausted {
-            provider,
-            credential,
-            until,
-            reason,
-        } => {
-            let fp = credential.fingerprint;
-            shared.know(provider, fp, *until);
-            let (stored, why): (String, String) = scripts::MARK
-                .key(shared.key(provider))
-                .key(shared.reasons_key(provider))
-                .arg(fp.to_string())
-                .arg(until.as_millis())
-                .arg(&channel)
-                .arg(&shared.origin)
-                .arg(&**provider)
-                .arg(encode_reason(Some(reason)))
-                .invoke_async(con)
-                .await?;
-            // Another process may have set a longer one: agree on it, and on why.
-            if let Some(t) = parse_cooling(&stored)
-                && t > *until
-            {
-                shared.know(provider, fp, t);
-                let reason = decode_reason(&why);
-                rotator.apply_remote(provider, fp, RemoteChange::Cooling { until: t, reason });
-            }
-        }
-        Event::ScopeExhausted {
-            provider,
-            credentials,
-            until,
-            reason,
-            ..
-        } => {
-            // One cooldown per member, each agreed with the server like a single mark.
-            for c in credentials {
-                let single = Event::Exhausted {
-                    provider: Arc::clone(provider),
-                    credential: c.clone(),
-                    until: *until,
-                    reason: reason.clone(),
-                };
-                Box::pin(write(shared, con, rotator, &single)).await?;
-            }
-        }
-        Event::Disabled {
-            provider,
-            credential,
-            ..
-        }
-        | Event::Enabled {
-            provider,
-            credential,
-        } => {
-            let (flag, why) = match event {
-                Event::Disabled { reason, .. } => (
-                    "d",
-                    encode_reason(Some(&CooldownReason::new(reason.clone()))),
-                ),
-                _ => ("e", String::new()),
-            };
-            let _: i64 = scripts::DISABLE
-                .key(shared.key(provider))
-                .key(shared.reasons_key(provider))
-                .arg(credential.fingerprint.to_string())
-                .arg(flag)
-                .arg(&channel)
-                .arg(&shared.origin)
-                .arg(&**provider)
-                .arg(why)
-                .invoke_async(con)
-                .await?;
-        }
-        Event::Reset {
-            provider,
-            credentials,
-        } => {
-            let now = rotator.now().unwrap_or(Timestamp::UNIX_EPOCH);
-            for c in credentials {
-                let fp = c.fingerprint;
-                let up_to = shared.known(provider, fp).unwrap_or(now).max(now);
-                let _: i64 = scripts::RESET
-                    .key(shared.key(provider))
-                    .key(shared.reasons_key(provider))
-                    .arg(fp.to_string())
-                    .arg(up_to.as_millis())
-                    .arg(&channel)
-                    .arg(&shared.origin)
-                    .arg(&**provider)
-                    .invoke_async(con)
-                    .await?;
-            }
-        }
-        _ => {}
-    }
-    Ok(())
 }
 
 /// A reason as the scripts store and publish it: JSON, or empty for none.
@@ -567,11 +383,8 @@ async fn subscribe(
         };
         match tokio::time::timeout(shared.timeout, session).await {
             Ok(Ok(mut pubsub)) => {
-                if !shared.connected.swap(true, Ordering::AcqRel)
-                    && shared.outages.load(Ordering::Relaxed) > 0
-                {
-                    tracing::info!("redis store: reconnected and reconciled");
-                }
+                shared.connected.store(true, Ordering::Release);
+                shared.health.ok();
                 {
                     let (flag, cv) = &shared.ready;
                     *flag.lock().unwrap_or_else(|e| e.into_inner()) = true;
@@ -584,10 +397,10 @@ async fn subscribe(
                         handle(&shared, &rotator, &payload);
                     }
                 }
-                shared.lost("subscription connection lost", &"closed");
+                shared.fail("subscription connection lost", StoreFault::Unreachable);
             }
-            Ok(Err(error)) => shared.lost("cannot subscribe", &error),
-            Err(_) => shared.lost("cannot subscribe", &"timed out"),
+            Ok(Err(error)) => shared.fail("cannot subscribe", fault::classify(&error, None)),
+            Err(_) => shared.fail("cannot subscribe", StoreFault::Timeout),
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -635,15 +448,33 @@ async fn reconcile(
     let records = rotator.records();
     let mut providers: Vec<Arc<str>> = records.iter().map(|r| Arc::clone(&r.provider)).collect();
     providers.dedup();
+    // Providers whose data is unusable: they are skipped, the others still share.
+    let mut broken: Vec<Arc<str>> = Vec::new();
+    let mut partial = false;
     for provider in &providers {
-        let stored: HashMap<String, String> = redis::cmd("HGETALL")
-            .arg(shared.key(provider))
-            .query_async(con)
-            .await?;
-        let mut reasons: HashMap<String, String> = redis::cmd("HGETALL")
-            .arg(shared.reasons_key(provider))
-            .query_async(con)
-            .await?;
+        let read = async {
+            let stored: HashMap<String, String> = redis::cmd("HGETALL")
+                .arg(shared.key(provider))
+                .query_async(con)
+                .await?;
+            let reasons: HashMap<String, String> = redis::cmd("HGETALL")
+                .arg(shared.reasons_key(provider))
+                .query_async(con)
+                .await?;
+            Ok::<_, redis::RedisError>((stored, reasons))
+        };
+        let (stored, mut reasons) = match read.await {
+            Ok(read) => read,
+            Err(error) => match fault::classify(&error, Some(provider)) {
+                fault if fault.is_partial() => {
+                    shared.fail("cannot read a provider's state", fault);
+                    partial = true;
+                    broken.push(Arc::clone(provider));
+                    continue;
+                }
+                _ => return Err(error),
+            },
+        };
         for (fp_text, value) in &stored {
             let Ok(fp) = fp_text.parse::<Fingerprint>() else {
                 continue;
@@ -659,12 +490,15 @@ async fn reconcile(
     }
     let channel = shared.channel();
     for r in records {
+        if broken.contains(&r.provider) {
+            continue;
+        }
         let (script, value) = match r.state {
             CredentialState::Cooling { until } => (&*scripts::MARK, until.as_millis().to_string()),
             CredentialState::Disabled => (&*scripts::DISABLE, "d".to_owned()),
             _ => continue,
         };
-        let _: redis::Value = script
+        let written: redis::RedisResult<redis::Value> = script
             .key(shared.key(&r.provider))
             .key(shared.reasons_key(&r.provider))
             .arg(r.credential.fingerprint.to_string())
@@ -674,7 +508,19 @@ async fn reconcile(
             .arg(&*r.provider)
             .arg(encode_reason(r.reason.as_ref()))
             .invoke_async(con)
-            .await?;
+            .await;
+        if let Err(error) = written {
+            match fault::classify(&error, Some(&r.provider)) {
+                fault if fault.is_partial() => {
+                    shared.fail("cannot write a provider's state", fault);
+                    partial = true;
+                }
+                _ => return Err(error),
+            }
+        }
+    }
+    if !partial {
+        shared.health.clean();
     }
     Ok(())
 }

@@ -1,0 +1,195 @@
+//! The writer task: connects, starts the subscriber, and writes each batch of changed
+//! credentials from the shared queue (`store/worker.rs`), retrying transient failures with
+//! backoff and giving up on permanent ones for the credential concerned.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use redis::aio::ConnectionManager;
+
+use super::{
+    FIRST_BACKOFF, MAX_BACKOFF, Shared, decode_reason, encode_reason, fault, parse_cooling,
+    scripts, subscribe,
+};
+use crate::clock::Timestamp;
+use crate::status::CredentialState;
+use crate::store::worker::{Batch, Dirty, Key};
+use crate::store::{CredentialRecord, RemoteChange, StoreLink};
+
+pub(super) async fn run(shared: Arc<Shared>, client: redis::Client, rotator: StoreLink) {
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(shared.timeout))
+        .set_response_timeout(Some(shared.timeout))
+        .set_number_of_retries(1)
+        .set_max_delay(MAX_BACKOFF);
+    let mut backoff = FIRST_BACKOFF;
+    let manager = loop {
+        match client
+            .get_connection_manager_with_config(config.clone())
+            .await
+        {
+            Ok(m) => break m,
+            Err(error) => {
+                shared.fail("cannot connect", fault::classify(&error, None));
+                // Changes made meanwhile stay queued (one entry per credential); the first
+                // reconcile writes the whole local view anyway.
+                if !rotator.is_alive() || !shared.queue.pause_async(backoff).await {
+                    return;
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    };
+    let subscriber = tokio::spawn(subscribe(
+        Arc::clone(&shared),
+        client,
+        manager.clone(),
+        rotator.clone(),
+    ));
+    let mut con = manager;
+    let mut backoff = FIRST_BACKOFF;
+    while let Some(batch) = shared.queue.next().await {
+        match write_batch(&shared, &mut con, &rotator, &batch).await {
+            Ok(()) => {
+                shared.queue.done(batch);
+                backoff = FIRST_BACKOFF;
+            }
+            Err(rest) => {
+                // A transient failure: what is left goes back into the queue (merged with
+                // what changed since, so it never grows past one entry per credential) and
+                // is written when the server answers again. Every script keeps the longer
+                // cooldown, so nothing is lost or shortened by the wait.
+                shared.queue.retry(rest, false);
+                if !rotator.is_alive() || !shared.queue.pause_async(backoff).await {
+                    break;
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+    subscriber.abort();
+}
+
+/// Writes each credential of the batch as it stands in the local view now. A permanent
+/// failure (data of the wrong type) is given up on for that credential alone; on a transient
+/// one (an outage), returns the credentials still to write.
+async fn write_batch(
+    shared: &Shared,
+    con: &mut ConnectionManager,
+    rotator: &StoreLink,
+    batch: &Batch,
+) -> Result<(), Vec<(Key, Dirty)>> {
+    let records: HashMap<Key, CredentialRecord> = rotator
+        .records()
+        .into_iter()
+        .map(|r| ((Arc::clone(&r.provider), r.credential.fingerprint), r))
+        .collect();
+    let items: Vec<(Key, Dirty)> = if batch.everything {
+        records
+            .keys()
+            .map(|k| (k.clone(), Dirty::default()))
+            .collect()
+    } else {
+        batch.items.clone()
+    };
+    for (i, (key, dirty)) in items.iter().enumerate() {
+        // A credential removed since is nobody's business any more.
+        let Some(record) = records.get(key) else {
+            continue;
+        };
+        match write(shared, con, rotator, record, *dirty).await {
+            Ok(()) => shared.health.ok(),
+            Err(error) => {
+                let fault = fault::classify(&error, Some(&key.0));
+                let transient = fault::is_transient(&fault);
+                shared.fail("write failed", fault);
+                if transient {
+                    return Err(items[i..].to_vec());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes one credential's local state: its cooldown (the longer one wins on the server, and
+/// then here), its disabling or enabling, or the end of a cooldown reset here.
+async fn write(
+    shared: &Shared,
+    con: &mut ConnectionManager,
+    rotator: &StoreLink,
+    record: &CredentialRecord,
+    dirty: Dirty,
+) -> redis::RedisResult<()> {
+    let channel = shared.channel();
+    let provider = &*record.provider;
+    let fp = record.credential.fingerprint;
+    let why = encode_reason(record.reason.as_ref());
+    match record.state {
+        CredentialState::Cooling { until } => {
+            shared.know(provider, fp, until);
+            let (stored, why): (String, String) = scripts::MARK
+                .key(shared.key(provider))
+                .key(shared.reasons_key(provider))
+                .arg(fp.to_string())
+                .arg(until.as_millis())
+                .arg(&channel)
+                .arg(&shared.origin)
+                .arg(provider)
+                .arg(why)
+                .invoke_async(con)
+                .await?;
+            // Another process may have set a longer one: agree on it, and on why.
+            if let Some(t) = parse_cooling(&stored)
+                && t > until
+            {
+                shared.know(provider, fp, t);
+                let reason = decode_reason(&why);
+                rotator.apply_remote(provider, fp, RemoteChange::Cooling { until: t, reason });
+            }
+        }
+        CredentialState::Disabled => {
+            let _: i64 = scripts::DISABLE
+                .key(shared.key(provider))
+                .key(shared.reasons_key(provider))
+                .arg(fp.to_string())
+                .arg("d")
+                .arg(&channel)
+                .arg(&shared.origin)
+                .arg(provider)
+                .arg(why)
+                .invoke_async(con)
+                .await?;
+        }
+        _ => {
+            if dirty.enabled {
+                let _: i64 = scripts::DISABLE
+                    .key(shared.key(provider))
+                    .key(shared.reasons_key(provider))
+                    .arg(fp.to_string())
+                    .arg("e")
+                    .arg(&channel)
+                    .arg(&shared.origin)
+                    .arg(provider)
+                    .arg("")
+                    .invoke_async(con)
+                    .await?;
+            }
+            if dirty.reset {
+                let now = rotator.now().unwrap_or(Timestamp::UNIX_EPOCH);
+                let up_to = shared.known(provider, fp).unwrap_or(now).max(now);
+                let _: i64 = scripts::RESET
+                    .key(shared.key(provider))
+                    .key(shared.reasons_key(provider))
+                    .arg(fp.to_string())
+                    .arg(up_to.as_millis())
+                    .arg(&channel)
+                    .arg(&shared.origin)
+                    .arg(provider)
+                    .invoke_async(con)
+                    .await?;
+            }
+        }
+    }
+    Ok(())
+}
