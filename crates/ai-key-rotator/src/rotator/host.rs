@@ -36,8 +36,8 @@ impl StoreHost for Inner {
                         SlotState::Disabled | SlotState::Removed => CredentialState::Disabled,
                         _ => CredentialState::Available,
                     };
-                    let mut record = CredentialRecord::new(&prov.name, slot.id.clone(), state);
-                    record.provider = Arc::clone(&prov.name);
+                    let mut record =
+                        CredentialRecord::new(Arc::clone(&prov.name), slot.id.clone(), state);
                     record.times_used = self.uses(slot);
                     record.times_exhausted = slot.times_exhausted.load(Ordering::Relaxed);
                     record.last_exhausted_at = slot.last_exhausted();

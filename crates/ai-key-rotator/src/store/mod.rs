@@ -255,7 +255,11 @@ pub(crate) struct CredentialRecord {
 
 impl CredentialRecord {
     /// A record of a credential in `state`, with zero counters.
-    pub(crate) fn new(provider: &str, credential: CredentialId, state: CredentialState) -> Self {
+    pub(crate) fn new(
+        provider: impl Into<Arc<str>>,
+        credential: CredentialId,
+        state: CredentialState,
+    ) -> Self {
         CredentialRecord {
             provider: provider.into(),
             credential,

@@ -333,7 +333,7 @@ impl Backend for SqliteStore {
                 }
             };
             let mut record = CredentialRecord::new(
-                &row.provider,
+                row.provider.as_str(),
                 CredentialId {
                     label: row.label.map(Arc::from),
                     fingerprint: row.fingerprint,
