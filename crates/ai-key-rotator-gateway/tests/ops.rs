@@ -175,3 +175,51 @@ async fn the_access_log_has_a_line_per_request_and_never_the_key() {
     let logs = gw.stop_and_read_logs();
     assert!(!logs.contains("ai_key_rotator_gateway::access"), "{logs}");
 }
+
+#[tokio::test]
+async fn healthz_says_ok_or_what_is_wrong_with_the_store() {
+    let upstream = mock().await;
+    // No store trouble: ok.
+    let gw = InProcess::start(&support::config_text(
+        &upstream.base_url(),
+        "",
+        &[provider("openai", "openai", &["sk-a"])],
+    ))
+    .await;
+    let health = support::get_json(&format!("{}/healthz", gw.url())).await;
+    assert_eq!(health["status"], "ok", "{health}");
+
+    // A Redis store nobody answers on: the gateway serves from its local view and says why.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let gw = InProcess::start(&support::config_text(
+        &upstream.base_url(),
+        &format!("store = {{ type = \"redis\", url = \"redis://127.0.0.1:{port}/\" }}"),
+        &[provider("openai", "openai", &["sk-a"])],
+    ))
+    .await;
+    let url = format!("{}/healthz", gw.url());
+    support::wait_until("healthz reports the store", || {
+        let url = url.clone();
+        async move { support::get_json(&url).await["status"] == "degraded" }
+    })
+    .await;
+    let health = support::get_json(&url).await;
+    assert_eq!(health["store"]["state"], "failing", "{health}");
+    let cause = health["store"]["cause"].as_str().unwrap();
+    assert!(
+        cause.contains("cannot be reached") || cause.contains("in time"),
+        "{cause}"
+    );
+    // Still serving.
+    let r = support::client()
+        .post(format!("{}/openai/v1/chat/completions", gw.url()))
+        .bearer_auth(support::TOKEN)
+        .header("content-type", "application/json")
+        .body(CHAT)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}

@@ -2,8 +2,26 @@
 
 pub(crate) mod metrics;
 
-use ai_key_rotator::{CredentialState, RotatorStatus};
+use ai_key_rotator::{CredentialState, RotatorStatus, StoreHealth};
 use serde::Serialize;
+
+/// `/healthz`: `{"status":"ok"}`, or `{"status":"degraded","store":{…}}` with the state store's
+/// trouble and its cause. Always served with 200: the gateway keeps serving from its local view
+/// while its store fails, so a load balancer must not take it out; monitors read `status`.
+pub(crate) fn health_body(health: &StoreHealth) -> Vec<u8> {
+    let (state, fault, count) = match health {
+        StoreHealth::Degraded { fault, count } => ("degraded", fault, count),
+        StoreHealth::Failing { fault, count } => ("failing", fault, count),
+        _ => return b"{\"status\":\"ok\"}\n".to_vec(),
+    };
+    let body = serde_json::json!({
+        "status": "degraded",
+        "store": { "state": state, "cause": fault.to_string(), "count": count },
+    });
+    let mut out = serde_json::to_vec(&body).unwrap_or_default();
+    out.push(b'\n');
+    out
+}
 
 /// `/status`: every provider and credential, by label and fingerprint. Built field by field
 /// from the core's status so that nothing derived from a key (not even its masked form) is

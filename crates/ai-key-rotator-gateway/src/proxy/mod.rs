@@ -158,7 +158,8 @@ async fn route(shared: &Shared, routes: &Routes, req: Request<Incoming>) -> Resp
     let path = req.uri().path();
     match path {
         "/healthz" => {
-            return json_response(StatusCode::OK, Bytes::from_static(b"{\"status\":\"ok\"}\n"));
+            let body = crate::ops::health_body(&shared.rotator.store_health());
+            return json_response(StatusCode::OK, Bytes::from(body));
         }
         "/status" | "/metrics" => {
             if let Err(e) = routes.tokens.check(req.headers(), req.uri().query()) {
