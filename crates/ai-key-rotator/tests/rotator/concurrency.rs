@@ -126,11 +126,12 @@ fn get_mark_add_remove_reset_from_many_threads() {
         assert!(s.available <= s.total);
     }
     stop.store(true, Ordering::Relaxed);
-    let counts: Vec<u64> = threads.into_iter().map(|t| t.join().unwrap()).collect();
-    assert!(
-        counts.iter().all(|&c| c > 0),
-        "every thread made progress: {counts:?}"
-    );
+    // Every thread did at least 300 iterations (the loop above). How many of them were handed
+    // a key or marked one depends on scheduling (the markers may keep every key cooling), so
+    // it is not asserted; a panic in any thread (a removed or cooling key handed out) is.
+    for t in threads {
+        t.join().unwrap();
+    }
 
     // Afterwards every key that was not removed is there exactly once, and a reset brings
     // them all back.
