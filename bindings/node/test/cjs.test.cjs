@@ -16,10 +16,12 @@ test('require and import give the same classes', async () => {
   r.destroy()
 })
 
-test('a program with listeners and the default background check exits without destroy()', async () => {
+test('a program with listeners, a store and the default background check exits without destroy()', async () => {
+  const dir = require('node:fs').mkdtempSync(path.join(require('node:os').tmpdir(), 'akr-exit-'))
   const program = `
     const { AIKeyRotator } = require('@ai-key-rotator/node')
-    const r = new AIKeyRotator({ providers: { p: { credentials: [{ key: 'k1' }, { key: 'k2' }] } } })
+    const store = { type: 'sqlite', path: ${JSON.stringify(path.join(dir, 'state.db'))} }
+    const r = new AIKeyRotator({ providers: { p: { credentials: [{ key: 'k1' }, { key: 'k2' }] } }, store })
     for (const e of ['exhausted', 'rotated', 'allExhausted', 'reset']) r.on(e, () => {})
     r.markExhausted('p')
     console.log(r.getKey('p').key)
@@ -29,4 +31,5 @@ test('a program with listeners and the default background check exits without de
     timeout: 60_000,
   })
   assert.equal(stdout, 'k2\n')
+  require('node:fs').rmSync(dir, { recursive: true, force: true })
 })
