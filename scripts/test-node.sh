@@ -6,7 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # The SDK tests talk to the project's mock upstream, run as a process.
-cargo build --locked -p mock-upstream
+# The workspace's binaries in the test profile, with the features `scripts/test.sh` builds them
+# with: after the Rust tests this is a no-op, not a second build of every dependency.
+cargo build --locked --workspace --all-features --profile test --bins
 export AKR_MOCK_UPSTREAM="$PWD/target/debug/mock-upstream"
 # The interop test reads a store written from Node with the gateway's command-line tool: the
 # binary the workspace's tests built (scripts/test.sh runs before this in .ci/run).

@@ -12,7 +12,8 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 "$venv/bin/pip" install -q pytest mypy httpx httpx2 openai anthropic google-genai
 # The mock upstream the SDK tests talk to (bindings/python/mock-driver).
-cargo build --locked -q -p akr-mock-driver
+# As in scripts/test-node.sh: the test profile and features of `scripts/test.sh`, so no rebuild.
+cargo build --locked -q --workspace --all-features --profile test --bins
 # What the README tells users to run: pip builds the wheel with maturin (the build backend).
 "$venv/bin/pip" install -q --force-reinstall --no-deps ./bindings/python
 export AKR_MOCK_DRIVER="$PWD/target/debug/akr-mock-driver"
