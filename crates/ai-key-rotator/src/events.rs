@@ -63,6 +63,21 @@ pub enum Event {
         /// Why, as for [`Event::Exhausted`].
         reason: Box<CooldownReason>,
     },
+    /// A limit the provider counts per model was hit: the credentials (the reporter, or every
+    /// credential of its quota scope) rest for `model` until `until` and still serve other
+    /// models. Picks without a model ignore it.
+    ModelExhausted {
+        /// The provider.
+        provider: Arc<str>,
+        /// The model.
+        model: crate::classify::ModelName,
+        /// The credentials that rest for the model.
+        credentials: Vec<CredentialId>,
+        /// When they serve the model again.
+        until: Timestamp,
+        /// Why, as for [`Event::Exhausted`].
+        reason: Box<CooldownReason>,
+    },
     /// A credential was disabled (the provider said the key is invalid, or by hand). No timed
     /// reset revives it; only [`KeyRotator::enable`](crate::KeyRotator::enable) or adding it
     /// again.
@@ -107,6 +122,7 @@ impl Event {
             | Event::Rotated { provider, .. }
             | Event::AllExhausted { provider, .. }
             | Event::ScopeExhausted { provider, .. }
+            | Event::ModelExhausted { provider, .. }
             | Event::Disabled { provider, .. }
             | Event::Enabled { provider, .. }
             | Event::Reset { provider, .. } => provider,

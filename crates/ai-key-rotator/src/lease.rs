@@ -4,7 +4,7 @@
 use std::fmt;
 use std::sync::atomic::Ordering;
 
-use crate::classify::{Family, Headers, Response, Verdict, classify};
+use crate::classify::{Family, Headers, ModelName, Response, Verdict, classify};
 use crate::clock::Timestamp;
 use crate::credential::Credential;
 use crate::rotator::{KeyRotator, ReportOutcome};
@@ -19,12 +19,30 @@ pub struct AcquireOptions {
     /// Tokens the request is expected to use, taken from token budgets up front and corrected
     /// by [`Lease::success`].
     pub tokens: u64,
+    /// The model the request is for: keys resting for this model only (a per-model limit) are
+    /// skipped. Without one, such keys are handed out as usual.
+    pub model: Option<ModelName>,
 }
 
 impl AcquireOptions {
     /// Options with a session id.
     pub fn session(mut self, session: impl Into<String>) -> Self {
         self.session = Some(session.into());
+        self
+    }
+
+    /// Options for a request to `model` (see [`AcquireOptions::model`]). A text that is not a
+    /// model name (see [`ModelName`]) is ignored: no per-model cooldown can exist for it, since
+    /// the classifier records only model names.
+    ///
+    /// ```
+    /// use ai_key_rotator::AcquireOptions;
+    ///
+    /// assert_eq!(AcquireOptions::default().model("gpt-4o").model.unwrap().as_str(), "gpt-4o");
+    /// assert!(AcquireOptions::default().model("not a model").model.is_none());
+    /// ```
+    pub fn model(mut self, model: &str) -> Self {
+        self.model = ModelName::new(model).ok();
         self
     }
 

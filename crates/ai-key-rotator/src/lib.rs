@@ -93,7 +93,8 @@ pub use lease::{AcquireError, AcquireOptions, Lease};
 pub use persist::{MemoryPersistence, Persistence, PersistenceError};
 pub use rotator::{KeyRotator, KeyRotatorBuilder, ReportOutcome};
 pub use status::{
-    CooldownReason, CredentialState, CredentialStatus, ProviderStatus, RotatorStatus,
+    CooldownReason, CredentialState, CredentialStatus, ModelCooldownStatus, ProviderStatus,
+    RotatorStatus,
 };
 #[cfg(feature = "file")]
 pub use store::FileStore;

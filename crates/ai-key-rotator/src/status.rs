@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::classify::Verdict;
+use crate::classify::{ModelName, Verdict};
 use crate::clock::Timestamp;
 use crate::identity::CredentialId;
 
@@ -63,6 +63,20 @@ pub struct CredentialStatus {
     pub reason: Option<CooldownReason>,
     /// Failures blamed on the key in a row (reset by a success).
     pub consecutive_failures: u32,
+    /// The models it rests for after per-model limits (it serves the others), by model name.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub model_cooldowns: Vec<ModelCooldownStatus>,
+}
+
+/// A credential resting for one model.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelCooldownStatus {
+    /// The model.
+    pub model: ModelName,
+    /// When it serves the model again.
+    pub until: Timestamp,
+    /// Why.
+    pub reason: CooldownReason,
 }
 
 /// Why a credential is cooling or disabled.

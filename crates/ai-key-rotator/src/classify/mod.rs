@@ -69,6 +69,7 @@ mod cohere;
 mod family;
 mod gemini;
 mod headers;
+mod model;
 mod openai;
 mod openrouter;
 mod usage;
@@ -81,6 +82,7 @@ pub use body::MAX_BODY;
 use family::Classifier;
 pub use family::{Api, FAMILIES, Family, FamilyInfo, UnknownFamily};
 pub use headers::Headers;
+pub use model::{InvalidModelName, MAX_MODEL_NAME, ModelName};
 pub use verdict::{InvalidKeyCause, LimitKind, LimitScope, Usage, Verdict};
 
 use crate::clock::Timestamp;

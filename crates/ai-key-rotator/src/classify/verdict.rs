@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::ModelName;
 use crate::clock::Timestamp;
 
 /// What a provider response means for the key that sent it.
@@ -82,6 +83,17 @@ impl Verdict {
         }
     }
 
+    /// The model the limit applies to, when the provider counts it per model (a
+    /// [`LimitScope::Model`]).
+    pub fn model(&self) -> Option<ModelName> {
+        match self {
+            Verdict::RateLimited { scope, .. } | Verdict::QuotaExhausted { scope, .. } => {
+                scope.model()
+            }
+            _ => None,
+        }
+    }
+
     /// A short description for status output, e.g. `"rate limited (tokens per minute)"`.
     pub fn reason(&self) -> &'static str {
         use LimitKind as K;
@@ -132,6 +144,20 @@ pub enum LimitScope {
     /// OpenAI/Anthropic/Groq organization limits, billing caps): rotating to a key of the same
     /// scope gains nothing.
     Shared,
+    /// One model's limit (Gemini's per-model quotas, OpenAI's "Rate limit reached for gpt-4o"):
+    /// the key (with its quota scope, whose keys share the model's count) may still serve other
+    /// models, so only requests for this model skip it.
+    Model(ModelName),
+}
+
+impl LimitScope {
+    /// The model, for a [`LimitScope::Model`].
+    pub fn model(&self) -> Option<ModelName> {
+        match self {
+            LimitScope::Model(m) => Some(*m),
+            _ => None,
+        }
+    }
 }
 
 /// Which limit or cap a response reports.

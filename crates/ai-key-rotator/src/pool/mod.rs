@@ -7,6 +7,7 @@
 //! credentials serialize on the rotator's writer lock and publish a new snapshot; writers that
 //! only change a credential's state (mark, reset) touch its atomics and never the snapshot.
 
+mod models;
 mod slot;
 mod usage;
 
@@ -23,6 +24,7 @@ use crate::cooldown::Policy;
 use crate::identity::Fingerprint;
 use crate::strategy::Strategy;
 
+pub(crate) use models::{ModelCooldown, ModelCooldowns, ModelEntry};
 pub(crate) use slot::{Slot, SlotState};
 pub(crate) use usage::UsageCounters;
 
@@ -148,6 +150,8 @@ pub(crate) struct ProviderShared {
     pub(crate) scope_budgets: HashMap<Arc<str>, (Limits, Arc<BudgetUsage>), RandomState>,
     /// Fill-first with no budget: `get_key`'s sticky fast path applies.
     pub(crate) plain_fill_first: bool,
+    /// Keys resting for one model only; read by picks for a model, never by `get_key`.
+    pub(crate) models: ModelCooldowns,
 }
 
 impl ProviderShared {
@@ -163,6 +167,7 @@ impl ProviderShared {
             budget: None,
             scope_budgets: HashMap::default(),
             plain_fill_first: true,
+            models: ModelCooldowns::default(),
         }
     }
 

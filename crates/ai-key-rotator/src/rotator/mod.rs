@@ -114,6 +114,39 @@ impl KeyRotator {
         self.inner.get_key(provider)
     }
 
+    /// An available credential of `provider` for a request to `model`: as
+    /// [`get_key`](Self::get_key), but skipping keys that rest for this model after a
+    /// per-model limit (see [`LimitScope::Model`](crate::classify::LimitScope::Model)). A text
+    /// that is not a model name is treated as no model.
+    ///
+    /// ```
+    /// use ai_key_rotator::classify::{LimitKind, LimitScope, ModelName, Verdict};
+    /// use ai_key_rotator::{KeyRotator, ProviderConfig, Timestamp};
+    ///
+    /// let rotator = KeyRotator::builder()
+    ///     .provider("openai", ProviderConfig::new().credential("sk-a").credential("sk-b"))
+    ///     .build()?;
+    /// let key = rotator.get_key_for("openai", "gpt-4o").unwrap();
+    /// let limit = Verdict::RateLimited {
+    ///     until: Some(rotator.now().saturating_add(std::time::Duration::from_secs(30))),
+    ///     scope: LimitScope::Model(ModelName::new("gpt-4o").unwrap()),
+    ///     limit: LimitKind::TokensPerMinute,
+    /// };
+    /// rotator.report(&key, &limit);
+    /// // gpt-4o goes to the other key; everything else stays on the first.
+    /// assert_eq!(rotator.get_key_for("openai", "gpt-4o").unwrap().expose_key(), "sk-b");
+    /// assert_eq!(rotator.get_key_for("openai", "gpt-4o-mini").unwrap().expose_key(), "sk-a");
+    /// assert_eq!(rotator.get_key("openai").unwrap().expose_key(), "sk-a");
+    /// # Ok::<(), ai_key_rotator::ConfigError>(())
+    /// ```
+    pub fn get_key_for(&self, provider: &str, model: &str) -> Option<Credential> {
+        let pick = pick::Pick {
+            model: crate::classify::ModelName::new(model).ok(),
+            ..pick::Pick::default()
+        };
+        self.inner.acquire(provider, &pick).ok()
+    }
+
     /// Marks a credential exhausted and starts its cooldown; with `key = None`, the provider's
     /// current credential. Returns `true` when a credential was found and marked.
     ///
@@ -248,6 +281,8 @@ impl KeyRotator {
             session: options.session.as_deref(),
             tokens: options.tokens,
             hold: true,
+            model: options.model,
+            cools: None,
         };
         match self.inner.acquire(provider, &pick) {
             Ok(credential) => Ok(Lease::new(self, credential, options.tokens)),

@@ -6,7 +6,9 @@ use super::Inner;
 use crate::clock::Timestamp;
 use crate::identity::mask;
 use crate::pool::{ProviderSnap, SlotState};
-use crate::status::{CredentialState, CredentialStatus, ProviderStatus, RotatorStatus};
+use crate::status::{
+    CredentialState, CredentialStatus, ModelCooldownStatus, ProviderStatus, RotatorStatus,
+};
 
 impl Inner {
     pub(super) fn status(&self) -> RotatorStatus {
@@ -32,10 +34,23 @@ impl Inner {
     /// available even before anyone has asked for the credential.
     fn status_of(&self, prov: &ProviderSnap, now: Timestamp) -> ProviderStatus {
         use secrecy::ExposeSecret;
+        let models = prov.shared.models.all();
         let credentials: Vec<CredentialStatus> = prov
             .slots
             .iter()
             .map(|slot| {
+                let fp = slot.id.fingerprint.as_u64();
+                let model_cooldowns = models
+                    .iter()
+                    .filter_map(|(model, entry)| {
+                        let c = entry.keys.get(&fp).filter(|c| c.until > now)?;
+                        Some(ModelCooldownStatus {
+                            model: *model,
+                            until: c.until,
+                            reason: c.reason.clone(),
+                        })
+                    })
+                    .collect();
                 let state = match slot.state() {
                     SlotState::Ready => CredentialState::Available,
                     SlotState::Cooling(t) if t <= now => CredentialState::Available,
@@ -56,6 +71,7 @@ impl Inner {
                         .map(|r| *r)
                         .filter(|_| state != CredentialState::Available),
                     consecutive_failures: detail.failures,
+                    model_cooldowns,
                 }
             })
             .collect();

@@ -29,7 +29,7 @@ use crate::cooldown::CooldownContext;
 use crate::credential::Credential;
 use crate::events::Event;
 use crate::identity::CredentialId;
-use crate::pool::{ProviderSnap, Slot, SlotState, Snapshot};
+use crate::pool::{ModelCooldown, ProviderSnap, Slot, SlotState, Snapshot};
 use crate::status::CooldownReason;
 
 /// What a report did to the rotator's state: data, so callers (and the gateway) can act on it.
@@ -50,6 +50,17 @@ pub enum ReportOutcome {
     },
     /// The credential was disabled.
     Disabled,
+    /// The credential (and, with `scope`, every credential of its quota scope) rests for one
+    /// model until `until`, and still serves other models.
+    ModelCooled {
+        /// The model.
+        model: crate::classify::ModelName,
+        /// When it serves the model again (the later of any running cooldown for the model and
+        /// this one).
+        until: Timestamp,
+        /// The quota scope that rests with it, if the key has one.
+        scope: Option<Arc<str>>,
+    },
 }
 
 /// Where a change comes from. It decides where the change's events go.
@@ -199,6 +210,25 @@ impl Inner {
                     }
                     None => ReportOutcome::Unchanged,
                 }
+            }
+            Verdict::RateLimited {
+                until,
+                scope: LimitScope::Model(model),
+                ..
+            }
+            | Verdict::QuotaExhausted {
+                until,
+                scope: LimitScope::Model(model),
+                ..
+            } => {
+                let t = self.policy_until(prov, slot, now, *until);
+                let reason = CooldownReason {
+                    cause: Cow::Borrowed(verdict.reason()),
+                    verdict: Some(Box::new(verdict.clone())),
+                    provider_reset: *until,
+                    scope: slot.scope.clone(),
+                };
+                self.cool_model(prov, i, *model, t, now, reason, Origin::Local)
             }
             Verdict::RateLimited { until, scope, .. }
             | Verdict::QuotaExhausted { until, scope, .. } => {
@@ -388,6 +418,146 @@ impl Inner {
         reporter_until
     }
 
+    /// Rests credential `i` (and every credential of its quota scope: a provider counts a
+    /// model's limit per project or organization) for `model` until `until`, extending and
+    /// never shortening a running per-model cooldown. The state word is not touched: the keys
+    /// stay available for other models. One `ModelExhausted` event.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn cool_model(
+        &self,
+        prov: &ProviderSnap,
+        i: usize,
+        model: crate::classify::ModelName,
+        until: Timestamp,
+        now: Timestamp,
+        reason: CooldownReason,
+        origin: Origin,
+    ) -> ReportOutcome {
+        let slot = &prov.slots[i];
+        let members: Vec<usize> = match slot.scope.as_ref().and_then(|s| prov.scopes.get(s)) {
+            Some(m) => m.iter().map(|&j| j as usize).collect(),
+            None => vec![i],
+        };
+        // Disabled and removed keys are left alone, as by cooldowns.
+        let members: Vec<usize> = members
+            .into_iter()
+            .filter(|&j| {
+                !matches!(
+                    prov.slots[j].state(),
+                    SlotState::Disabled | SlotState::Removed
+                )
+            })
+            .collect();
+        if members.is_empty() {
+            return ReportOutcome::Unchanged;
+        }
+        let (applied, changed) = prov.shared.models.update(now, |table| {
+            let keys = table.entry(model).or_default();
+            let mut applied = until;
+            let mut changed = false;
+            for &j in &members {
+                let fp = prov.fingerprints[j];
+                match keys.get(&fp) {
+                    Some(c) if c.until > now && c.until >= until => {
+                        if j == i {
+                            applied = c.until;
+                        }
+                    }
+                    _ => {
+                        keys.insert(
+                            fp,
+                            ModelCooldown {
+                                until,
+                                reason: reason.clone(),
+                            },
+                        );
+                        changed = true;
+                    }
+                }
+            }
+            (applied, changed)
+        });
+        if !changed && origin != Origin::Local {
+            return ReportOutcome::Unchanged;
+        }
+        if origin.is_live() {
+            slot.times_exhausted.fetch_add(1, Ordering::Relaxed);
+            slot.last_exhausted_at
+                .store(now.as_millis(), Ordering::Relaxed);
+        }
+        tracing::debug!(provider = %prov.name, credential = %slot.id, model = %model, until = %applied, ?origin, "credential rests for one model");
+        self.emit(origin, || Event::ModelExhausted {
+            provider: Arc::clone(&prov.name),
+            model,
+            credentials: members.iter().map(|&j| prov.slots[j].id.clone()).collect(),
+            until,
+            reason: Box::new(reason),
+        });
+        ReportOutcome::ModelCooled {
+            model,
+            until: applied,
+            scope: slot.scope.clone(),
+        }
+    }
+
+    /// Brings credential `i`'s cooldown for `model` to a saved or shared one (this key only:
+    /// its scope's keys carry their own), under the rules of local changes.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn restore_model(
+        &self,
+        prov: &ProviderSnap,
+        i: usize,
+        model: crate::classify::ModelName,
+        until: Timestamp,
+        reason: CooldownReason,
+        now: Timestamp,
+        origin: Origin,
+    ) {
+        if until <= now {
+            return;
+        }
+        let slot = &prov.slots[i];
+        let fp = prov.fingerprints[i];
+        let changed = prov.shared.models.update(now, |table| {
+            let keys = table.entry(model).or_default();
+            match keys.get(&fp) {
+                Some(c) if c.until >= until => false,
+                _ => {
+                    keys.insert(
+                        fp,
+                        ModelCooldown {
+                            until,
+                            reason: reason.clone(),
+                        },
+                    );
+                    true
+                }
+            }
+        });
+        if changed {
+            self.emit(origin, || Event::ModelExhausted {
+                provider: Arc::clone(&prov.name),
+                model,
+                credentials: vec![slot.id.clone()],
+                until,
+                reason: Box::new(reason),
+            });
+        }
+    }
+
+    /// Ends every per-model cooldown of `prov` (a reset of all), or drops those ended by
+    /// `now`.
+    pub(super) fn end_model_cooldowns(&self, prov: &ProviderSnap, now: Timestamp, all: bool) {
+        if prov.shared.models.is_empty() {
+            return;
+        }
+        prov.shared.models.update(now, |table| {
+            if all {
+                table.clear();
+            }
+        });
+    }
+
     /// Whether credential `i` may be handed out at `now`. A cooldown that has ended is ended
     /// here, by exactly one caller, which emits its `Reset`.
     pub(super) fn ready_at(&self, prov: &ProviderSnap, i: usize, now: Timestamp) -> bool {
@@ -547,6 +717,7 @@ impl Inner {
                     .unwrap_or_else(|e| e.into_inner())
                     .clear();
             }
+            self.end_model_cooldowns(prov, self.clock.now(), !expired_only);
             total += self.end_cooldowns(prov, 0..prov.slots.len(), up_to, Origin::Local);
         }
         total

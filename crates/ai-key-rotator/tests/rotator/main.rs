@@ -7,6 +7,7 @@ mod events;
 mod execute;
 mod get_key;
 mod membership;
+mod models;
 mod persistence;
 mod policies;
 mod report;
