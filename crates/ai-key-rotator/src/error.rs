@@ -60,6 +60,14 @@ pub enum ConfigError {
         /// The credential's label or fingerprint.
         credential: String,
     },
+    /// A provider's circuit settings are unusable.
+    #[error("provider `{provider}` has an invalid circuit: {reason}")]
+    InvalidCircuit {
+        /// The provider.
+        provider: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
     /// A provider added twice.
     #[error("provider `{provider}` already exists")]
     DuplicateProvider {

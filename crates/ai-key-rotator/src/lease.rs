@@ -63,6 +63,18 @@ pub enum AcquireError {
         /// The provider.
         provider: String,
     },
+    /// Several keys of the provider failed alike for a cause not about any key (a region
+    /// block, an outage): the provider backs off as a whole until `retry_at`, when one request
+    /// probes it.
+    #[error("provider `{provider}` is degraded ({}) until {retry_at}", .cause.as_str())]
+    ProviderDegraded {
+        /// The provider.
+        provider: String,
+        /// What its keys failed with.
+        cause: crate::ProviderCause,
+        /// When to try again.
+        retry_at: Timestamp,
+    },
     /// Every key is cooling, disabled or over budget.
     #[error("no key of provider `{provider}` is available{}", retry_text(*.retry_at))]
     Unavailable {
@@ -86,6 +98,7 @@ impl AcquireError {
     pub fn retry_at(&self) -> Option<Timestamp> {
         match self {
             AcquireError::Unavailable { retry_at, .. } => *retry_at,
+            AcquireError::ProviderDegraded { retry_at, .. } => Some(*retry_at),
             AcquireError::UnknownProvider { .. } => None,
         }
     }
@@ -158,6 +171,12 @@ impl<'r> Lease<'r> {
         let verdict = self.classify(response);
         self.report(&verdict);
         verdict
+    }
+
+    /// Reports that the request got no answer (see
+    /// [`KeyRotator::report_transport_failure`]) and ends the lease.
+    pub fn transport_failed(self) -> ReportOutcome {
+        self.rotator.report_transport_failure(&self.credential)
     }
 
     /// Reports a success, with the tokens the request really used if known, and ends the

@@ -61,6 +61,7 @@
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
 mod budget;
+mod circuit;
 pub mod classify;
 mod clock;
 mod config;
@@ -79,6 +80,7 @@ mod store;
 mod strategy;
 
 pub use budget::Budget;
+pub use circuit::{CircuitConfig, ProviderCause};
 pub use clock::{Clock, FakeClock, SystemClock, Timestamp};
 pub use config::{
     ConfigFormat, CredentialConfig, DEFAULT_RESET_INTERVAL_MS, ProviderConfig, RotatorConfig,
@@ -93,8 +95,8 @@ pub use lease::{AcquireError, AcquireOptions, Lease};
 pub use persist::{MemoryPersistence, Persistence, PersistenceError};
 pub use rotator::{KeyRotator, KeyRotatorBuilder, ReportOutcome};
 pub use status::{
-    CooldownReason, CredentialState, CredentialStatus, ModelCooldownStatus, ProviderStatus,
-    RotatorStatus,
+    CircuitStatus, CooldownReason, CredentialState, CredentialStatus, ModelCooldownStatus,
+    ProviderStatus, RotatorStatus,
 };
 #[cfg(feature = "file")]
 pub use store::FileStore;

@@ -36,6 +36,21 @@ pub struct ProviderStatus {
     pub next_available_at: Option<Timestamp>,
     /// Every credential, in order.
     pub credentials: Vec<CredentialStatus>,
+    /// The provider's circuit, when it is not closed (see
+    /// [`CircuitConfig`](crate::CircuitConfig)).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub circuit: Option<CircuitStatus>,
+}
+
+/// A provider circuit that is open or probing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct CircuitStatus {
+    /// What the keys failed with.
+    pub cause: crate::ProviderCause,
+    /// Open: when a request may probe. Probing: when the probe may be replaced.
+    pub until: Timestamp,
+    /// Whether a probe request is out.
+    pub probing: bool,
 }
 
 /// One credential's status.

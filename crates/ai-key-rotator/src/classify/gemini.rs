@@ -15,6 +15,8 @@ pub(super) fn classify(ctx: &Ctx<'_>) -> Verdict {
         {
             invalid(InvalidKeyCause::Invalid)
         }
+        // Served from a place the API does not serve: every key fails alike.
+        400 if f.says("location is not supported") => Verdict::RegionBlocked,
         403 if f.says("reported as leaked") => invalid(InvalidKeyCause::Leaked),
         403 if f.has("CONSUMER_SUSPENDED") || f.says("has been suspended") => {
             invalid(InvalidKeyCause::Suspended)

@@ -40,7 +40,7 @@ pub(super) fn classify(ctx: &Ctx<'_>) -> Verdict {
         },
         // OpenAI's 403 "unsupported_country_region_territory": every key fails alike from here.
         403 if f.has("unsupported_country_region_territory") || f.says("country") => {
-            Verdict::ClientError
+            Verdict::RegionBlocked
         }
         403 if ctx.family == Family::Xai => invalid(InvalidKeyCause::Blocked),
         403 => invalid(InvalidKeyCause::PermissionDenied),

@@ -48,9 +48,14 @@ pub enum Verdict {
         /// When the provider suggested retrying, if it did.
         retry_after: Option<Timestamp>,
     },
-    /// The request was at fault (bad parameters, too large, not allowed from this region); the
-    /// key is fine and another key would get the same answer.
+    /// The request was at fault (bad parameters, too large); the key is fine and another key
+    /// would get the same answer.
     ClientError,
+    /// The provider refuses requests from this country, region or address (OpenAI's 403
+    /// `unsupported_country_region_territory`, Gemini's "User location is not supported"):
+    /// every key fails alike from here, so no key is to blame; several in a short window open
+    /// the provider's circuit.
+    RegionBlocked,
 }
 
 impl Verdict {
@@ -63,6 +68,17 @@ impl Verdict {
                 | Verdict::QuotaExhausted { .. }
                 | Verdict::InvalidKey { .. }
         )
+    }
+
+    /// The cause, when the failure is the provider's rather than the key's or the request's:
+    /// what the provider circuit counts (see [`CircuitConfig`](crate::CircuitConfig)).
+    pub fn provider_cause(&self) -> Option<crate::ProviderCause> {
+        match self {
+            Verdict::Overloaded { .. } => Some(crate::ProviderCause::Overloaded),
+            Verdict::ServerError { .. } => Some(crate::ProviderCause::ServerError),
+            Verdict::RegionBlocked => Some(crate::ProviderCause::RegionBlocked),
+            _ => None,
+        }
     }
 
     /// Whether the request succeeded.
@@ -79,7 +95,7 @@ impl Verdict {
             Verdict::Overloaded { retry_after } | Verdict::ServerError { retry_after } => {
                 *retry_after
             }
-            Verdict::InvalidKey { .. } | Verdict::ClientError => None,
+            Verdict::InvalidKey { .. } | Verdict::ClientError | Verdict::RegionBlocked => None,
         }
     }
 
@@ -129,6 +145,7 @@ impl Verdict {
             Verdict::Overloaded { .. } => "provider overloaded",
             Verdict::ServerError { .. } => "provider server error",
             Verdict::ClientError => "request rejected (not the key's fault)",
+            Verdict::RegionBlocked => "provider refuses this region",
         }
     }
 }

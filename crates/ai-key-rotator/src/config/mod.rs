@@ -26,6 +26,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use crate::budget::{Budget, Limits};
+use crate::circuit::CircuitConfig;
 use crate::classify::Family;
 use crate::cooldown::{Cooldown, Policy};
 use crate::error::ConfigError;
@@ -138,6 +139,10 @@ pub struct ProviderConfig {
     /// Client-side limits for all keys of a quota scope together.
     #[serde(default)]
     pub scope_budgets: BTreeMap<String, Budget>,
+    /// When the provider as a whole backs off after correlated failures (see
+    /// [`CircuitConfig`]).
+    #[serde(default)]
+    pub circuit: CircuitConfig,
 }
 
 impl ProviderConfig {
@@ -161,6 +166,12 @@ impl ProviderConfig {
     /// Sets the selection strategy.
     pub fn strategy(mut self, strategy: Strategy) -> Self {
         self.strategy = strategy;
+        self
+    }
+
+    /// Sets when the provider's circuit opens and how it backs off.
+    pub fn circuit(mut self, circuit: CircuitConfig) -> Self {
+        self.circuit = circuit;
         self
     }
 
@@ -235,6 +246,12 @@ impl ProviderConfig {
         }
         self.compiled_cooldown(provider)?;
         self.compiled_budgets(provider)?;
+        self.circuit
+            .validate()
+            .map_err(|reason| ConfigError::InvalidCircuit {
+                provider: provider.to_owned(),
+                reason,
+            })?;
         let mut seen = std::collections::HashSet::new();
         for (i, c) in self.credentials.iter().enumerate() {
             c.validate(provider, i)?;

@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use foldhash::fast::RandomState;
 
 use crate::budget::{Limits, Usage as BudgetUsage};
+use crate::circuit::{Circuit, CircuitConfig};
 use crate::classify::Family;
 use crate::clock::Timestamp;
 use crate::cooldown::Policy;
@@ -152,6 +153,9 @@ pub(crate) struct ProviderShared {
     pub(crate) plain_fill_first: bool,
     /// Keys resting for one model only; read by picks for a model, never by `get_key`.
     pub(crate) models: ModelCooldowns,
+    /// The provider's circuit: one word every pick reads (0 while closed).
+    pub(crate) circuit: Circuit,
+    pub(crate) circuit_config: CircuitConfig,
 }
 
 impl ProviderShared {
@@ -168,6 +172,8 @@ impl ProviderShared {
             scope_budgets: HashMap::default(),
             plain_fill_first: true,
             models: ModelCooldowns::default(),
+            circuit: Circuit::default(),
+            circuit_config: CircuitConfig::default(),
         }
     }
 

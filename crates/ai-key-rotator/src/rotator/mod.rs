@@ -222,6 +222,13 @@ impl KeyRotator {
         verdict
     }
 
+    /// Records that a request with `credential` never got an answer (connection refused or
+    /// reset, timed out): nothing against the key, but evidence against the provider, whose
+    /// circuit opens when several keys fail so (see [`CircuitConfig`](crate::CircuitConfig)).
+    pub fn report_transport_failure(&self, credential: &Credential) -> ReportOutcome {
+        self.inner.report_transport_failure(credential)
+    }
+
     /// Records a successful request: the key's consecutive-failure count (which exponential
     /// cooldowns grow with) starts again from zero.
     pub fn report_success(&self, credential: &Credential) {
@@ -286,14 +293,17 @@ impl KeyRotator {
         };
         match self.inner.acquire(provider, &pick) {
             Ok(credential) => Ok(Lease::new(self, credential, options.tokens)),
-            Err(None) if self.inner.snapshot.load().find(provider).is_none() => {
-                Err(AcquireError::UnknownProvider {
-                    provider: provider.to_owned(),
-                })
-            }
-            Err(retry_at) => Err(AcquireError::Unavailable {
+            Err(pick::Refusal::Unknown) => Err(AcquireError::UnknownProvider {
                 provider: provider.to_owned(),
-                retry_at: retry_at.flatten(),
+            }),
+            Err(pick::Refusal::NotNow(retry_at)) => Err(AcquireError::Unavailable {
+                provider: provider.to_owned(),
+                retry_at,
+            }),
+            Err(pick::Refusal::Degraded(cause, retry_at)) => Err(AcquireError::ProviderDegraded {
+                provider: provider.to_owned(),
+                cause,
+                retry_at,
             }),
         }
     }

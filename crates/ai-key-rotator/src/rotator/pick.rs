@@ -15,6 +15,7 @@ use std::sync::atomic::Ordering;
 use arc_swap::Guard;
 
 use super::Inner;
+use crate::circuit::ProviderCause;
 use crate::classify::ModelName;
 use crate::clock::Timestamp;
 use crate::credential::Credential;
@@ -40,6 +41,17 @@ pub(crate) struct Pick<'a> {
 /// Why nothing was picked: the earliest time something may be, if any.
 pub(crate) type NotNow = Option<Timestamp>;
 
+/// Why `acquire` handed nothing out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// No such provider.
+    Unknown,
+    /// No key is available; the earliest time one may be, if any.
+    NotNow(NotNow),
+    /// The provider's circuit is open: why, and when to try again.
+    Degraded(ProviderCause, Timestamp),
+}
+
 impl Inner {
     pub(super) fn pick_general(
         &self,
@@ -51,23 +63,24 @@ impl Inner {
         Ok(Credential::new(snapshot, p, i))
     }
 
-    /// A credential for a lease; `Err(None)` for an unknown provider, `Err(Some(t))` for none
-    /// available (with the earliest time one may be, if any).
-    pub(super) fn acquire(
-        &self,
-        provider: &str,
-        pick: &Pick<'_>,
-    ) -> Result<Credential, Option<NotNow>> {
+    /// A credential for a lease, or why there is none.
+    pub(super) fn acquire(&self, provider: &str, pick: &Pick<'_>) -> Result<Credential, Refusal> {
         let snapshot = self.snapshot.load();
-        let p = snapshot.find(provider).ok_or(None::<NotNow>)?;
+        let p = snapshot.find(provider).ok_or(Refusal::Unknown)?;
         let prov = &snapshot.providers[p];
+        if !prov.shared.circuit.is_closed() {
+            self.circuit_admit(prov, self.clock.now())
+                .map_err(|(cause, t)| Refusal::Degraded(cause, t))?;
+        }
         // A pick for a model some key rests for: only then is the per-model table read.
         if let Some(entry) = pick.model.and_then(|m| prov.shared.models.entry(&m)) {
             let pick = Pick {
                 cools: Some(&entry),
                 ..*pick
             };
-            return self.pick_for_model(snapshot, p, &pick, &entry);
+            return self
+                .pick_for_model(snapshot, p, &pick, &entry)
+                .map_err(Refusal::NotNow);
         }
         if prov.shared.plain_fill_first && pick.session.is_none() {
             // The sticky path, as `get_key`, plus the in-flight count.
@@ -84,7 +97,7 @@ impl Inner {
                         let earliest = snapshot
                             .provider(provider)
                             .and_then(|prov| self.earliest_return(prov));
-                        return Err(Some(earliest));
+                        return Err(Refusal::NotNow(earliest));
                     }
                 },
             };
@@ -92,7 +105,8 @@ impl Inner {
             // keep it (see `Lease`).
             return Ok(credential);
         }
-        self.pick_general(snapshot, p, pick).map_err(Some)
+        self.pick_general(snapshot, p, pick)
+            .map_err(Refusal::NotNow)
     }
 
     /// A pick for a model some keys rest for. Fill-first walks from the model's own cursor, so
@@ -104,14 +118,14 @@ impl Inner {
         p: usize,
         pick: &Pick<'_>,
         entry: &ModelEntry,
-    ) -> Result<Credential, Option<NotNow>> {
+    ) -> Result<Credential, NotNow> {
         let prov = &snapshot.providers[p];
         if !(prov.shared.plain_fill_first && pick.session.is_none()) {
-            return self.pick_general(snapshot, p, pick).map_err(Some);
+            return self.pick_general(snapshot, p, pick);
         }
         let n = prov.slots.len();
         if n == 0 {
-            return Err(Some(None));
+            return Err(None);
         }
         let now = Now::new(&*self.clock);
         let mut search = Search::default();
@@ -124,7 +138,7 @@ impl Inner {
                 self.count_use(&prov.slots[i]);
                 Ok(Credential::new(snapshot, p, i))
             }
-            None => Err(Some(search.earliest)),
+            None => Err(search.earliest),
         }
     }
 

@@ -3,11 +3,13 @@
 use std::sync::atomic::Ordering;
 
 use super::Inner;
+use crate::circuit::CircuitState;
 use crate::clock::Timestamp;
 use crate::identity::mask;
 use crate::pool::{ProviderSnap, SlotState};
 use crate::status::{
-    CredentialState, CredentialStatus, ModelCooldownStatus, ProviderStatus, RotatorStatus,
+    CircuitStatus, CredentialState, CredentialStatus, ModelCooldownStatus, ProviderStatus,
+    RotatorStatus,
 };
 
 impl Inner {
@@ -95,7 +97,23 @@ impl Inner {
             .then(|| prov.shared.cursor.load(Ordering::Relaxed) as usize % n)
             .filter(|&i| credentials[i].state == CredentialState::Available)
             .map(|i| credentials[i].id.clone());
+        let circuit = match prov.shared.circuit.state() {
+            CircuitState::Closed => None,
+            CircuitState::Open(until) => Some((until, false)),
+            CircuitState::Probing(until) => Some((until, true)),
+        }
+        .map(|(until, probing)| CircuitStatus {
+            cause: prov
+                .shared
+                .circuit
+                .detail()
+                .cause
+                .unwrap_or(crate::ProviderCause::ServerError),
+            until,
+            probing,
+        });
         ProviderStatus {
+            circuit,
             name: prov.name.to_string(),
             total: n,
             available,

@@ -19,10 +19,12 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use serde::Serialize;
 
 use super::Inner;
+use crate::circuit::{CircuitState, ProviderCause};
 use crate::classify::{LimitScope, Verdict};
 use crate::clock::Timestamp;
 use crate::cooldown::CooldownContext;
@@ -50,6 +52,14 @@ pub enum ReportOutcome {
     },
     /// The credential was disabled.
     Disabled,
+    /// Several keys failed alike for a cause not about any key: the provider's circuit opened
+    /// until `until` (no key was cooled).
+    ProviderDegraded {
+        /// What the keys failed with.
+        cause: ProviderCause,
+        /// When a request may probe the provider again.
+        until: Timestamp,
+    },
     /// The credential (and, with `scope`, every credential of its quota scope) rests for one
     /// model until `until`, and still serves other models.
     ModelCooled {
@@ -189,6 +199,21 @@ impl Inner {
         };
         let slot = &prov.slots[i];
         let now = self.clock.now();
+        if let Some(cause) = verdict.provider_cause() {
+            // Any key would fare the same: nothing to hold against this one, but evidence
+            // against the provider.
+            return match self.provider_failure(prov, i, cause, now) {
+                Some(until) => ReportOutcome::ProviderDegraded { cause, until },
+                None => {
+                    // The next request tries another key (without cooling this one): if it
+                    // fails alike, the failure is the provider's, and the circuit learns so.
+                    self.move_off(prov, |j| j == i, now);
+                    ReportOutcome::Unchanged
+                }
+            };
+        }
+        // The provider answered about the key or the request: it is reachable.
+        self.provider_answered(prov);
         match verdict {
             Verdict::Ok(usage) => {
                 slot.detail().failures = 0;
@@ -264,6 +289,24 @@ impl Inner {
         let snapshot = self.snapshot.load();
         if let Some((prov, i)) = self.locate(&snapshot, credential) {
             prov.slots[i].detail().failures = 0;
+            self.provider_answered(prov);
+        }
+    }
+
+    /// The request with `credential` did not reach the provider or got no answer in time.
+    pub(super) fn report_transport_failure(&self, credential: &Credential) -> ReportOutcome {
+        let snapshot = self.snapshot.load();
+        let Some((prov, i)) = self.locate(&snapshot, credential) else {
+            return ReportOutcome::Unchanged;
+        };
+        let cause = ProviderCause::Transport;
+        let now = self.clock.now();
+        match self.provider_failure(prov, i, cause, now) {
+            Some(until) => ReportOutcome::ProviderDegraded { cause, until },
+            None => {
+                self.move_off(prov, |j| j == i, now);
+                ReportOutcome::Unchanged
+            }
         }
     }
 
@@ -497,6 +540,154 @@ impl Inner {
             model,
             until: applied,
             scope: slot.scope.clone(),
+        }
+    }
+
+    /// A failure that is not about the key (`cause`) of credential `i`: counted in the
+    /// provider's window; when enough keys failed alike within it, the circuit opens, and a
+    /// failure while a probe is out reopens it with a doubled backoff. Returns when the
+    /// circuit stays open until, if this report opened it.
+    pub(super) fn provider_failure(
+        &self,
+        prov: &ProviderSnap,
+        i: usize,
+        cause: ProviderCause,
+        now: Timestamp,
+    ) -> Option<Timestamp> {
+        let config = &prov.shared.circuit_config;
+        if !config.enabled {
+            return None;
+        }
+        let circuit = &prov.shared.circuit;
+        let mut d = circuit.detail();
+        let open_for = match circuit.state() {
+            // Stragglers of requests sent before it opened say nothing new.
+            CircuitState::Open(_) => return None,
+            // The probe (or a request let through with it) failed: back off longer.
+            CircuitState::Probing(_) => true,
+            CircuitState::Closed => {
+                let window = Duration::from_millis(config.window_ms);
+                while d
+                    .window
+                    .front()
+                    .is_some_and(|&(_, at, _)| at.saturating_add(window) <= now)
+                {
+                    d.window.pop_front();
+                }
+                d.window.push_back((prov.fingerprints[i], now, cause));
+                circuit.has_failures.store(true, Ordering::Release);
+                let same: Vec<u64> = d
+                    .window
+                    .iter()
+                    .filter(|&&(_, _, c)| c == cause)
+                    .map(|&(fp, _, _)| fp)
+                    .collect();
+                let mut keys = same.clone();
+                keys.sort_unstable();
+                keys.dedup();
+                let threshold = config.threshold as usize;
+                // Correlation needs at least two keys: one key failing again and again says
+                // nothing about its neighbours, and retries handle it.
+                let keys_needed = threshold.min(prov.slots.len()).max(2);
+                keys.len() >= keys_needed && same.len() >= threshold
+            }
+        };
+        if !open_for {
+            return None;
+        }
+        let opens = d.opens.saturating_add(1);
+        let until = now.saturating_add(config.backoff(opens));
+        let changed = circuit.update(|state| match state {
+            CircuitState::Open(_) => None,
+            CircuitState::Closed | CircuitState::Probing(_) => Some(CircuitState::Open(until)),
+        });
+        changed?;
+        d.opens = opens;
+        d.cause = Some(cause);
+        d.window.clear();
+        circuit.has_failures.store(false, Ordering::Release);
+        drop(d);
+        tracing::warn!(provider = %prov.name, cause = cause.as_str(), %until, opens, "provider circuit open: keys are not blamed");
+        self.emit(Origin::Local, || Event::ProviderDegraded {
+            provider: Arc::clone(&prov.name),
+            cause,
+            until,
+        });
+        Some(until)
+    }
+
+    /// The provider answered (a success, or an answer about the key or the request): the
+    /// failure window starts again, and an open circuit closes.
+    #[inline]
+    pub(super) fn provider_answered(&self, prov: &ProviderSnap) {
+        let circuit = &prov.shared.circuit;
+        if circuit.is_closed() && !circuit.has_failures.load(Ordering::Acquire) {
+            return;
+        }
+        self.provider_answered_slow(prov);
+    }
+
+    #[cold]
+    fn provider_answered_slow(&self, prov: &ProviderSnap) {
+        let circuit = &prov.shared.circuit;
+        let mut d = circuit.detail();
+        d.window.clear();
+        circuit.has_failures.store(false, Ordering::Release);
+        let closed = circuit.update(|state| match state {
+            CircuitState::Closed => None,
+            _ => Some(CircuitState::Closed),
+        });
+        if closed.is_none() {
+            return;
+        }
+        d.opens = 0;
+        d.cause = None;
+        drop(d);
+        tracing::info!(provider = %prov.name, "provider circuit closed");
+        self.emit(Origin::Local, || Event::ProviderRecovered {
+            provider: Arc::clone(&prov.name),
+        });
+    }
+
+    /// Whether a request may go to the provider while its circuit is not closed: once it has
+    /// been open long enough, exactly one caller probes (until it reports, or for
+    /// `probe_timeout_ms`); the others are told when to try again.
+    #[cold]
+    pub(super) fn circuit_admit(
+        &self,
+        prov: &ProviderSnap,
+        now: Timestamp,
+    ) -> Result<(), (ProviderCause, Timestamp)> {
+        let config = &prov.shared.circuit_config;
+        let circuit = &prov.shared.circuit;
+        let probe_until = now.saturating_add(Duration::from_millis(config.probe_timeout_ms));
+        let mut refused = None;
+        circuit.update(|state| {
+            refused = None;
+            match state {
+                CircuitState::Closed => None,
+                CircuitState::Open(t) if now < t => {
+                    refused = Some(t);
+                    None
+                }
+                // While a probe is out, ask again after one base backoff: by then it has
+                // usually reported.
+                CircuitState::Probing(t) if now < t => {
+                    refused =
+                        Some(t.min(now.saturating_add(Duration::from_millis(config.backoff_ms))));
+                    None
+                }
+                CircuitState::Open(_) | CircuitState::Probing(_) => {
+                    Some(CircuitState::Probing(probe_until))
+                }
+            }
+        });
+        match refused {
+            Some(t) => {
+                let cause = circuit.detail().cause.unwrap_or(ProviderCause::ServerError);
+                Err((cause, t))
+            }
+            None => Ok(()),
         }
     }
 

@@ -163,7 +163,7 @@ fn openai() {
                 &[],
                 r#"{"error":{"code":"unsupported_country_region_territory","message":"Country, region, or territory not supported","param":null,"type":"request_forbidden"}}"#,
             ),
-            Verdict::ClientError,
+            Verdict::RegionBlocked,
         ),
         (
             resp(
@@ -534,6 +534,15 @@ fn gemini() {
         ),
         (resp(Gemini, 429, &[], OLD), rate(None, Shared, Unknown)),
         (resp(Gemini, 400, &[], BAD_KEY), invalid(Invalid)),
+        (
+            resp(
+                Gemini,
+                400,
+                &[],
+                r#"{"error":{"code":400,"message":"User location is not supported for the API use.","status":"FAILED_PRECONDITION"}}"#,
+            ),
+            Verdict::RegionBlocked,
+        ),
         (
             resp(
                 Gemini,

@@ -1,8 +1,10 @@
 //! Black-box tests of the core rotator, one module per area.
 
 mod budgets;
+mod circuit;
 mod concurrency;
 mod config;
+mod e2e;
 mod events;
 mod execute;
 mod get_key;

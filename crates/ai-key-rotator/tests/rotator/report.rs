@@ -75,18 +75,21 @@ fn each_verdict_has_its_effect() {
         ReportOutcome::Disabled,
         "sk-b",
     );
+    // Not the key's fault: nothing against it, but the next request tries another key, so
+    // that a failure every key shares shows as one (the provider circuit counts keys).
     check(
         Verdict::Overloaded {
             retry_after: Some(at(5)),
         },
         ReportOutcome::Unchanged,
-        "sk-a",
+        "sk-b",
     );
     check(
         Verdict::ServerError { retry_after: None },
         ReportOutcome::Unchanged,
-        "sk-a",
+        "sk-b",
     );
+    check(Verdict::RegionBlocked, ReportOutcome::Unchanged, "sk-b");
     check(Verdict::ClientError, ReportOutcome::Unchanged, "sk-a");
 }
 
