@@ -68,6 +68,14 @@ pub enum ConfigError {
         /// What is wrong.
         reason: &'static str,
     },
+    /// A provider's re-check settings are unusable.
+    #[error("provider `{provider}` has invalid re-check settings: {reason}")]
+    InvalidRecheck {
+        /// The provider.
+        provider: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
     /// A provider added twice.
     #[error("provider `{provider}` already exists")]
     DuplicateProvider {

@@ -74,6 +74,7 @@ mod identity;
 mod lease;
 mod persist;
 mod pool;
+mod recheck;
 mod rotator;
 mod status;
 mod store;
@@ -93,6 +94,7 @@ pub use events::{Event, RecvError, Subscription};
 pub use identity::{CredentialId, Fingerprint, InvalidFingerprint};
 pub use lease::{AcquireError, AcquireOptions, Lease};
 pub use persist::{MemoryPersistence, Persistence, PersistenceError};
+pub use recheck::{DueProbe, RecheckConfig, RecheckKind};
 pub use rotator::{KeyRotator, KeyRotatorBuilder, ReportOutcome};
 pub use status::{
     CircuitStatus, CooldownReason, CredentialState, CredentialStatus, ModelCooldownStatus,

@@ -78,6 +78,10 @@ pub struct CredentialStatus {
     pub reason: Option<CooldownReason>,
     /// Failures blamed on the key in a row (reset by a success).
     pub consecutive_failures: u32,
+    /// When a disabled key (depleted, or invalid with `recheck_invalid`) is due for a
+    /// re-check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recheck_at: Option<Timestamp>,
     /// The models it rests for after per-model limits (it serves the others), by model name.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub model_cooldowns: Vec<ModelCooldownStatus>,
@@ -137,4 +141,10 @@ pub enum CredentialState {
     },
     /// It was disabled and comes back only when enabled.
     Disabled,
+    /// It is out of credits or over a cap with no known reset: out of use until a re-check
+    /// proves it (see [`RecheckConfig`](crate::RecheckConfig)).
+    Depleted {
+        /// When the re-check is due; `None` when re-checks are off.
+        recheck_at: Option<Timestamp>,
+    },
 }

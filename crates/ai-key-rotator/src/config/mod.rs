@@ -143,6 +143,10 @@ pub struct ProviderConfig {
     /// [`CircuitConfig`]).
     #[serde(default)]
     pub circuit: CircuitConfig,
+    /// How keys out of credits (and, if asked, invalid keys) are re-checked (see
+    /// [`RecheckConfig`](crate::RecheckConfig)).
+    #[serde(default)]
+    pub recheck: crate::recheck::RecheckConfig,
 }
 
 impl ProviderConfig {
@@ -172,6 +176,12 @@ impl ProviderConfig {
     /// Sets when the provider's circuit opens and how it backs off.
     pub fn circuit(mut self, circuit: CircuitConfig) -> Self {
         self.circuit = circuit;
+        self
+    }
+
+    /// Sets how depleted keys are re-checked.
+    pub fn recheck(mut self, recheck: crate::recheck::RecheckConfig) -> Self {
+        self.recheck = recheck;
         self
     }
 
@@ -249,6 +259,12 @@ impl ProviderConfig {
         self.circuit
             .validate()
             .map_err(|reason| ConfigError::InvalidCircuit {
+                provider: provider.to_owned(),
+                reason,
+            })?;
+        self.recheck
+            .validate()
+            .map_err(|reason| ConfigError::InvalidRecheck {
                 provider: provider.to_owned(),
                 reason,
             })?;

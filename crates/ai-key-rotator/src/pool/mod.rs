@@ -156,6 +156,8 @@ pub(crate) struct ProviderShared {
     /// The provider's circuit: one word every pick reads (0 while closed).
     pub(crate) circuit: Circuit,
     pub(crate) circuit_config: CircuitConfig,
+    /// How depleted keys are re-checked.
+    pub(crate) recheck: crate::recheck::RecheckConfig,
 }
 
 impl ProviderShared {
@@ -174,6 +176,7 @@ impl ProviderShared {
             models: ModelCooldowns::default(),
             circuit: Circuit::default(),
             circuit_config: CircuitConfig::default(),
+            recheck: crate::recheck::RecheckConfig::default(),
         }
     }
 

@@ -235,6 +235,59 @@ impl KeyRotator {
         self.inner.report_success(credential)
     }
 
+    /// The keys of `provider` due for a re-check now: keys out of credits or over a cap with
+    /// no known reset (and, with [`RecheckConfig::recheck_invalid`](crate::RecheckConfig),
+    /// keys called invalid), on a backoff of 1 minute doubling to a day by default. Prove each
+    /// with the cheapest request that needs a valid key (listing models; never a paid
+    /// completion) and record the outcome with [`probe_succeeded`](Self::probe_succeeded) or
+    /// [`probe_failed`](Self::probe_failed). Each key returned is claimed: it is offered again
+    /// only after another backoff if no outcome is recorded. Empty when re-checks are off.
+    ///
+    /// ```
+    /// use ai_key_rotator::classify::{LimitKind, LimitScope, Verdict};
+    /// use ai_key_rotator::{FakeClock, KeyRotator, ProviderConfig, ReportOutcome, Timestamp};
+    /// use std::time::Duration;
+    ///
+    /// let clock = FakeClock::new(Timestamp::from_secs(1_000));
+    /// let rotator = KeyRotator::builder()
+    ///     .provider("openai", ProviderConfig::new().credential("sk-a").credential("sk-b"))
+    ///     .clock(clock.clone())
+    ///     .build()?;
+    /// let key = rotator.get_key("openai").unwrap();
+    /// let no_credits = Verdict::QuotaExhausted {
+    ///     until: None,
+    ///     scope: LimitScope::Key,
+    ///     limit: LimitKind::Credits,
+    /// };
+    /// assert!(matches!(rotator.report(&key, &no_credits), ReportOutcome::Depleted { .. }));
+    /// assert!(rotator.due_probes("openai").is_empty());
+    ///
+    /// clock.advance(Duration::from_secs(60));
+    /// let due = rotator.due_probes("openai");
+    /// assert_eq!(due[0].credential.expose_key(), "sk-a");
+    /// // ... list models with that key; it answers 200 (someone paid):
+    /// assert!(rotator.probe_succeeded(&due[0].credential));
+    /// assert_eq!(rotator.provider_status("openai").unwrap().available, 2);
+    /// # Ok::<(), ai_key_rotator::ConfigError>(())
+    /// ```
+    pub fn due_probes(&self, provider: &str) -> Vec<crate::DueProbe> {
+        self.inner.due_probes(provider)
+    }
+
+    /// Records that a re-check of a key from [`due_probes`](Self::due_probes) succeeded: it
+    /// is handed out again (`Enabled`). Its backoff is kept until a real request succeeds, so a
+    /// key that is valid but still out of credits is re-checked less and less often. Returns
+    /// `false` if the key was not waiting for a re-check.
+    pub fn probe_succeeded(&self, credential: &Credential) -> bool {
+        self.inner.probe_succeeded(credential)
+    }
+
+    /// Records that a re-check failed: the next is due after a doubled backoff, returned
+    /// (`None` if the key was not waiting for a re-check, or re-checks are off).
+    pub fn probe_failed(&self, credential: &Credential) -> Option<crate::Timestamp> {
+        self.inner.probe_failed(credential)
+    }
+
     /// Disables the credential whose key is `key` until [`enable`](Self::enable)d. Returns
     /// `false` if there is no such credential or it is already disabled.
     pub fn disable(&self, provider: &str, key: &str) -> bool {

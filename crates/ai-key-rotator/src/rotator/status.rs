@@ -60,7 +60,19 @@ impl Inner {
                     SlotState::Disabled | SlotState::Removed => CredentialState::Disabled,
                 };
                 let detail = slot.detail().clone();
+                let recheck = detail.recheck.as_deref().copied();
+                let state = match (state, recheck) {
+                    (
+                        CredentialState::Disabled,
+                        Some(crate::recheck::Recheck {
+                            kind: crate::RecheckKind::Depleted,
+                            due,
+                        }),
+                    ) => CredentialState::Depleted { recheck_at: due },
+                    (state, _) => state,
+                };
                 CredentialStatus {
+                    recheck_at: recheck.and_then(|r| r.due),
                     id: slot.id.clone(),
                     masked_key: mask(slot.key.expose_secret()),
                     state,

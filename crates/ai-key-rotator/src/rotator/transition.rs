@@ -32,6 +32,7 @@ use crate::credential::Credential;
 use crate::events::Event;
 use crate::identity::CredentialId;
 use crate::pool::{ModelCooldown, ProviderSnap, Slot, SlotState, Snapshot};
+use crate::recheck::{Recheck, RecheckKind};
 use crate::status::CooldownReason;
 
 /// What a report did to the rotator's state: data, so callers (and the gateway) can act on it.
@@ -52,6 +53,15 @@ pub enum ReportOutcome {
     },
     /// The credential was disabled.
     Disabled,
+    /// The credential (with `scope`, every credential of its quota scope) is out of credits or
+    /// over a cap with no known reset: out of use until a re-check proves it (see
+    /// [`RecheckConfig`](crate::RecheckConfig)).
+    Depleted {
+        /// When the re-check is due; `None` when re-checks are off.
+        recheck_at: Option<Timestamp>,
+        /// The quota scope depleted with it, if the cap was the scope's.
+        scope: Option<Arc<str>>,
+    },
     /// Several keys failed alike for a cause not about any key: the provider's circuit opened
     /// until `until` (no key was cooled).
     ProviderDegraded {
@@ -216,7 +226,11 @@ impl Inner {
         self.provider_answered(prov);
         match verdict {
             Verdict::Ok(usage) => {
-                slot.detail().failures = 0;
+                {
+                    let mut d = slot.detail();
+                    d.failures = 0;
+                    d.recheck_failures = 0;
+                }
                 if let Some(left) = usage.remaining_requests.or(usage.remaining_tokens) {
                     slot.remaining.store(left, Ordering::Relaxed);
                 }
@@ -255,6 +269,20 @@ impl Inner {
                 };
                 self.cool_model(prov, i, *model, t, now, reason, Origin::Local)
             }
+            // Out of credits or over a cap with no known reset: waiting a minute does not
+            // help; the key is out until a re-check proves it again.
+            Verdict::QuotaExhausted {
+                until: None, scope, ..
+            } => {
+                let shared = *scope == LimitScope::Shared;
+                let reason = CooldownReason {
+                    cause: Cow::Borrowed(verdict.reason()),
+                    verdict: Some(Box::new(verdict.clone())),
+                    provider_reset: None,
+                    scope: slot.scope.clone().filter(|_| shared),
+                };
+                self.deplete(prov, i, shared, reason)
+            }
             Verdict::RateLimited { until, scope, .. }
             | Verdict::QuotaExhausted { until, scope, .. } => {
                 let shared = *scope == LimitScope::Shared;
@@ -288,7 +316,11 @@ impl Inner {
     pub(super) fn report_success(&self, credential: &Credential) {
         let snapshot = self.snapshot.load();
         if let Some((prov, i)) = self.locate(&snapshot, credential) {
-            prov.slots[i].detail().failures = 0;
+            {
+                let mut d = prov.slots[i].detail();
+                d.failures = 0;
+                d.recheck_failures = 0;
+            }
             self.provider_answered(prov);
         }
     }
@@ -817,7 +849,14 @@ impl Inner {
             return false;
         }
         let cause = reason.cause.clone();
-        slot.detail().reason = Some(Box::new(reason));
+        {
+            let mut d = slot.detail();
+            d.recheck = self.recheck_for(prov, &reason, d.recheck_failures);
+            if d.recheck.is_some() {
+                d.recheck_failures = d.recheck_failures.saturating_add(1);
+            }
+            d.reason = Some(Box::new(reason));
+        }
         match origin {
             Origin::Local => {
                 tracing::warn!(provider = %prov.name, credential = %slot.id, reason = %cause, "credential disabled")
@@ -837,6 +876,129 @@ impl Inner {
         true
     }
 
+    /// The re-check schedule of a key disabled for `reason`: depleted keys (out of credits, a
+    /// cap with no known reset) always, invalid keys when the provider re-checks them.
+    fn recheck_for(
+        &self,
+        prov: &ProviderSnap,
+        reason: &CooldownReason,
+        failures: u32,
+    ) -> Option<Box<Recheck>> {
+        let config = &prov.shared.recheck;
+        let kind = match reason.verdict.as_deref() {
+            Some(Verdict::QuotaExhausted { until: None, .. }) => RecheckKind::Depleted,
+            Some(Verdict::InvalidKey { .. }) if config.recheck_invalid => RecheckKind::Invalid,
+            _ => return None,
+        };
+        let due = config
+            .enabled
+            .then(|| config.due(self.clock.now(), failures));
+        Some(Box::new(Recheck { kind, due }))
+    }
+
+    /// Takes credential `i` (with `shared`, every credential of its quota scope) out of use
+    /// until a re-check: disabled with the reason, which schedules the re-check.
+    fn deplete(
+        &self,
+        prov: &ProviderSnap,
+        i: usize,
+        shared: bool,
+        reason: CooldownReason,
+    ) -> ReportOutcome {
+        let scope = prov.slots[i].scope.clone().filter(|_| shared);
+        let members: Vec<usize> = match scope.as_ref().and_then(|s| prov.scopes.get(s)) {
+            Some(m) => m.iter().map(|&j| j as usize).collect(),
+            None => vec![i],
+        };
+        let mut any = false;
+        for j in members {
+            any |= self.disable_at(prov, j, reason.clone(), Origin::Local);
+        }
+        if !any {
+            return ReportOutcome::Unchanged;
+        }
+        let recheck_at = prov.slots[i].detail().recheck.as_ref().and_then(|r| r.due);
+        ReportOutcome::Depleted { recheck_at, scope }
+    }
+
+    /// The depleted (or re-checked invalid) credentials of `prov` whose re-check is due at
+    /// `now`. Each is claimed: offered again after the first wait if nobody reports (a probe
+    /// lost with its caller is not lost for good).
+    pub(super) fn claim_due(
+        &self,
+        prov: &ProviderSnap,
+        now: Timestamp,
+    ) -> Vec<(usize, RecheckKind)> {
+        let config = &prov.shared.recheck;
+        if !config.enabled {
+            return Vec::new();
+        }
+        let mut due = Vec::new();
+        for (i, slot) in prov.slots.iter().enumerate() {
+            if slot.state() != SlotState::Disabled {
+                continue;
+            }
+            let mut d = slot.detail();
+            if let Some(r) = d.recheck.as_mut()
+                && r.due.is_some_and(|t| t <= now)
+            {
+                r.due = Some(config.due(now, 0));
+                due.push((i, r.kind));
+            }
+        }
+        due
+    }
+
+    pub(super) fn due_probes(&self, provider: &str) -> Vec<crate::recheck::DueProbe> {
+        let snapshot = self.snapshot.load();
+        let Some(p) = snapshot.find(provider) else {
+            return Vec::new();
+        };
+        let due = self.claim_due(&snapshot.providers[p], self.clock.now());
+        due.into_iter()
+            .map(|(i, kind)| crate::recheck::DueProbe {
+                credential: Credential::new(self.snapshot.load(), p, i).detach(),
+                kind,
+            })
+            .collect()
+    }
+
+    pub(super) fn probe_succeeded(&self, credential: &Credential) -> bool {
+        let snapshot = self.snapshot.load();
+        self.locate(&snapshot, credential)
+            .is_some_and(|(prov, i)| self.probe_succeeded_at(prov, i))
+    }
+
+    pub(super) fn probe_failed(&self, credential: &Credential) -> Option<Timestamp> {
+        let snapshot = self.snapshot.load();
+        let (prov, i) = self.locate(&snapshot, credential)?;
+        self.probe_failed_at(prov, i)
+    }
+
+    /// A re-check proved credential `i`: it is enabled again (its backoff is kept until a
+    /// real request succeeds, so a key still out of credits backs off further). Returns
+    /// whether it was waiting for a re-check.
+    pub(super) fn probe_succeeded_at(&self, prov: &ProviderSnap, i: usize) -> bool {
+        if prov.slots[i].detail().recheck.is_none() {
+            return false;
+        }
+        self.enable_at(prov, i, Origin::Local)
+    }
+
+    /// A re-check failed: the next one is due after a doubled backoff. Returns when, or `None`
+    /// if the credential was not waiting for a re-check.
+    pub(super) fn probe_failed_at(&self, prov: &ProviderSnap, i: usize) -> Option<Timestamp> {
+        let config = &prov.shared.recheck;
+        let now = self.clock.now();
+        let mut d = prov.slots[i].detail();
+        let failures = d.recheck_failures;
+        let r = d.recheck.as_mut()?;
+        let due = config.enabled.then(|| config.due(now, failures));
+        r.due = due;
+        d.recheck_failures = failures.saturating_add(1);
+        due
+    }
+
     /// Enables disabled credential `i`. Returns `false` if it was not disabled.
     pub(super) fn enable_at(&self, prov: &ProviderSnap, i: usize, origin: Origin) -> bool {
         let slot = &prov.slots[i];
@@ -851,6 +1013,7 @@ impl Inner {
             let mut d = slot.detail();
             d.reason = None;
             d.failures = 0;
+            d.recheck = None;
         }
         prov.shared.exhaustion.invalidate();
         tracing::info!(provider = %prov.name, credential = %slot.id, ?origin, "credential enabled");

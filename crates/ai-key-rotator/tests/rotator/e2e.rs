@@ -201,3 +201,78 @@ async fn every_anthropic_key_refused_for_the_region_opens_the_circuit() {
 async fn every_gemini_key_refused_for_the_region_opens_the_circuit() {
     region_block("gemini").await;
 }
+
+/// A key out of credits (field failure 3: today `insufficient_quota` cools it for a minute, so
+/// it is tried and fails every minute, or is gone for good) is depleted, re-checked with a
+/// models listing on a backoff, and back once the account is paid.
+#[tokio::test]
+async fn a_depleted_key_comes_back_after_a_recheck_once_the_mock_clears_it() {
+    let mock = MockUpstream::start(Config::new()).await.unwrap();
+    let http = reqwest::Client::new();
+    mock.script().on_key("sk-a", Behavior::InsufficientQuota);
+    let clock = super::support::clock();
+    let r = KeyRotator::builder()
+        .provider(
+            "openai",
+            ProviderConfig::new()
+                .credential(CredentialConfig::new("sk-a").label("sk-a"))
+                .credential(CredentialConfig::new("sk-b").label("sk-b")),
+        )
+        .clock(clock.clone())
+        .reset_interval(Duration::ZERO)
+        .build()
+        .unwrap();
+    assert_eq!(
+        call(&http, &mock, &r, "openai", "gpt-4o").await.unwrap(),
+        (429, "sk-a".to_owned())
+    );
+    let probe = |key: String| {
+        let http = http.clone();
+        let url = format!("{}/v1/models", mock.base_url());
+        async move {
+            http.get(url)
+                .bearer_auth(key)
+                .send()
+                .await
+                .expect("mock reachable")
+                .status()
+                .as_u16()
+        }
+    };
+    // Minutes later it is not handed out by itself: nothing but a re-check brings it back.
+    clock.advance(Duration::from_secs(60));
+    for _ in 0..3 {
+        assert_eq!(
+            call(&http, &mock, &r, "openai", "gpt-4o").await.unwrap().1,
+            "sk-b"
+        );
+    }
+    let due = r.due_probes("openai");
+    assert_eq!(due.len(), 1);
+    let status = probe(due[0].credential.expose_key().to_owned()).await;
+    assert_eq!(status, 429, "still out of credits");
+    let next = r.probe_failed(&due[0].credential).expect("rescheduled");
+    // Someone pays.
+    mock.script().reset();
+    clock.set(next);
+    let due = r.due_probes("openai");
+    assert_eq!(due.len(), 1);
+    assert_eq!(probe(due[0].credential.expose_key().to_owned()).await, 200);
+    assert!(r.probe_succeeded(&due[0].credential));
+    let status = r.provider_status("openai").unwrap();
+    assert!(
+        status
+            .credentials
+            .iter()
+            .all(|c| c.state == CredentialState::Available)
+    );
+    // No completion was spent on the re-checks: the key saw one completion and two listings.
+    let sent: Vec<String> = mock
+        .requests()
+        .iter()
+        .filter(|q| q.header("authorization") == Some("Bearer sk-a"))
+        .map(|q| q.path.clone())
+        .collect();
+    assert_eq!(sent, ["/v1/chat/completions", "/v1/models", "/v1/models"]);
+    mock.shutdown().await;
+}

@@ -12,6 +12,7 @@ mod membership;
 mod models;
 mod persistence;
 mod policies;
+mod recheck;
 mod report;
 mod secrets;
 mod strategies;
