@@ -103,6 +103,7 @@ ${p.budget ? `<span>budget per key <b>${esc(JSON.stringify(p.budget))}</b></span
     if (!r.ok) return;
     last = await r.json();
     skew = last.at - Date.now();
+    if (!window.akrShowAuth) $("#auth").hidden = true;
     render(last);
   }
 
@@ -134,6 +135,7 @@ ${p.budget ? `<span>budget per key <b>${esc(JSON.stringify(p.budget))}</b></span
       $(id).value = "";
     }
     $("#auth").hidden = true;
+    window.akrShowAuth = false;
     poll();
   });
   $("#forget").addEventListener("click", () => {
@@ -142,7 +144,10 @@ ${p.budget ? `<span>budget per key <b>${esc(JSON.stringify(p.budget))}</b></span
     $("#auth").hidden = false;
     poll();
   });
-  $("#show-auth").addEventListener("click", () => { $("#auth").hidden = !$("#auth").hidden; });
+  $("#show-auth").addEventListener("click", () => {
+    window.akrShowAuth = $("#auth").hidden;
+    $("#auth").hidden = !$("#auth").hidden;
+  });
   document.documentElement.classList.add("js");
   poll();
   setInterval(poll, 2000);
