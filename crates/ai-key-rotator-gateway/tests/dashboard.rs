@@ -387,3 +387,43 @@ async fn metrics_tell_the_store_health_and_each_keys_answers() {
         .unwrap_or_else(|| panic!("no store error counter in {last}"));
     assert!(errors >= 1);
 }
+
+#[tokio::test]
+async fn logs_can_be_json_lines_from_the_configuration() {
+    let upstream = MockUpstream::start(Config::new()).await.unwrap();
+    let gw = support::GatewayProcess::start(&support::config_text(
+        &upstream.base_url(),
+        &format!(
+            "log_format = \"json\"\nadmin_tokens = [{{ key = \"{ADMIN}\", label = \"alice\" }}]"
+        ),
+        &[provider("openai", "openai", &[CANARY])],
+    ));
+    let r = support::client()
+        .post(format!(
+            "{}/admin/keys/openai/{}/disable",
+            gw.url(),
+            Fingerprint::of(CANARY)
+        ))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let logs = gw.stop_and_read_logs();
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["level"].is_string() && l["timestamp"].is_string())
+    );
+    let audit = lines
+        .iter()
+        .find(|l| l["target"] == "audit")
+        .unwrap_or_else(|| panic!("no audit line in {logs}"));
+    assert_eq!(audit["who"], "alice");
+    assert_eq!(audit["action"], "disable");
+    assert!(!logs.contains(CANARY));
+}

@@ -115,6 +115,10 @@ struct RawConfig {
     header_limit: usize,
     #[serde(default)]
     access_log: AccessLog,
+    /// Read before logging starts, by [`LogFormat::of_file`]; nothing else uses it.
+    #[serde(default)]
+    #[allow(dead_code)]
+    log_format: Option<LogFormat>,
     /// Where cooldowns are kept across restarts. A configuration file without one keeps
     /// them in SQLite next to itself (see [`GatewayConfig::load`]).
     #[serde(default)]
@@ -281,6 +285,36 @@ pub enum AccessLog {
     Debug,
     /// At `info`.
     Info,
+}
+
+/// The `log_format` option (or `--log-format`): how log lines are written to stderr.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum LogFormat {
+    /// One human-readable line per event (colour only at a terminal, never with `NO_COLOR`).
+    #[default]
+    Text,
+    /// One JSON object per line (`timestamp`, `level`, `target`, `fields`), for log
+    /// collectors.
+    Json,
+}
+
+impl LogFormat {
+    /// The `log_format` of a configuration file, read before logging starts (so before the
+    /// file is validated): `None` when the file cannot be read or says nothing; `serve`
+    /// reports whatever else is wrong with it.
+    pub fn of_file(path: &Path) -> Option<LogFormat> {
+        #[derive(Deserialize)]
+        struct Peek {
+            #[serde(default)]
+            log_format: Option<LogFormat>,
+        }
+        let text = std::fs::read_to_string(path).ok()?;
+        ai_key_rotator::parse_config::<Peek>(&text, ConfigFormat::Toml)
+            .ok()?
+            .log_format
+    }
 }
 
 /// A loaded, validated configuration. Its fields are private so that what the gateway runs
