@@ -88,6 +88,9 @@ async fn forward_inner(
     let mut last_blamed: Option<Response<GatewayBody>> = None;
     // The earliest time a key of the chain comes back, from the rotator's refusals.
     let mut retry_at: Option<Timestamp> = None;
+    // Whether a provider of the chain refused because its circuit is open (the provider is
+    // failing for everyone): answered with 503, not as cooling keys.
+    let mut degraded = false;
     for (i, provider) in chain.iter().enumerate() {
         if i > 0 {
             metrics.failover(&primary.name, &provider.name);
@@ -97,6 +100,7 @@ async fn forward_inner(
                 Ok(lease) => lease,
                 Err(e) => {
                     // This provider has no usable key: fail over.
+                    degraded |= matches!(e, ai_key_rotator::AcquireError::ProviderDegraded { .. });
                     if let Some(t) = e.retry_at() {
                         retry_at = Some(retry_at.map_or(t, |r| r.min(t)));
                     }
@@ -125,7 +129,37 @@ async fn forward_inner(
     {
         return response;
     }
+    if degraded
+        && last_blamed.is_none()
+        && let Some(at) = retry_at
+    {
+        return provider_degraded(primary, at, rotator.now());
+    }
     no_key_available(primary, retry_at, rotator.now(), last_blamed)
+}
+
+/// The provider's circuit is open (several keys failed alike for a cause not about any key):
+/// 503 with the time its next probe may go in `retry-after`, in the provider's error shape.
+fn provider_degraded(
+    primary: &ProviderRoute,
+    at: Timestamp,
+    now: Timestamp,
+) -> Response<GatewayBody> {
+    let secs = at
+        .as_millis()
+        .saturating_sub(now.as_millis())
+        .div_ceil(1000)
+        .max(1);
+    let mut response = error_response(
+        primary.dialect,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "api_error",
+        &format!("the provider is failing for every key; retry in {secs} s"),
+    );
+    response
+        .headers_mut()
+        .insert(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
+    response
 }
 
 enum Sent {
