@@ -50,7 +50,9 @@ use ai_key_rotator::KeyRotator;
 use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 
-pub use config::{ConfigFileError, DEFAULT_STATE_FILE, GatewayConfig, StoreConfig, Warning};
+pub use config::{
+    ConfigFileError, DEFAULT_STATE_FILE, GatewayConfig, RedisSettings, StoreConfig, Warning,
+};
 pub use error::GatewayError;
 pub use reload::ReloadChange;
 

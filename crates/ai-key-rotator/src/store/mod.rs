@@ -199,6 +199,7 @@ impl StoredState {
     }
 
     /// State from one record per credential.
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))] // SQLite's row-per-credential form
     pub(crate) fn from_records(records: impl IntoIterator<Item = CredentialRecord>) -> Self {
         let mut providers: BTreeMap<String, state::ProviderState> = BTreeMap::new();
         let mut saved_at = Timestamp::UNIX_EPOCH;

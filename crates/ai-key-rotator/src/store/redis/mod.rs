@@ -58,12 +58,29 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 const FIRST_BACKOFF: Duration = Duration::from_millis(20);
 
 /// Configures a [`RedisStore`]; see [`RedisStore::builder`].
-#[derive(Debug, Clone)]
+///
+/// Its `Debug` output never shows the URL, which may hold a password.
+#[derive(Clone)]
 #[must_use]
 pub struct RedisStoreBuilder {
     url: String,
     prefix: String,
-    timeout: Duration,
+    connect_timeout: Duration,
+    command_timeout: Duration,
+    /// A PEM certificate authority to trust for `rediss://` instead of the system's roots.
+    ca_pem: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for RedisStoreBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStoreBuilder")
+            .field("url", &"<redacted>")
+            .field("prefix", &self.prefix)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("command_timeout", &self.command_timeout)
+            .field("ca_pem", &self.ca_pem.as_ref().map(|_| "<set>"))
+            .finish()
+    }
 }
 
 impl RedisStoreBuilder {
@@ -74,19 +91,46 @@ impl RedisStoreBuilder {
         self
     }
 
-    /// How long connecting, one command, and the first load may take (2 s by default).
+    /// Sets both the [connect](Self::connect_timeout) and the
+    /// [command](Self::command_timeout) timeout (2 s each by default).
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.connect_timeout = timeout;
+        self.command_timeout = timeout;
+        self
+    }
+
+    /// How long opening a connection (TCP, TLS handshake, `AUTH`) may take before the
+    /// attempt counts as a [`StoreFault::Timeout`] (2 s by default).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long one command or script may take before it counts as a
+    /// [`StoreFault::Timeout`] (2 s by default). Building the rotator waits for the first
+    /// load at most the connect timeout plus the command timeout; `flush_store` waits twice
+    /// the command timeout.
+    pub fn command_timeout(mut self, timeout: Duration) -> Self {
+        self.command_timeout = timeout;
+        self
+    }
+
+    /// For `rediss://` URLs: trust the certificate authority in `pem` (PEM text, one or more
+    /// certificates) instead of the system's roots, for a server whose certificate your own
+    /// CA signed. Needs the `redis-tls` feature; without it, [`build`](Self::build) says so.
+    pub fn ca_certificate_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.ca_pem = Some(pem.into());
         self
     }
 
     /// The store. It connects when the rotator is built with it.
     ///
     /// # Errors
-    /// [`StoreError::Backend`] when the URL is invalid.
+    /// [`StoreError::Backend`] when the URL is invalid, names `rediss://` without the
+    /// `redis-tls` feature, or the CA certificate cannot be read. The message never quotes
+    /// the URL (it may hold a password).
     pub fn build(self) -> Result<RedisStore, StoreError> {
-        let client =
-            redis::Client::open(self.url.as_str()).map_err(|e| StoreError::Backend(Box::new(e)))?;
+        let client = open_client(&self.url, self.ca_pem.as_deref())?;
         let origin = format!(
             "{}-{:x}",
             std::process::id(),
@@ -98,7 +142,8 @@ impl RedisStoreBuilder {
             shared: Arc::new(Shared {
                 prefix: self.prefix,
                 origin,
-                timeout: self.timeout,
+                connect_timeout: self.connect_timeout,
+                command_timeout: self.command_timeout,
                 outages: AtomicU64::new(0),
                 connected: AtomicBool::new(false),
                 health: HealthCell::new("redis"),
@@ -110,6 +155,57 @@ impl RedisStoreBuilder {
             attached: AtomicBool::new(false),
             thread: Mutex::new(None),
         })
+    }
+}
+
+/// Why a store URL could not be used, without quoting it.
+fn invalid(what: String) -> StoreError {
+    StoreError::Backend(what.into())
+}
+
+/// A client for `url`, trusting `ca_pem` for TLS when given.
+fn open_client(url: &str, ca_pem: Option<&[u8]>) -> Result<redis::Client, StoreError> {
+    use redis::IntoConnectionInfo;
+    let tls = url.starts_with("rediss://");
+    if tls && !cfg!(feature = "redis-tls") {
+        return Err(invalid(
+            "a rediss:// (TLS) store URL needs the `redis-tls` feature of ai-key-rotator".into(),
+        ));
+    }
+    if ca_pem.is_some() && !tls {
+        return Err(invalid(
+            "a CA certificate was given for a store URL that is not rediss:// (TLS)".into(),
+        ));
+    }
+    // The parser's errors name what is wrong with the URL, never the URL itself.
+    let info = url
+        .into_connection_info()
+        .map_err(|e| invalid(format!("invalid redis URL: {}", e.category())))?;
+    match ca_pem {
+        #[cfg(feature = "redis-tls")]
+        Some(pem) => {
+            use rustls::pki_types::{CertificateDer, pem::PemObject};
+            // The redis crate would take text without a certificate as "trust nothing";
+            // say so instead.
+            let certs = CertificateDer::pem_slice_iter(pem)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| invalid(format!("the CA certificate is not valid PEM: {e}")))?;
+            if certs.is_empty() {
+                return Err(invalid(
+                    "the CA certificate PEM holds no certificate".into(),
+                ));
+            }
+            redis::Client::build_with_tls(
+                info,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem.to_vec()),
+                },
+            )
+            .map_err(|e| invalid(format!("cannot use the CA certificate: {e}")))
+        }
+        _ => redis::Client::open(info)
+            .map_err(|e| invalid(format!("invalid redis URL: {}", e.category()))),
     }
 }
 
@@ -144,7 +240,8 @@ struct Shared {
     prefix: String,
     /// This store's id in published messages, to skip its own.
     origin: String,
-    timeout: Duration,
+    connect_timeout: Duration,
+    command_timeout: Duration,
     outages: AtomicU64,
     connected: AtomicBool,
     health: HealthCell,
@@ -157,6 +254,11 @@ struct Shared {
 }
 
 impl Shared {
+    /// How long connecting and the first reconcile may take together.
+    fn session_timeout(&self) -> Duration {
+        self.connect_timeout + self.command_timeout
+    }
+
     fn key(&self, provider: &str) -> String {
         format!("{{{}:{}}}:cooldowns", self.prefix, provider)
     }
@@ -176,7 +278,10 @@ impl Shared {
         tracing::debug!(%fault, "redis store: {what}");
         let disconnected = matches!(
             fault,
-            StoreFault::Unreachable | StoreFault::Timeout | StoreFault::AuthenticationFailed
+            StoreFault::Unreachable
+                | StoreFault::Timeout
+                | StoreFault::AuthenticationFailed
+                | StoreFault::Tls { .. }
         );
         if disconnected && self.connected.swap(false, Ordering::AcqRel) {
             self.outages.fetch_add(1, Ordering::Relaxed);
@@ -202,7 +307,9 @@ impl RedisStore {
         RedisStoreBuilder {
             url: url.into(),
             prefix: "akr".into(),
-            timeout: Duration::from_secs(2),
+            connect_timeout: Duration::from_secs(2),
+            command_timeout: Duration::from_secs(2),
+            ca_pem: None,
         }
     }
 
@@ -279,7 +386,7 @@ impl Backend for RedisStore {
         let (flag, cv) = &self.shared.ready;
         let guard = flag.lock().unwrap_or_else(|e| e.into_inner());
         let (guard, _) = cv
-            .wait_timeout_while(guard, self.shared.timeout, |ready| !*ready)
+            .wait_timeout_while(guard, self.shared.session_timeout(), |ready| !*ready)
             .unwrap_or_else(|e| e.into_inner());
         if *guard {
             Ok(None)
@@ -298,7 +405,7 @@ impl Backend for RedisStore {
 
     fn flush(&self) {
         // While Redis is away the writer retries; do not wait for it long.
-        if let Err(error) = self.flush_within(self.shared.timeout * FLUSH_TIMEOUTS) {
+        if let Err(error) = self.flush_within(self.shared.command_timeout * FLUSH_TIMEOUTS) {
             tracing::warn!(%error, "redis store: flush gave up");
         }
     }
@@ -381,7 +488,7 @@ async fn subscribe(
             reconcile(&shared, &mut con, &rotator).await?;
             Ok::<_, redis::RedisError>(pubsub)
         };
-        match tokio::time::timeout(shared.timeout, session).await {
+        match tokio::time::timeout(shared.session_timeout(), session).await {
             Ok(Ok(mut pubsub)) => {
                 shared.connected.store(true, Ordering::Release);
                 shared.health.ok();

@@ -18,8 +18,8 @@ use crate::store::{CredentialRecord, RemoteChange, StoreLink};
 
 pub(super) async fn run(shared: Arc<Shared>, client: redis::Client, rotator: StoreLink) {
     let config = redis::aio::ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(shared.timeout))
-        .set_response_timeout(Some(shared.timeout))
+        .set_connection_timeout(Some(shared.connect_timeout))
+        .set_response_timeout(Some(shared.command_timeout))
         .set_number_of_retries(1)
         .set_max_delay(MAX_BACKOFF);
     let mut backoff = FIRST_BACKOFF;
