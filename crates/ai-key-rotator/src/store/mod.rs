@@ -28,6 +28,7 @@
 
 #[cfg(feature = "file")]
 mod file;
+mod fleet;
 mod health;
 #[cfg(feature = "redis")]
 mod redis;
@@ -42,6 +43,7 @@ use std::sync::{Arc, Weak};
 
 #[cfg(feature = "file")]
 pub use file::FileStore;
+pub use fleet::{FleetView, Replica};
 #[cfg(any(feature = "sqlite", feature = "redis"))]
 pub(crate) use health::HealthCell;
 pub use health::{StoreFault, StoreHealth};
@@ -121,6 +123,12 @@ mod sealed {
         /// How the store is doing right now.
         fn health(&self) -> StoreHealth {
             StoreHealth::Healthy
+        }
+
+        /// The hub through which the rotator's budgets are shared by every process, for a
+        /// store that shares budgets (Redis); `None` keeps budgets per process.
+        fn fleet(&self) -> Option<std::sync::Arc<crate::budget::fleet::FleetHub>> {
+            None
         }
     }
 }

@@ -29,6 +29,7 @@
 //! provider whose hash holds the wrong type stops sharing alone: the others go on.
 
 mod fault;
+mod fleet;
 mod scripts;
 mod writer;
 
@@ -44,8 +45,10 @@ use redis::aio::ConnectionManager;
 use super::sealed::Backend;
 use super::worker::Queue;
 use super::{
-    HealthCell, RemoteChange, StoreError, StoreFault, StoreHealth, StoreLink, StoredState,
+    FleetView, HealthCell, RemoteChange, StoreError, StoreFault, StoreHealth, StoreLink,
+    StoredState,
 };
+use crate::budget::fleet::FleetHub;
 use crate::clock::Timestamp;
 use crate::events::Event;
 use crate::identity::Fingerprint;
@@ -150,6 +153,8 @@ impl RedisStoreBuilder {
                 queue: Queue::default(),
                 ready: (Mutex::new(false), Condvar::new()),
                 known: Mutex::new(HashMap::new()),
+                hub: FleetHub::new(),
+                view: Mutex::new(None),
             }),
             client,
             attached: AtomicBool::new(false),
@@ -251,6 +256,10 @@ struct Shared {
     ready: (Mutex<bool>, Condvar),
     /// The latest cooldown end known here per credential: what a reset covers.
     known: Mutex<HashMap<(Arc<str>, Fingerprint), Timestamp>>,
+    /// The rotator's fleet-wide budgets, leased by the fleet task (`fleet.rs`).
+    hub: Arc<FleetHub>,
+    /// The fleet as the last heartbeat saw it.
+    view: Mutex<Option<FleetView>>,
 }
 
 impl Shared {
@@ -345,6 +354,23 @@ impl RedisMonitor {
         self.0.connected.load(Ordering::Acquire)
     }
 
+    /// The fleet as this process's last heartbeat saw it (every second): the live
+    /// processes, each one's key-set digest (flagged when it differs from most), and whether
+    /// fleet-wide budgets run on this process's share because Redis is out of reach. `None`
+    /// before the first heartbeat.
+    pub fn fleet(&self) -> Option<FleetView> {
+        let view = self
+            .0
+            .view
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        view.map(|mut v| {
+            v.budgets_fallback = self.0.hub.fallback();
+            v
+        })
+    }
+
     /// How many credentials have changes waiting to be written to Redis. At most one entry
     /// per credential, however many changes it had: during an outage the queue stays as
     /// small as the configuration.
@@ -431,6 +457,10 @@ impl Backend for RedisStore {
 
     fn health(&self) -> StoreHealth {
         self.shared.health.get()
+    }
+
+    fn fleet(&self) -> Option<Arc<FleetHub>> {
+        Some(Arc::clone(&self.shared.hub))
     }
 }
 

@@ -46,6 +46,11 @@ pub(super) async fn run(shared: Arc<Shared>, client: redis::Client, rotator: Sto
         manager.clone(),
         rotator.clone(),
     ));
+    let fleet = tokio::spawn(super::fleet::run(
+        Arc::clone(&shared),
+        manager.clone(),
+        rotator.clone(),
+    ));
     let mut con = manager;
     let mut backoff = FIRST_BACKOFF;
     while let Some(batch) = shared.queue.next().await {
@@ -68,6 +73,7 @@ pub(super) async fn run(shared: Arc<Shared>, client: redis::Client, rotator: Sto
         }
     }
     subscriber.abort();
+    fleet.abort();
 }
 
 /// Writes each credential of the batch as it stands in the local view now. A permanent
