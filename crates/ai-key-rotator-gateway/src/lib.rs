@@ -115,8 +115,9 @@ impl Gateway {
     pub fn status_json(&self) -> serde_json::Value {
         let routes = self.shared.routes.load();
         let visible: Vec<&str> = routes.providers.iter().map(|p| &*p.name).collect();
-        serde_json::to_value(ops::StatusView::of(&self.shared.rotator.status(), &visible))
-            .unwrap_or_default()
+        let view = ops::StatusView::of(&self.shared.rotator.status(), &visible)
+            .with_fleet(self.shared.rotator.fleet());
+        serde_json::to_value(view).unwrap_or_default()
     }
 
     /// The rotator behind the gateway.

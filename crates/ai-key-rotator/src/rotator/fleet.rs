@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::Inner;
+use super::{Inner, KeyRotator};
 use crate::budget::fleet::{FleetHub, FleetSubject};
 use crate::pool::ProviderSnap;
 
@@ -15,6 +15,27 @@ impl Inner {
             return;
         };
         join(hub, prov);
+    }
+}
+
+impl KeyRotator {
+    /// The fleet as the store last saw it: the live processes (gateways, workers) sharing
+    /// its state, each one's key-set digest (a replica whose keys differ from most is
+    /// flagged), and whether fleet-wide budgets run on this process's share because the
+    /// store is out of reach. `None` without a store that knows a fleet (Redis) or before its
+    /// first heartbeat.
+    ///
+    /// ```
+    /// use ai_key_rotator::{KeyRotator, ProviderConfig};
+    ///
+    /// let rotator = KeyRotator::builder()
+    ///     .provider("openai", ProviderConfig::new().credential("sk-a"))
+    ///     .build()?;
+    /// assert!(rotator.fleet().is_none()); // no shared store
+    /// # Ok::<(), ai_key_rotator::ConfigError>(())
+    /// ```
+    pub fn fleet(&self) -> Option<crate::FleetView> {
+        self.inner.events.store().and_then(|s| s.fleet_view())
     }
 }
 

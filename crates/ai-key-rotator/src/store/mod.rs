@@ -130,6 +130,11 @@ mod sealed {
         fn fleet(&self) -> Option<std::sync::Arc<crate::budget::fleet::FleetHub>> {
             None
         }
+
+        /// The fleet as the store last saw it, for a store that knows one (Redis).
+        fn fleet_view(&self) -> Option<super::FleetView> {
+            None
+        }
     }
 }
 

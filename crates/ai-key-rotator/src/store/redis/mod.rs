@@ -462,6 +462,10 @@ impl Backend for RedisStore {
     fn fleet(&self) -> Option<Arc<FleetHub>> {
         Some(Arc::clone(&self.shared.hub))
     }
+
+    fn fleet_view(&self) -> Option<FleetView> {
+        self.monitor().fleet()
+    }
 }
 
 impl Drop for RedisStore {
