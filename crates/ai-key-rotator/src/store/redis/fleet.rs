@@ -13,9 +13,9 @@ use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use redis::Script;
-use redis::aio::ConnectionManager;
 use sha2::{Digest, Sha256};
 
+use super::con::Con;
 use super::{Shared, fault};
 use crate::budget::fleet::{FleetShare, LeaseAsk};
 use crate::clock::Timestamp;
@@ -137,7 +137,7 @@ pub(super) fn key_digest(rotator: &StoreLink) -> (String, usize) {
 
 /// Leases for the shares that asked, and beats the heart every [`HEARTBEAT`]; while the
 /// server is out of reach, budgets fall back to their share.
-pub(super) async fn run(shared: Arc<Shared>, mut con: ConnectionManager, rotator: StoreLink) {
+pub(super) async fn run(shared: Arc<Shared>, mut con: Con, rotator: StoreLink) {
     let hub = Arc::clone(&shared.hub);
     let mut next_beat = tokio::time::Instant::now();
     while rotator.is_alive() {
@@ -195,7 +195,7 @@ pub(super) async fn run(shared: Arc<Shared>, mut con: ConnectionManager, rotator
 
 async fn lease(
     shared: &Shared,
-    con: &mut ConnectionManager,
+    con: &mut Con,
     share: &FleetShare,
     ask: LeaseAsk,
     now: Timestamp,
@@ -220,7 +220,7 @@ async fn lease(
 
 async fn beat(
     shared: &Shared,
-    con: &mut ConnectionManager,
+    con: &mut Con,
     rotator: &StoreLink,
 ) -> redis::RedisResult<FleetView> {
     let (digest, credentials) = key_digest(rotator);

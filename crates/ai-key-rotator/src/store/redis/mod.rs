@@ -28,6 +28,7 @@
 //! so once per change of health (with the count of failures), not once per write. A
 //! provider whose hash holds the wrong type stops sharing alone: the others go on.
 
+mod con;
 mod fault;
 mod fleet;
 mod scripts;
@@ -40,7 +41,6 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use redis::aio::ConnectionManager;
 
 use super::sealed::Backend;
 use super::worker::Queue;
@@ -53,6 +53,7 @@ use crate::clock::Timestamp;
 use crate::events::Event;
 use crate::identity::Fingerprint;
 use crate::status::{CooldownReason, CredentialState};
+use con::{Con, Target};
 
 /// How long `flush_store` waits, in command timeouts, before it says so and returns.
 const FLUSH_TIMEOUTS: u32 = 2;
@@ -67,6 +68,8 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(20);
 #[must_use]
 pub struct RedisStoreBuilder {
     url: String,
+    /// A cluster's nodes (some or all), instead of `url`.
+    cluster: Vec<String>,
     prefix: String,
     connect_timeout: Duration,
     command_timeout: Duration,
@@ -78,6 +81,7 @@ impl std::fmt::Debug for RedisStoreBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisStoreBuilder")
             .field("url", &"<redacted>")
+            .field("cluster_nodes", &self.cluster.len())
             .field("prefix", &self.prefix)
             .field("connect_timeout", &self.connect_timeout)
             .field("command_timeout", &self.command_timeout)
@@ -133,7 +137,11 @@ impl RedisStoreBuilder {
     /// `redis-tls` feature, or the CA certificate cannot be read. The message never quotes
     /// the URL (it may hold a password).
     pub fn build(self) -> Result<RedisStore, StoreError> {
-        let client = open_client(&self.url, self.ca_pem.as_deref())?;
+        let target = if self.cluster.is_empty() {
+            Target::Single(open_client(&self.url, self.ca_pem.as_deref())?)
+        } else {
+            open_cluster(&self.cluster, self.ca_pem.as_deref(), &self)?
+        };
         let origin = format!(
             "{}-{:x}",
             std::process::id(),
@@ -156,11 +164,42 @@ impl RedisStoreBuilder {
                 hub: FleetHub::new(),
                 view: Mutex::new(None),
             }),
-            client,
+            target,
             attached: AtomicBool::new(false),
             thread: Mutex::new(None),
         })
     }
+}
+
+/// A cluster client for `nodes`, and one plain client per node for the subscription.
+fn open_cluster(
+    nodes: &[String],
+    ca_pem: Option<&[u8]>,
+    settings: &RedisStoreBuilder,
+) -> Result<Target, StoreError> {
+    let clients = nodes
+        .iter()
+        .map(|n| open_client(n, ca_pem))
+        .collect::<Result<Vec<_>, _>>()?;
+    let infos = clients.iter().map(|c| c.get_connection_info().clone());
+    #[allow(unused_mut)] // TLS adds to it
+    let mut builder = redis::cluster::ClusterClientBuilder::new(infos)
+        .connection_timeout(settings.connect_timeout)
+        .response_timeout(settings.command_timeout);
+    #[cfg(feature = "redis-tls")]
+    if let Some(pem) = ca_pem {
+        builder = builder.certs(redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(pem.to_vec()),
+        });
+    }
+    let client = builder
+        .build()
+        .map_err(|e| invalid(format!("invalid redis cluster: {}", e.category())))?;
+    Ok(Target::Cluster {
+        client: Box::new(client),
+        nodes: clients,
+    })
 }
 
 /// Why a store URL could not be used, without quoting it.
@@ -234,7 +273,7 @@ fn open_client(url: &str, ca_pem: Option<&[u8]>) -> Result<redis::Client, StoreE
 #[derive(Debug)]
 pub struct RedisStore {
     shared: Arc<Shared>,
-    client: redis::Client,
+    target: Target,
     /// Set once the store's thread started, so a store attached twice starts one.
     attached: AtomicBool,
     thread: Mutex<Option<JoinHandle<()>>>,
@@ -311,10 +350,34 @@ impl Shared {
 }
 
 impl RedisStore {
+    /// A builder for a store on a Redis Cluster, given some of its nodes' URLs (the client
+    /// discovers the rest). Every key the store uses carries a hash tag, so each script runs
+    /// on one slot; after a failover the store follows the promoted replica and writes its
+    /// local view again, so writes the old master acknowledged but had not replicated are not
+    /// lost.
+    ///
+    /// ```no_run
+    /// use ai_key_rotator::RedisStore;
+    ///
+    /// let store = RedisStore::cluster(["redis://10.0.0.5:7000", "redis://10.0.0.6:7000"])
+    ///     .prefix("prod")
+    ///     .build()?;
+    /// # Ok::<(), ai_key_rotator::StoreError>(())
+    /// ```
+    pub fn cluster(nodes: impl IntoIterator<Item = impl Into<String>>) -> RedisStoreBuilder {
+        let cluster: Vec<String> = nodes.into_iter().map(Into::into).collect();
+        RedisStoreBuilder {
+            url: cluster.first().cloned().unwrap_or_default(),
+            cluster,
+            ..Self::builder("")
+        }
+    }
+
     /// A builder for a store on the server at `url` (`redis://host:port/db`).
     pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
         RedisStoreBuilder {
             url: url.into(),
+            cluster: Vec::new(),
             prefix: "akr".into(),
             connect_timeout: Duration::from_secs(2),
             command_timeout: Duration::from_secs(2),
@@ -385,7 +448,7 @@ impl Backend for RedisStore {
             return;
         }
         let shared = Arc::clone(&self.shared);
-        let client = self.client.clone();
+        let target = self.target.clone();
         let spawned = std::thread::Builder::new()
             .name("ai-key-rotator-redis".into())
             .spawn(move || {
@@ -399,7 +462,7 @@ impl Backend for RedisStore {
                         return;
                     }
                 };
-                runtime.block_on(writer::run(shared, client, rotator));
+                runtime.block_on(writer::run(shared, target, rotator));
             });
         match spawned {
             Ok(h) => *self.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(h),
@@ -506,15 +569,13 @@ fn parse_cooling(value: &str) -> Option<Timestamp> {
 }
 
 /// Receives the other processes' changes; on every (re)connection, reconciles first.
-async fn subscribe(
-    shared: Arc<Shared>,
-    client: redis::Client,
-    mut con: ConnectionManager,
-    rotator: StoreLink,
-) {
+async fn subscribe(shared: Arc<Shared>, target: Target, mut con: Con, rotator: StoreLink) {
     let channel = shared.channel();
     let mut backoff = FIRST_BACKOFF;
+    let mut attempt = 0usize;
     while rotator.is_alive() {
+        let client = target.subscriber(attempt);
+        attempt += 1;
         let session = async {
             let mut pubsub = client.get_async_pubsub().await?;
             pubsub.subscribe(&channel).await?;
@@ -581,11 +642,7 @@ fn handle(shared: &Shared, rotator: &StoreLink, payload: &str) {
 }
 
 /// Makes the server and the local view agree, the longer cooldown winning both ways.
-async fn reconcile(
-    shared: &Shared,
-    con: &mut ConnectionManager,
-    rotator: &StoreLink,
-) -> redis::RedisResult<()> {
+async fn reconcile(shared: &Shared, con: &mut Con, rotator: &StoreLink) -> redis::RedisResult<()> {
     let records = rotator.records();
     let mut providers: Vec<Arc<str>> = records.iter().map(|r| Arc::clone(&r.provider)).collect();
     providers.dedup();
