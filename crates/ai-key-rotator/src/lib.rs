@@ -99,9 +99,9 @@ pub use status::{
 pub use store::FileStore;
 #[cfg(feature = "sqlite")]
 pub use store::SqliteStore;
+pub use store::{FleetView, Replica, StateStore, StoreError, StoreFault, StoreHealth};
 #[cfg(feature = "redis")]
 pub use store::{RedisMonitor, RedisStore, RedisStoreBuilder};
-pub use store::{StateStore, StoreError, StoreFault, StoreHealth};
 pub use strategy::Strategy;
 
 #[cfg(test)]

@@ -172,8 +172,8 @@ async fn route(
             let status = shared.rotator.status();
             return if path == "/status" {
                 let visible: Vec<&str> = routes.providers.iter().map(|p| &*p.name).collect();
-                let body = serde_json::to_vec_pretty(&StatusView::of(&status, &visible))
-                    .unwrap_or_default();
+                let view = StatusView::of(&status, &visible).with_fleet(shared.rotator.fleet());
+                let body = serde_json::to_vec_pretty(&view).unwrap_or_default();
                 json_response(StatusCode::OK, Bytes::from(body))
             } else {
                 let mut r = Response::new(GatewayBody::full(
