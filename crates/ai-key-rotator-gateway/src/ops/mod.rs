@@ -244,6 +244,9 @@ impl StatusView {
                                     ("cooling", Some(until.to_string()))
                                 }
                                 CredentialState::Disabled => ("disabled", None),
+                                CredentialState::Depleted { recheck_at } => {
+                                    ("depleted", recheck_at.map(|t| t.to_string()))
+                                }
                                 _ => ("unknown", None),
                             };
                             CredentialView {
