@@ -91,7 +91,7 @@ pub use events::{Event, RecvError, Subscription};
 pub use identity::{CredentialId, Fingerprint, InvalidFingerprint};
 pub use lease::{AcquireError, AcquireOptions, Lease};
 pub use persist::{MemoryPersistence, Persistence, PersistenceError};
-pub use rotator::{KeyRotator, KeyRotatorBuilder, ReportOutcome};
+pub use rotator::{Headroom, KeyRotator, KeyRotatorBuilder, ReportOutcome};
 pub use status::{
     CooldownReason, CredentialState, CredentialStatus, ProviderStatus, RotatorStatus,
 };

@@ -17,7 +17,8 @@ const USAGE: &str = "usage: mock-upstream [--listen ADDR] [--fast] [--on-key KEY
                         answered
   --on-key KEY=BEHAVIOR answer every request made with KEY so; BEHAVIOR is one of ok,
                         rate-limited:MS, insufficient-quota, spend-cap, invalid-key, overloaded,
-                        server-error";
+                        server-error, stream-error-at-start, stream-error-midway,
+                        close-connection";
 
 /// A `--on-key` behaviour by name.
 fn behavior(name: &str) -> Option<Behavior> {
@@ -28,6 +29,9 @@ fn behavior(name: &str) -> Option<Behavior> {
         "invalid-key" => Behavior::InvalidKey,
         "overloaded" => Behavior::Overloaded,
         "server-error" => Behavior::ServerError,
+        "stream-error-at-start" => Behavior::StreamErrorAtStart,
+        "stream-error-midway" => Behavior::StreamErrorMidway,
+        "close-connection" => Behavior::CloseConnection,
         _ => {
             let ms = name.strip_prefix("rate-limited:")?.parse().ok()?;
             Behavior::rate_limited(Duration::from_millis(ms))

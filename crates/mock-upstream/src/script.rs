@@ -43,6 +43,17 @@ pub enum Behavior {
     /// `overloaded_error`, OpenAI a `data: {"error":…}` chunk, Gemini a `data: {"error":…}`
     /// chunk; none of them sends its normal end. Streams even if the request did not ask to.
     StreamErrorMidway,
+    /// A 200 stream that fails before its first content: the dialect's opening events, then
+    /// an error event, and no normal end. OpenAI chat: the role chunk, then a
+    /// `data: {"error":…}` chunk with `insufficient_quota`; OpenAI Responses:
+    /// `response.created`, `response.in_progress`, then `event: error` with code
+    /// `insufficient_quota`; Anthropic: `message_start`, `ping`, then `event: error` with
+    /// `overloaded_error`; Gemini: a `data: {"error":…}` chunk, 429 `RESOURCE_EXHAUSTED`.
+    /// Streams even if the request did not ask to.
+    StreamErrorAtStart,
+    /// Closes the connection without answering, after reading the request: a transport
+    /// failure as a client sees it.
+    CloseConnection,
     /// Waits this long, then answers like `Ok`; for upstream-timeout tests.
     Delay(Duration),
     /// A normal stream whose chunks are sent `chunk_interval` apart, really over time; for

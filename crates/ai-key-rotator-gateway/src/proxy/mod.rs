@@ -5,6 +5,7 @@ mod access_log;
 pub(crate) mod attempt;
 pub(crate) mod body;
 pub(crate) mod dialect;
+pub(crate) mod preamble;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -19,7 +20,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use crate::auth::{AuthError, CREDENTIAL_HEADERS, ClientTokens, strip_query_key};
-use crate::config::{AccessLog, GatewayConfig, ProviderSettings};
+use crate::config::{AccessLog, GatewayConfig, PreambleLimits, ProviderSettings, RetrySettings};
 use crate::ops::StatusView;
 use crate::ops::metrics::{Metrics, ProviderMetrics};
 use crate::upstream::UpstreamClient;
@@ -45,6 +46,8 @@ pub(crate) struct Routes {
     pub(crate) body_read_timeout: std::time::Duration,
     pub(crate) access_log: AccessLog,
     pub(crate) max_attempts: u32,
+    pub(crate) retry: RetrySettings,
+    pub(crate) preamble: PreambleLimits,
     pub(crate) client: UpstreamClient,
     /// Longest route first, so `/openai-eu` is matched before `/openai`.
     pub(crate) providers: Vec<Arc<ProviderRoute>>,
@@ -98,6 +101,8 @@ impl Routes {
             body_read_timeout: config.body_read_timeout,
             access_log: config.access_log,
             max_attempts: config.max_attempts,
+            retry: config.retry,
+            preamble: config.preamble,
             client,
             providers,
             config,

@@ -2,6 +2,7 @@
 
 mod builder;
 mod emitter;
+mod headroom;
 mod host;
 mod membership;
 pub(crate) mod pick;
@@ -28,6 +29,7 @@ use crate::status::{ProviderStatus, RotatorStatus};
 
 pub use builder::KeyRotatorBuilder;
 use emitter::Emitter;
+pub use headroom::Headroom;
 use ticker::Ticker;
 pub use transition::ReportOutcome;
 

@@ -108,7 +108,24 @@ pub(crate) fn answer(ctx: &Ctx<'_>, behavior: &Behavior, stats: &Arc<Stats>) -> 
             let headers = success_headers(&ctx);
             sse(headers, frames, None)
         }
-        Behavior::SlowStream { .. } | Behavior::StreamErrorMidway => ok(ctx, None),
+        Behavior::StreamErrorAtStart if ctx.generates() => {
+            let ctx = Ctx {
+                stream: true,
+                ..ctx.clone()
+            };
+            let frames = match ctx.dialect {
+                Dialect::OpenAi | Dialect::Azure => openai::error_at_start(&ctx),
+                Dialect::Anthropic => anthropic::error_at_start(&ctx),
+                Dialect::Gemini => gemini::error_at_start(&ctx),
+            };
+            let headers = success_headers(&ctx);
+            sse(headers, frames, None)
+        }
+        Behavior::SlowStream { .. }
+        | Behavior::StreamErrorMidway
+        | Behavior::StreamErrorAtStart => ok(ctx, None),
+        // The service closes the connection before asking for an answer.
+        Behavior::CloseConnection => ok(ctx, None),
         Behavior::RateLimited { retry_after } => failure(ctx, Failure::RateLimited(*retry_after)),
         Behavior::InsufficientQuota => failure(ctx, Failure::InsufficientQuota),
         Behavior::SpendCap => failure(ctx, Failure::SpendCap),
