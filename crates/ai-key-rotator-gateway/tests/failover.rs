@@ -6,7 +6,7 @@
 mod support;
 
 use mock_upstream::{Behavior, Config, MockUpstream, Rule};
-use support::{InProcess, TOKEN, provider};
+use support::{GatewayProcess, InProcess, TOKEN, provider};
 
 /// Backoff in milliseconds, short so that tests that retry stay quick.
 const FAST_RETRY: &str = "retry_backoff_base_ms = 1\nretry_backoff_max_ms = 5";
@@ -436,4 +436,88 @@ async fn rate_limit_headers_pass_through_and_the_pool_headroom_is_added() {
         Some(requests + b_requests)
     );
     assert_eq!(header(&r, "x-akr-pool-available-keys"), Some(2));
+}
+
+/// The new paths keep keys out of everything: a stream whose error event echoes the key (held,
+/// then passed on when every key failed so), a transport failure and server errors echoing the
+/// key (retried, the last passed on) leave no key in the client's answers, `/status`,
+/// `/metrics` or the logs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_never_appear_when_streams_fail_early_or_attempts_are_retried() {
+    const CANARY_1: &str = "sk-ant-CANARY-1-5ca1ab1e";
+    const CANARY_2: &str = "sk-ant-CANARY-2-5ca1ab1e";
+    const CANARY_3: &str = "sk-CANARY-3-5ca1ab1e";
+    let upstream = mock().await;
+    for key in [CANARY_1, CANARY_2] {
+        let body = format!(
+            "event: message_start\ndata: {{\"type\":\"message_start\"}}\n\n\
+             event: error\ndata: {{\"type\":\"error\",\"error\":{{\"type\":\"authentication_error\",\"message\":\"invalid x-api-key {key}\"}}}}\n\n"
+        );
+        upstream.script().on_key(
+            key,
+            Behavior::Raw {
+                status: 200,
+                headers: vec![("content-type".into(), "text/event-stream".into())],
+                body: body.into(),
+            },
+        );
+    }
+    upstream
+        .script()
+        .add(Rule::key(CANARY_3, Behavior::CloseConnection).once())
+        .on_key(
+            CANARY_3,
+            Behavior::raw_json(
+                500,
+                format!(r#"{{"error":{{"message":"server error for {CANARY_3}","type":"server_error"}}}}"#),
+            ),
+        );
+    let gw = GatewayProcess::start(&support::config_text(
+        &upstream.base_url(),
+        FAST_RETRY,
+        &[
+            provider("anthropic", "anthropic", &[CANARY_1, CANARY_2]),
+            provider("openai", "openai", &[CANARY_3]),
+        ],
+    ));
+    let c = support::client();
+    let mut seen = String::new();
+    for (path, body) in [
+        ("/anthropic/v1/messages", MESSAGES_STREAM),
+        ("/openai/v1/chat/completions", support::CHAT),
+    ] {
+        let r = c
+            .post(format!("{}{path}", gw.url()))
+            .bearer_auth(TOKEN)
+            .header("x-api-key", TOKEN)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        seen.push_str(&format!("{} {:?}\n", r.status(), r.headers()));
+        let text = r.text().await.unwrap();
+        assert!(text.contains("[redacted]"), "{path}: {text}");
+        seen.push_str(&text);
+    }
+    // One closed connection, then three 500s: every attempt was made.
+    assert_eq!(upstream.count_for_key(CANARY_3), 4);
+    for path in ["/status", "/metrics"] {
+        let r = c
+            .get(format!("{}{path}", gw.url()))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        seen.push_str(&r.text().await.unwrap());
+    }
+    let logs = gw.stop_and_read_logs();
+    assert!(
+        logs.contains("error event before the stream's first content"),
+        "{logs}"
+    );
+    assert!(logs.contains("upstream request failed"), "{logs}");
+    seen.push_str(&logs);
+    for canary in [CANARY_1, CANARY_2, CANARY_3, "CANARY"] {
+        assert!(!seen.contains(canary), "{canary} leaked:\n{seen}");
+    }
 }

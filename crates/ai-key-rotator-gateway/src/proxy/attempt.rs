@@ -314,9 +314,11 @@ async fn send(
                 tracing::warn!(provider = %provider.name, credential = %watch.credential.id(),
                     reason = verdict.reason(), "error event before the stream's first content");
                 // Should no other attempt do better, the client gets this stream as it came,
-                // up to and including its error event; the rest is not waited for.
+                // up to and including its error event; the rest is not waited for. Like an
+                // error body, an error event may echo the key: it is cut out.
                 parts.headers.remove(http::header::CONTENT_LENGTH);
-                let body = GatewayBody::full(preamble.frames.concat());
+                let held = Bytes::from(preamble.frames.concat());
+                let body = GatewayBody::full(redact(held, watch.credential.expose_key()));
                 Ok((verdict, Response::from_parts(parts, body)))
             }
             Held::Broken(e) => {
