@@ -91,25 +91,21 @@ pub(crate) async fn forward(
     response
 }
 
-/// The plan of one request: the route's provider, its fallbacks, and the gateway's retry
-/// settings.
-fn plan(routes: &Routes, primary: &ProviderRoute, options: &AcquireOptions) -> Plan {
-    let mut plan = Plan::new(&*primary.name)
-        .max_attempts(routes.max_attempts)
-        .backoff(routes.retry.backoff_base, routes.retry.backoff_max)
-        .tokens(options.tokens);
-    for name in &primary.fallback {
-        if routes.by_name(name).is_some() {
-            plan = plan.fallback(name.clone());
-        }
+/// The plan of one request: the route's, with the client's session and token estimate when
+/// it has them.
+fn plan<'p>(
+    primary: &'p ProviderRoute,
+    options: &AcquireOptions,
+    own: &'p mut Option<Plan>,
+) -> &'p Plan {
+    if options.session.is_none() && options.tokens == 0 {
+        return &primary.plan;
     }
-    if let Some(d) = routes.retry.deadline {
-        plan = plan.deadline(d);
-    }
+    let mut plan = primary.plan.clone().tokens(options.tokens);
     if let Some(s) = &options.session {
         plan = plan.session(s.clone());
     }
-    plan
+    own.insert(plan)
 }
 
 async fn run(
@@ -120,11 +116,12 @@ async fn run(
     req: &Forward,
     served: &mut Served,
 ) -> Response<GatewayBody> {
-    let plan = plan(routes, primary, &req.options);
+    let mut own = None;
+    let plan = plan(primary, &req.options, &mut own);
     let mut observer = Observe { metrics };
     let mut current: Arc<str> = Arc::clone(&primary.name);
     let result = rotator
-        .execute_observed(&plan, &mut observer, |attempt| {
+        .execute_observed(plan, &mut observer, |attempt| {
             // Book-keeping happens here, before the attempt's future, which borrows nothing
             // of it.
             let provider = routes.by_name(attempt.provider()).cloned();
