@@ -161,6 +161,28 @@ async fn an_overload_after_message_start_is_retried_and_the_client_sees_one_stre
     );
 }
 
+/// A stream cut after its opening but before any content is a transport failure: retried,
+/// and the client gets one clean stream.
+#[tokio::test]
+async fn a_stream_cut_before_its_first_content_is_retried() {
+    let upstream = mock().await;
+    upstream
+        .script()
+        .add(Rule::key("ant-a", Behavior::StreamBrokenAtStart).once());
+    let gw = InProcess::start(&support::config_text(
+        &upstream.base_url(),
+        FAST_RETRY,
+        &[provider("anthropic", "anthropic", &["ant-a"])],
+    ))
+    .await;
+    let r = post(&gw, "/anthropic/v1/messages", MESSAGES_STREAM).await;
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    assert_eq!(text.matches("event: message_start").count(), 1, "{text}");
+    assert!(text.contains("event: message_stop"), "{text}");
+    assert_eq!(upstream.count_for_key("ant-a"), 2);
+}
+
 /// When every attempt fails before content, the client gets the last stream as the provider
 /// sent it, up to and including its error event.
 #[tokio::test]

@@ -18,7 +18,7 @@ const USAGE: &str = "usage: mock-upstream [--listen ADDR] [--fast] [--on-key KEY
   --on-key KEY=BEHAVIOR answer every request made with KEY so; BEHAVIOR is one of ok,
                         rate-limited:MS, insufficient-quota, spend-cap, invalid-key, overloaded,
                         server-error, stream-error-at-start, stream-error-midway,
-                        close-connection";
+                        close-connection, stream-broken-at-start";
 
 /// A `--on-key` behaviour by name.
 fn behavior(name: &str) -> Option<Behavior> {
@@ -32,6 +32,7 @@ fn behavior(name: &str) -> Option<Behavior> {
         "stream-error-at-start" => Behavior::StreamErrorAtStart,
         "stream-error-midway" => Behavior::StreamErrorMidway,
         "close-connection" => Behavior::CloseConnection,
+        "stream-broken-at-start" => Behavior::StreamBrokenAtStart,
         _ => {
             let ms = name.strip_prefix("rate-limited:")?.parse().ok()?;
             Behavior::rate_limited(Duration::from_millis(ms))

@@ -51,6 +51,10 @@ pub enum Behavior {
     /// `overloaded_error`; Gemini: a `data: {"error":…}` chunk, 429 `RESOURCE_EXHAUSTED`.
     /// Streams even if the request did not ask to.
     StreamErrorAtStart,
+    /// A 200 stream that sends the dialect's opening events (as `StreamErrorAtStart` does,
+    /// without the error) and then cuts the connection before any content. Streams even if
+    /// the request did not ask to.
+    StreamBrokenAtStart,
     /// Closes the connection without answering, after reading the request: a transport
     /// failure as a client sees it.
     CloseConnection,
