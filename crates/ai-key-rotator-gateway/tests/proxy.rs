@@ -257,7 +257,9 @@ async fn a_stream_is_passed_through_as_it_arrives() {
     );
     let gw = InProcess::start(&support::config_text(
         &upstream.base_url(),
-        "",
+        // The first event only names the role: it is held as the stream's opening until the
+        // first content or this bound (10 s by default), then passed on.
+        "stream_preamble_ms = 100",
         &[provider("openai", "openai", &["sk-a"])],
     ))
     .await;
@@ -726,5 +728,52 @@ async fn a_restart_remembers_cooldowns_in_the_default_sqlite_store() {
         upstream.count_for_key("sk-a"),
         1,
         "the cooling key was not retried"
+    );
+}
+
+/// Field failure 2 through the gateway: every key refused for the region. No key is disabled;
+/// the provider's circuit opens and the gateway answers 503 with `retry-after` without sending
+/// anything upstream meanwhile.
+#[tokio::test]
+async fn every_key_refused_for_the_region_is_answered_503_with_retry_after() {
+    let upstream = mock().await;
+    upstream.script().set_default(Behavior::RegionBlocked);
+    let gw = InProcess::start(&support::config_text(
+        &upstream.base_url(),
+        "",
+        &[provider("openai", "openai", &["sk-a", "sk-b", "sk-c"])],
+    ))
+    .await;
+    let mut degraded = None;
+    for _ in 0..6 {
+        let answer = raw(gw.addr, &post("/openai/v1/chat/completions", CHAT, "")).await;
+        if status_of(&answer) == 503 {
+            degraded = Some(answer);
+            break;
+        }
+        assert!(matches!(status_of(&answer), 403 | 429), "{answer}");
+    }
+    let answer = degraded.expect("the circuit opened after every key was refused");
+    assert!(
+        answer.to_ascii_lowercase().contains("retry-after: "),
+        "{answer}"
+    );
+    let sent = upstream.requests().len();
+    assert_eq!(
+        status_of(&raw(gw.addr, &post("/openai/v1/chat/completions", CHAT, "")).await),
+        503
+    );
+    assert_eq!(
+        upstream.requests().len(),
+        sent,
+        "nothing sent while the circuit is open"
+    );
+    let status = gw.gateway.rotator().provider_status("openai").unwrap();
+    assert!(
+        status
+            .credentials
+            .iter()
+            .all(|c| c.state == ai_key_rotator::CredentialState::Available),
+        "no key disabled: {status:?}"
     );
 }

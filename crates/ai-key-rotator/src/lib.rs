@@ -97,7 +97,7 @@ pub use lease::{AcquireError, AcquireOptions, Lease};
 pub use persist::{MemoryPersistence, Persistence, PersistenceError};
 pub use recheck::{DueProbe, RecheckConfig, RecheckKind};
 pub use request::request_model;
-pub use rotator::{KeyRotator, KeyRotatorBuilder, ReportOutcome};
+pub use rotator::{Headroom, KeyRotator, KeyRotatorBuilder, ReportOutcome};
 pub use status::{
     CircuitStatus, CooldownReason, CredentialState, CredentialStatus, ModelCooldownStatus,
     ProviderStatus, RotatorStatus,
@@ -106,9 +106,9 @@ pub use status::{
 pub use store::FileStore;
 #[cfg(feature = "sqlite")]
 pub use store::SqliteStore;
+pub use store::{FleetView, Replica, StateStore, StoreError, StoreFault, StoreHealth};
 #[cfg(feature = "redis")]
 pub use store::{RedisMonitor, RedisStore, RedisStoreBuilder};
-pub use store::{StateStore, StoreError, StoreFault, StoreHealth};
 pub use strategy::Strategy;
 
 #[cfg(test)]

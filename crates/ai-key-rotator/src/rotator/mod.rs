@@ -3,6 +3,8 @@
 mod admin;
 mod builder;
 mod emitter;
+mod fleet;
+mod headroom;
 mod host;
 mod membership;
 pub(crate) mod pick;
@@ -29,6 +31,7 @@ use crate::status::{ProviderStatus, RotatorStatus};
 
 pub use builder::KeyRotatorBuilder;
 use emitter::Emitter;
+pub use headroom::Headroom;
 use ticker::Ticker;
 pub use transition::ReportOutcome;
 
@@ -81,6 +84,8 @@ pub(crate) struct Inner {
     /// Why the store's state could not be loaded at build time, if it could not.
     store_error: OnceLock<crate::store::StoreError>,
     ticker: Mutex<Option<Ticker>>,
+    /// The store's hub for fleet-wide budgets, when it shares budgets (`rotator/fleet.rs`).
+    fleet: Option<Arc<crate::budget::fleet::FleetHub>>,
 }
 
 impl KeyRotator {
