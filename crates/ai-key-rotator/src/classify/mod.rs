@@ -8,7 +8,9 @@
 //!
 //! ```
 //! use ai_key_rotator::Timestamp;
-//! use ai_key_rotator::classify::{classify, Family, LimitKind, LimitScope, Response, Verdict};
+//! use ai_key_rotator::classify::{
+//!     classify, Family, LimitKind, LimitScope, ModelName, Response, Verdict,
+//! };
 //!
 //! let now = Timestamp::from_secs(1_790_000_000);
 //! let headers = [("retry-after", "20"), ("x-ratelimit-remaining-tokens", "0")];
@@ -17,12 +19,13 @@
 //!     3.202s.","type":"tokens","param":null,"code":"rate_limit_exceeded"}}"#;
 //! let verdict = classify(Family::OpenAi, &Response::new(429, &headers, body), now);
 //!
-//! // The explicit `retry-after` header wins over the wait written in the message.
+//! // The explicit `retry-after` header wins over the wait written in the message, and the
+//! // limit is gpt-4o's own.
 //! assert_eq!(
 //!     verdict,
 //!     Verdict::RateLimited {
 //!         until: Some(Timestamp::from_secs(1_790_000_020)),
-//!         scope: LimitScope::Shared,
+//!         scope: LimitScope::Model(ModelName::new("gpt-4o").unwrap()),
 //!         limit: LimitKind::TokensPerMinute,
 //!     }
 //! );
