@@ -76,3 +76,69 @@ fn no_output_of_any_kind_contains_the_key() {
         .unwrap_err();
     assert_clean("StateError", &format!("{err} {err:?}"));
 }
+
+/// The surfaces of issue 11: per-model rests, the provider circuit and depleted keys (their
+/// events, status, saved state, the due-probe list and the report outcomes).
+#[test]
+fn per_model_circuit_and_recheck_outputs_never_contain_the_key() {
+    use ai_key_rotator::classify::{LimitKind, LimitScope, ModelName, Verdict};
+    let clock = clock();
+    let r = KeyRotator::builder()
+        .provider(
+            "openai",
+            ProviderConfig::new()
+                .credential(CredentialConfig::new(CANARY).label("canary"))
+                .credential(CANARY_2)
+                .credential("sk-third-0000000000000000000000"),
+        )
+        .clock(clock.clone())
+        .reset_interval(Duration::ZERO)
+        .build()
+        .unwrap();
+    let mut events = r.subscribe();
+    let mut outcomes = Vec::new();
+    let key = r.get_key_for("openai", "gpt-4o").unwrap();
+    outcomes.push(r.report_for_model(
+        &key,
+        &Verdict::RateLimited {
+            until: None,
+            scope: LimitScope::Model(ModelName::new("gpt-4o").unwrap()),
+            limit: LimitKind::TokensPerMinute,
+        },
+    ));
+    for _ in 0..3 {
+        let lease = r.acquire("openai").unwrap();
+        outcomes.push(lease.report(&Verdict::RegionBlocked));
+    }
+    assert_clean(
+        "status with a circuit",
+        &serde_json::to_string(&r.status()).unwrap(),
+    );
+    clock.advance(Duration::from_secs(1));
+    let probe = r.acquire("openai").unwrap();
+    outcomes.push(probe.report(&Verdict::QuotaExhausted {
+        until: None,
+        scope: LimitScope::Key,
+        limit: LimitKind::Credits,
+    }));
+    clock.advance(Duration::from_secs(60));
+    let due = r.due_probes("openai");
+    assert!(!due.is_empty());
+    assert_clean("due probes", &format!("{due:?}"));
+    r.probe_failed(&due[0].credential);
+    for o in &outcomes {
+        assert_clean("report outcome", &format!("{o:?}"));
+        assert_clean("report outcome JSON", &serde_json::to_string(o).unwrap());
+    }
+    for e in events.drain() {
+        assert_clean("Event Debug", &format!("{e:?}"));
+        assert_clean("Event JSON", &serde_json::to_string(&e).unwrap());
+    }
+    assert_clean("status Debug", &format!("{:?}", r.status()));
+    assert_clean("status JSON", &serde_json::to_string(&r.status()).unwrap());
+    assert_clean("saved state", &r.export_state());
+    match r.acquire("openai") {
+        Err(e) => assert_clean("acquire error", &format!("{e} {e:?}")),
+        Ok(l) => assert_clean("lease", &format!("{l:?}")),
+    }
+}
