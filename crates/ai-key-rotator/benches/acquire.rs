@@ -86,6 +86,40 @@ fn strategies_at(c: &mut Criterion<ThreadCpu>, keys: usize) {
     g.finish();
 }
 
+/// `acquire` with a model on a provider of 1 000 keys while per-model cooldowns are active:
+/// the first 100 keys rest for `gpt-4o` (the fill-first cursor among them), so a pick for
+/// `gpt-4o` steps past them through the model's own cursor; a pick for another model, and one
+/// with no model, show what the side table costs everyone else. Target: at most 200 ns.
+fn per_model(c: &mut Criterion<ThreadCpu>) {
+    use ai_key_rotator::classify::{LimitKind, LimitScope, ModelName};
+    let mut g = c.benchmark_group("per-model-1000");
+    let r = rotator(Strategy::FillFirst, 1_000);
+    let limit = Verdict::RateLimited {
+        until: Some(r.now().saturating_add(Duration::from_secs(3_600))),
+        scope: LimitScope::Model(ModelName::new("gpt-4o").unwrap()),
+        limit: LimitKind::TokensPerMinute,
+    };
+    for _ in 0..100 {
+        let key = r.get_key_for("openai", "gpt-4o").unwrap();
+        r.report_for_model(&key, &limit);
+    }
+    let gpt4o = AcquireOptions::default().model("gpt-4o");
+    let other = AcquireOptions::default().model("gpt-4o-mini");
+    g.bench_function("acquire+drop/model resting on 100 keys", |b| {
+        b.iter(|| black_box(r.acquire_with(black_box("openai"), &gpt4o)))
+    });
+    g.bench_function("acquire+drop/another model", |b| {
+        b.iter(|| black_box(r.acquire_with(black_box("openai"), &other)))
+    });
+    g.bench_function("acquire+drop/no model", |b| {
+        b.iter(|| black_box(r.acquire(black_box("openai"))))
+    });
+    g.bench_function("get_key (no model)", |b| {
+        b.iter(|| black_box(r.get_key(black_box("openai"))))
+    });
+    g.finish();
+}
+
 fn execute(c: &mut Criterion<ThreadCpu>) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -117,6 +151,6 @@ fn execute(c: &mut Criterion<ThreadCpu>) {
 criterion_group! {
     name = benches;
     config = Criterion::default().with_measurement(ThreadCpu);
-    targets = strategies, execute
+    targets = strategies, per_model, execute
 }
 criterion_main!(benches);
