@@ -42,6 +42,7 @@ mod error;
 mod ops;
 pub mod probe;
 mod proxy;
+mod recheck;
 pub mod reload;
 mod server;
 mod upstream;
@@ -167,6 +168,8 @@ impl Gateway {
                 header_limit: routes.config.header_limit,
             }
         };
+        // Depleted keys are re-checked while the gateway serves.
+        let rechecks = recheck::spawn(Arc::clone(&self.shared));
         server::run(
             listener,
             Arc::clone(&self.shared),
@@ -175,6 +178,7 @@ impl Gateway {
             move || shared.routes.load().config.shutdown_grace,
         )
         .await;
+        rechecks.abort();
         // Everything recorded reaches the store before the process goes. The flush waits for
         // the store's writes (a SQLite fsync, Redis round trips): on a blocking thread, so
         // that the runtime's workers keep serving whatever else shares them.

@@ -142,3 +142,60 @@ async fn unknown_names_are_errors_and_an_unreachable_upstream_changes_nothing() 
     assert!(!reason.contains("sk-a"), "{reason}");
     assert_eq!(state_of(&gw, "openai", "sk-a"), CredentialState::Available);
 }
+
+/// Field failure 3 through the gateway: a key out of credits is taken out of use (not tried
+/// again every minute), re-checked in the background with its model list while the account is
+/// unpaid, and back in use once the mock stops answering `insufficient_quota`.
+#[tokio::test]
+async fn a_depleted_key_is_rechecked_in_the_background_and_comes_back() {
+    let upstream = MockUpstream::start(Config::new()).await.unwrap();
+    upstream
+        .script()
+        .on_key("sk-broke", Behavior::InsufficientQuota);
+    let gw = InProcess::start(&support::config_text(
+        &upstream.base_url(),
+        "",
+        &[provider("openai", "openai", &["sk-broke", "sk-paid"])
+            .with("recheck = { first_ms = 200, max_ms = 400 }")],
+    ))
+    .await;
+    let http = support::client();
+    let chat = || {
+        http.post(format!("{}/openai/v1/chat/completions", gw.url()))
+            .bearer_auth(support::TOKEN)
+            .header("content-type", "application/json")
+            .body(support::CHAT)
+            .send()
+    };
+    // The gateway fails over to the paid key; the broke one is depleted.
+    assert_eq!(chat().await.unwrap().status(), 200);
+    assert!(matches!(
+        state_of(&gw, "openai", "sk-broke"),
+        CredentialState::Depleted { .. }
+    ));
+    // While unpaid, the background re-checks list models with it (never a completion) and it
+    // stays out.
+    support::wait_until("a re-check of the depleted key", || async {
+        upstream
+            .requests()
+            .iter()
+            .any(|q| q.key.as_deref() == Some("sk-broke") && q.method == Method::GET)
+    })
+    .await;
+    assert!(matches!(
+        state_of(&gw, "openai", "sk-broke"),
+        CredentialState::Depleted { .. }
+    ));
+    // Someone pays: the next re-check brings it back.
+    upstream.script().reset();
+    support::wait_until("the depleted key back in use", || async {
+        state_of(&gw, "openai", "sk-broke") == CredentialState::Available
+    })
+    .await;
+    let completions = upstream
+        .requests()
+        .iter()
+        .filter(|q| q.key.as_deref() == Some("sk-broke") && q.method == Method::POST)
+        .count();
+    assert_eq!(completions, 1, "only the request that found it broke");
+}

@@ -119,6 +119,8 @@ pub struct Lease<'r> {
     rotator: &'r KeyRotator,
     credential: Credential,
     tokens: u64,
+    /// The model the lease was acquired for, if the caller named one.
+    model: Option<ModelName>,
     /// Whether the credential's in-flight count includes this lease: only providers whose
     /// strategy reads it (`least-in-flight`) keep one, so that other leases cost no shared
     /// write. Budgets with a concurrency cap keep their own count.
@@ -126,12 +128,18 @@ pub struct Lease<'r> {
 }
 
 impl<'r> Lease<'r> {
-    pub(crate) fn new(rotator: &'r KeyRotator, credential: Credential, tokens: u64) -> Self {
+    pub(crate) fn new(
+        rotator: &'r KeyRotator,
+        credential: Credential,
+        tokens: u64,
+        model: Option<ModelName>,
+    ) -> Self {
         let counted = credential.provider_snap().shared.strategy == Strategy::LeastInFlight;
         Lease {
             rotator,
             credential: credential.detach(),
             tokens,
+            model,
             counted,
         }
     }
@@ -162,8 +170,20 @@ impl<'r> Lease<'r> {
     }
 
     /// Reports the verdict on the request (see [`KeyRotator::report`]) and ends the lease.
+    ///
+    /// A limit the provider counts per model rests the key for that model only when the lease
+    /// was acquired for a model ([`AcquireOptions::model`]). A caller that names no model
+    /// cannot be steered away from the key for one model, so for it the limit cools the key
+    /// as a whole (with its scope), as before per-model limits were told apart.
     pub fn report(self, verdict: &Verdict) -> ReportOutcome {
-        self.rotator.report(&self.credential, verdict)
+        self.rotator
+            .inner
+            .report(&self.credential, verdict, self.model.is_some())
+    }
+
+    /// The model the lease was acquired for, if any.
+    pub fn model(&self) -> Option<ModelName> {
+        self.model
     }
 
     /// Classifies and reports the response, and ends the lease.

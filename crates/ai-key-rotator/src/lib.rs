@@ -75,6 +75,7 @@ mod lease;
 mod persist;
 mod pool;
 mod recheck;
+mod request;
 mod rotator;
 mod status;
 mod store;
@@ -95,6 +96,7 @@ pub use identity::{CredentialId, Fingerprint, InvalidFingerprint};
 pub use lease::{AcquireError, AcquireOptions, Lease};
 pub use persist::{MemoryPersistence, Persistence, PersistenceError};
 pub use recheck::{DueProbe, RecheckConfig, RecheckKind};
+pub use request::request_model;
 pub use rotator::{Headroom, KeyRotator, KeyRotatorBuilder, ReportOutcome};
 pub use status::{
     CircuitStatus, CooldownReason, CredentialState, CredentialStatus, ModelCooldownStatus,

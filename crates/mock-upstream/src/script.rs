@@ -18,7 +18,8 @@ pub enum Behavior {
     /// provider's rate-limit headers.
     Ok,
     /// A per-minute rate limit that lifts after `retry_after`. OpenAI: 429
-    /// `rate_limit_exceeded` with "Please try again in 3.202s." and `x-ratelimit-reset-*`;
+    /// `rate_limit_exceeded`, the organization's limit ("Rate limit reached in organization
+    /// org-mock on tokens per min (TPM)", no model named: see [`Behavior::RateLimitedFor`]) with "Please try again in 3.202s." and `x-ratelimit-reset-*`;
     /// Azure: 429 with `retry-after` and `retry-after-ms`; Anthropic: 429 `rate_limit_error`
     /// with `retry-after`; Gemini: 429 `RESOURCE_EXHAUSTED` with `RetryInfo` and no header.
     RateLimited {

@@ -50,7 +50,7 @@ async fn rate_limited_openai() {
     );
     assert!(e["param"].is_null());
     let msg = e["message"].as_str().unwrap();
-    assert!(msg.starts_with("Rate limit reached for gpt-4o-mini in organization org-mock on tokens per min (TPM): Limit 30000, Used 29000, Requested 1601."), "{msg}");
+    assert!(msg.starts_with("Rate limit reached in organization org-mock on tokens per min (TPM): Limit 30000, Used 29000, Requested 1601."), "{msg}");
     assert!(msg.contains("Please try again in 3.202s."), "{msg}");
     assert_eq!(r.header("x-ratelimit-remaining-tokens"), Some("0"));
     assert_eq!(r.header("x-ratelimit-reset-tokens"), Some("3.202s"));

@@ -158,6 +158,12 @@ struct RawProvider {
     /// The budget of each quota scope, shared by the keys that name it.
     #[serde(default)]
     scope_budgets: BTreeMap<String, Budget>,
+    /// When the provider backs off as a whole after correlated failures.
+    #[serde(default)]
+    circuit: ai_key_rotator::CircuitConfig,
+    /// How depleted keys are re-checked (by the gateway's background task).
+    #[serde(default)]
+    recheck: ai_key_rotator::RecheckConfig,
     keys: Vec<SecretSpec>,
 }
 
@@ -572,7 +578,9 @@ impl GatewayConfig {
                         .clone()
                         .unwrap_or(Cooldown::fixed(Duration::from_secs(60))),
                 )
-                .strategy(p.strategy);
+                .strategy(p.strategy)
+                .circuit(p.circuit.clone())
+                .recheck(p.recheck.clone());
             if let Some(b) = &p.budget {
                 rotator = rotator.budget(b.clone());
             }

@@ -288,7 +288,12 @@ async fn proxy(
         rest.push('?');
         rest.push_str(&q);
     }
-    let mut options = AcquireOptions::default();
+    let mut options = AcquireOptions {
+        // The model the request is for: a key resting for it after a per-model limit is
+        // skipped, and keeps serving the other models.
+        model: ai_key_rotator::request_model(&rest, &body),
+        ..AcquireOptions::default()
+    };
     if let Some(session) = parts
         .headers
         .get(SESSION_HEADER)

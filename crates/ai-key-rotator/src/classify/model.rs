@@ -6,10 +6,12 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// The longest model name kept. The longest names in use ("gemini-2.5-flash-preview-native-
-/// audio-dialog", fine-tuned OpenAI names such as "ft:gpt-4o-mini-2024-07-18:org:suffix:id")
-/// fit with room to spare; a longer one is not a model name the pool needs to tell apart.
-pub const MAX_MODEL_NAME: usize = 96;
+/// The longest model name kept: 63 bytes, so a name with its length is one 64-byte line. The
+/// long names in use ("gemini-2.5-flash-preview-native-audio-dialog", fine-tuned OpenAI names
+/// such as "ft:gpt-4o-mini-2024-07-18:org:suffix:id") fit; a longer one is not kept as a
+/// model (a limit naming it cools the key as a whole, a pick naming it is a pick without a
+/// model).
+pub const MAX_MODEL_NAME: usize = 63;
 
 /// A model name such as `gpt-4o` or `gemini-2.0-flash`, at most [`MAX_MODEL_NAME`] bytes of
 /// ASCII letters, digits and `- _ . : / @`.

@@ -123,6 +123,13 @@ impl Plan {
         self
     }
 
+    /// The model the request is for (see [`AcquireOptions::model`]): keys resting after this
+    /// model's limit are skipped, and a per-model limit rests the key for this model only.
+    pub fn model(mut self, model: crate::classify::ModelName) -> Self {
+        self.options.model = Some(model);
+        self
+    }
+
     /// The providers, primary first.
     pub fn providers(&self) -> &[String] {
         &self.providers

@@ -138,7 +138,7 @@ impl KeyRotator {
     ///     scope: LimitScope::Model(ModelName::new("gpt-4o").unwrap()),
     ///     limit: LimitKind::TokensPerMinute,
     /// };
-    /// rotator.report(&key, &limit);
+    /// rotator.report_for_model(&key, &limit);
     /// // gpt-4o goes to the other key; everything else stays on the first.
     /// assert_eq!(rotator.get_key_for("openai", "gpt-4o").unwrap().expose_key(), "sk-b");
     /// assert_eq!(rotator.get_key_for("openai", "gpt-4o-mini").unwrap().expose_key(), "sk-a");
@@ -181,9 +181,11 @@ impl KeyRotator {
     /// |---|---|
     /// | `Ok` with a remaining quota of 0 | cools (with its scope) until the quota resets, before the 429 comes |
     /// | `Ok` otherwise | resets the key's consecutive-failure count |
-    /// | `RateLimited`, `QuotaExhausted` | cools until the provider's time, else the policy's; a `Shared` limit cools the key's whole quota scope |
+    /// | `RateLimited`, `QuotaExhausted` | cools until the provider's time, else the policy's; a `Shared` limit (and here a per-model one: see [`report_for_model`](Self::report_for_model)) cools the key's whole quota scope |
+    /// | `QuotaExhausted` with no reset time (credits, spend caps) | the key is depleted: out until a re-check (see [`due_probes`](Self::due_probes)) |
     /// | `InvalidKey` | disables the key until [`enable`](Self::enable)d or added again |
-    /// | `Overloaded`, `ServerError`, `ClientError` | nothing: another key would fare the same |
+    /// | `Overloaded`, `ServerError`, `RegionBlocked` | nothing against the key; counted by the provider's circuit, and the next request tries another key |
+    /// | `ClientError` | nothing: another key would fare the same |
     ///
     /// A running cooldown is only ever extended. Returns what changed, as data.
     ///
@@ -210,7 +212,18 @@ impl KeyRotator {
     /// # Ok::<(), ai_key_rotator::ConfigError>(())
     /// ```
     pub fn report(&self, credential: &Credential, verdict: &Verdict) -> ReportOutcome {
-        self.inner.report(credential, verdict)
+        self.inner.report(credential, verdict, false)
+    }
+
+    /// As [`report`](Self::report), for a request made for a model (a key from
+    /// [`get_key_for`](Self::get_key_for)): a limit the provider counts per model rests the key
+    /// for that model only, and it keeps serving the others.
+    ///
+    /// [`report`](Self::report) cannot do that: a caller that does not name models when it
+    /// asks for a key would be handed the same key for the limited model again, so there a
+    /// per-model limit cools the key as a whole (with its quota scope).
+    pub fn report_for_model(&self, credential: &Credential, verdict: &Verdict) -> ReportOutcome {
+        self.inner.report(credential, verdict, true)
     }
 
     /// Classifies a provider response with the credential's provider family and the
@@ -224,7 +237,7 @@ impl KeyRotator {
             .family(credential.provider())
             .unwrap_or(Family::OpenAiCompatible);
         let verdict = classify(family, response, self.inner.clock.now());
-        self.inner.report(credential, &verdict);
+        self.inner.report(credential, &verdict, false);
         verdict
     }
 
@@ -351,7 +364,7 @@ impl KeyRotator {
             cools: None,
         };
         match self.inner.acquire(provider, &pick) {
-            Ok(credential) => Ok(Lease::new(self, credential, options.tokens)),
+            Ok(credential) => Ok(Lease::new(self, credential, options.tokens, options.model)),
             Err(pick::Refusal::Unknown) => Err(AcquireError::UnknownProvider {
                 provider: provider.to_owned(),
             }),

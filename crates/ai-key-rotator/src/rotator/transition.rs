@@ -202,7 +202,43 @@ impl Inner {
         })
     }
 
-    pub(super) fn report(&self, credential: &Credential, verdict: &Verdict) -> ReportOutcome {
+    /// Applies a verdict. `model_aware`: the request named its model, so a per-model limit
+    /// rests the key for that model only; otherwise it cools the key as a whole (see
+    /// `KeyRotator::report_for_model`).
+    pub(crate) fn report(
+        &self,
+        credential: &Credential,
+        verdict: &Verdict,
+        model_aware: bool,
+    ) -> ReportOutcome {
+        let key_wide;
+        let verdict = match verdict {
+            Verdict::RateLimited {
+                until,
+                scope: LimitScope::Model(_),
+                limit,
+            } if !model_aware => {
+                key_wide = Verdict::RateLimited {
+                    until: *until,
+                    scope: LimitScope::Shared,
+                    limit: *limit,
+                };
+                &key_wide
+            }
+            Verdict::QuotaExhausted {
+                until,
+                scope: LimitScope::Model(_),
+                limit,
+            } if !model_aware => {
+                key_wide = Verdict::QuotaExhausted {
+                    until: *until,
+                    scope: LimitScope::Shared,
+                    limit: *limit,
+                };
+                &key_wide
+            }
+            _ => verdict,
+        };
         let snapshot = self.snapshot.load();
         let Some((prov, i)) = self.locate(&snapshot, credential) else {
             return ReportOutcome::Unchanged;
@@ -229,7 +265,11 @@ impl Inner {
                 {
                     let mut d = slot.detail();
                     d.failures = 0;
-                    d.recheck_failures = 0;
+                    // A re-check's answer (the key is still out) is not a real success: the
+                    // re-check backoff goes on until the key serves a request again.
+                    if d.recheck.is_none() {
+                        d.recheck_failures = 0;
+                    }
                 }
                 if let Some(left) = usage.remaining_requests.or(usage.remaining_tokens) {
                     slot.remaining.store(left, Ordering::Relaxed);

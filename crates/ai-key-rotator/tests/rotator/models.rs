@@ -37,7 +37,7 @@ fn a_per_model_limit_rests_the_key_for_that_model_only() {
     let (r, clock) = rotator(&["sk-a", "sk-b"]);
     let mut events = r.subscribe();
     let a = r.get_key_for("openai", "gpt-4o").unwrap();
-    let outcome = r.report(&a, &per_model("gpt-4o", 30));
+    let outcome = r.report_for_model(&a, &per_model("gpt-4o", 30));
     assert_eq!(
         outcome,
         ReportOutcome::ModelCooled {
@@ -90,7 +90,7 @@ fn a_per_model_limit_rests_the_key_for_that_model_only() {
     clock.advance(Duration::from_secs(31));
     let b = r.get_key_for("openai", "gpt-4o").unwrap();
     assert_eq!(b.expose_key(), "sk-b");
-    r.report(&b, &per_model("gpt-4o", 100));
+    r.report_for_model(&b, &per_model("gpt-4o", 100));
     assert_eq!(for_model(&r, "gpt-4o").as_deref(), Some("sk-a"));
     assert!(
         r.provider_status("openai").unwrap().credentials[0]
@@ -105,7 +105,7 @@ fn every_key_resting_for_a_model_refuses_that_model_with_a_retry_time() {
     let mut events = r.subscribe();
     for secs in [40, 20] {
         let k = r.get_key_for("openai", "gemini-2.0-flash").unwrap();
-        r.report(&k, &per_model("gemini-2.0-flash", secs));
+        r.report_for_model(&k, &per_model("gemini-2.0-flash", secs));
     }
     let options = AcquireOptions::default().model("gemini-2.0-flash");
     match r.acquire_with("openai", &options) {
@@ -147,7 +147,7 @@ fn a_per_model_limit_rests_the_whole_quota_scope_for_the_model() {
         .build()
         .unwrap();
     let a = r.get_key_for("openai", "gpt-4o").unwrap();
-    let outcome = r.report(&a, &per_model("gpt-4o", 30));
+    let outcome = r.report_for_model(&a, &per_model("gpt-4o", 30));
     assert!(
         matches!(outcome, ReportOutcome::ModelCooled { scope: Some(ref s), .. } if &**s == "org-1")
     );
@@ -172,7 +172,8 @@ fn other_strategies_skip_keys_resting_for_the_model() {
         .and_then(|_| r.acquire_with("openai", &AcquireOptions::default()))
         .unwrap();
     assert_eq!(b.expose_key(), "sk-b");
-    b.report(&per_model("gpt-4o", 30));
+    r.report_for_model(b.credential(), &per_model("gpt-4o", 30));
+    drop(b);
     let picks: Vec<String> = (0..6)
         .map(|_| lease_key(&r, &AcquireOptions::default().model("gpt-4o")).unwrap())
         .collect();
@@ -203,7 +204,7 @@ fn the_classifier_and_report_response_cool_per_model_from_the_body() {
 fn per_model_cooldowns_survive_export_and_import_and_reset_all_ends_them() {
     let (r, _clock) = rotator(&["sk-a", "sk-b"]);
     let a = r.get_key("openai").unwrap();
-    r.report(&a, &per_model("gpt-4o", 30));
+    r.report_for_model(&a, &per_model("gpt-4o", 30));
     let text = r.export_state();
     assert!(text.contains("gpt-4o"));
 
@@ -217,9 +218,29 @@ fn per_model_cooldowns_survive_export_and_import_and_reset_all_ends_them() {
 }
 
 #[test]
+fn a_caller_that_names_no_model_gets_the_key_cooled_as_a_whole() {
+    let (r, _clock) = rotator(&["sk-a", "sk-b"]);
+    // A lease without a model, and a report on a key from `get_key`: neither caller can be
+    // steered by model, so the limit cools the key.
+    let lease = r.acquire("openai").unwrap();
+    assert!(matches!(
+        lease.report(&per_model("gpt-4o", 30)),
+        ReportOutcome::Cooled { .. }
+    ));
+    assert_eq!(key(&r, "openai").as_deref(), Some("sk-b"));
+    let b = r.get_key("openai").unwrap();
+    assert!(matches!(
+        r.report(&b, &per_model("gpt-4o", 30)),
+        ReportOutcome::Cooled { .. }
+    ));
+    assert_eq!(key(&r, "openai"), None);
+}
+
+#[test]
 fn model_names_are_checked() {
     assert!(ModelName::new("models/gemini-2.0-flash-001").is_ok());
-    assert!(ModelName::new(&"x".repeat(97)).is_err());
+    assert!(ModelName::new(&"x".repeat(63)).is_ok());
+    assert!(ModelName::new(&"x".repeat(64)).is_err());
     assert!(ModelName::new("gpt-4o\n").is_err());
     // An unusable name is no model: the pick is the usual one.
     let (r, _clock) = rotator(&["sk-a"]);

@@ -133,16 +133,14 @@ fn a_report_with_raw_response_classifies_with_the_provider_family() {
         matches!(verdict, Verdict::RateLimited { .. }),
         "{verdict:?}"
     );
-    // A limit OpenAI counts for gpt-4o: the key rests for that model, 3.202 s (rounded up to
-    // the millisecond), and stays available for the others.
-    assert_eq!(state_of(&r, "openai", 0), CredentialState::Available);
-    let status = r.provider_status("openai").unwrap();
-    let rest = &status.credentials[0].model_cooldowns[0];
-    assert_eq!(rest.model.as_str(), "gpt-4o");
-    assert_eq!(
-        rest.until,
-        START.saturating_add(Duration::from_millis(3202))
-    );
+    // `report_response` has no model to steer by: the per-model limit cools the key, until
+    // the provider's time (3.202 s, rounded up to the millisecond).
+    match state_of(&r, "openai", 0) {
+        CredentialState::Cooling { until } => {
+            assert_eq!(until, START.saturating_add(Duration::from_millis(3202)))
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]

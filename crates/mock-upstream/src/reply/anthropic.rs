@@ -174,7 +174,7 @@ fn error(ctx: &Ctx<'_>, kind: &str, message: impl Into<String>) -> Value {
 pub(super) fn failure(ctx: &Ctx<'_>, failure: Failure) -> (StatusCode, Headers, Value) {
     let id = || vec![("request-id", request_id(ctx.seq))];
     match failure {
-        Failure::RateLimited(wait) => {
+        Failure::RateLimited(wait) | Failure::ModelRateLimited(wait) => {
             let secs = ceil_secs(wait);
             let mut headers = ratelimit_headers(ctx, Some(secs));
             headers.push(("retry-after", secs.to_string()));

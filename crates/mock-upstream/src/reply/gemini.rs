@@ -152,7 +152,7 @@ fn quota_exhausted(ctx: &Ctx<'_>, quota_id: &str, limit: u32, wait: std::time::D
 /// Google's documented error responses; never a `retry-after` header.
 pub(super) fn failure(ctx: &Ctx<'_>, failure: Failure) -> (StatusCode, Headers, Value) {
     let (status, body) = match failure {
-        Failure::RateLimited(wait) => (
+        Failure::RateLimited(wait) | Failure::ModelRateLimited(wait) => (
             StatusCode::TOO_MANY_REQUESTS,
             quota_exhausted(
                 ctx,

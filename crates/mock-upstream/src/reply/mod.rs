@@ -63,6 +63,8 @@ impl Ctx<'_> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Failure {
     RateLimited(Duration),
+    /// A limit on the request's model only (`Behavior::RateLimitedFor`).
+    ModelRateLimited(Duration),
     InsufficientQuota,
     SpendCap,
     InvalidKey,
@@ -149,7 +151,7 @@ pub(crate) fn answer(ctx: &Ctx<'_>, behavior: &Behavior, stats: &Arc<Stats>) -> 
             // Gemini's path names the model as `models/{model}` or bare; compare bare names.
             let asked = ctx.model.strip_prefix("models/").unwrap_or(&ctx.model);
             if asked == model.strip_prefix("models/").unwrap_or(model) {
-                failure(ctx, Failure::RateLimited(*retry_after))
+                failure(ctx, Failure::ModelRateLimited(*retry_after))
             } else {
                 ok(ctx, None)
             }

@@ -324,7 +324,7 @@ fn masked(key: Option<&str>) -> String {
 pub(super) fn failure(ctx: &Ctx<'_>, failure: Failure) -> (StatusCode, Headers, Value) {
     let mut headers = headers(ctx);
     let (status, body) = match failure {
-        Failure::RateLimited(wait) => {
+        Failure::RateLimited(wait) | Failure::ModelRateLimited(wait) => {
             let wait_text = go_duration(wait);
             for (name, value) in &mut headers {
                 match *name {
@@ -333,11 +333,16 @@ pub(super) fn failure(ctx: &Ctx<'_>, failure: Failure) -> (StatusCode, Headers, 
                     _ => {}
                 }
             }
+            // `RateLimitedFor` is a model's own limit and names the model; `RateLimited` the
+            // organization's request limit, which names none (the key cools as a whole).
+            let limited = match failure {
+                Failure::ModelRateLimited(_) => format!("for {} in", ctx.model),
+                _ => "in".to_owned(),
+            };
             let message = format!(
-                "Rate limit reached for {} in organization org-mock on tokens per min (TPM): \
+                "Rate limit reached {limited} organization org-mock on tokens per min (TPM): \
                  Limit 30000, Used 29000, Requested 1601. Please try again in {wait_text}. \
-                 Visit https://platform.openai.com/account/rate-limits to learn more.",
-                ctx.model
+                 Visit https://platform.openai.com/account/rate-limits to learn more."
             );
             (
                 StatusCode::TOO_MANY_REQUESTS,
@@ -421,7 +426,7 @@ pub(super) fn failure(ctx: &Ctx<'_>, failure: Failure) -> (StatusCode, Headers, 
 /// like OpenAI.
 pub(super) fn azure_failure(ctx: &Ctx<'_>, failure: Failure) -> (StatusCode, Headers, Value) {
     match failure {
-        Failure::RateLimited(wait) => {
+        Failure::RateLimited(wait) | Failure::ModelRateLimited(wait) => {
             let secs = ceil_secs(wait);
             let mut headers = azure_headers(ctx);
             headers.push(("retry-after", secs.to_string()));
