@@ -219,8 +219,11 @@ impl KeyRotator {
                         lease = Some(l);
                         break;
                     }
-                    Err(AcquireError::Unavailable { retry_at, .. }) => {
-                        if let Some(t) = retry_at {
+                    Err(
+                        e @ (AcquireError::Unavailable { .. }
+                        | AcquireError::ProviderDegraded { .. }),
+                    ) => {
+                        if let Some(t) = e.retry_at() {
                             earliest = Some(earliest.map_or(t, |e| e.min(t)));
                         }
                     }
@@ -303,9 +306,9 @@ impl KeyRotator {
                     retry_after
                 }
                 Some(Err(e)) => {
-                    // The lease is dropped without a report: a transport failure says nothing
-                    // about the key.
-                    drop(lease);
+                    // A transport failure says nothing about the key, but counts against the
+                    // provider (its circuit).
+                    lease.transport_failed();
                     attempts.push(AttemptRecord {
                         provider,
                         credential,
@@ -315,7 +318,7 @@ impl KeyRotator {
                     None
                 }
                 None => {
-                    drop(lease);
+                    lease.transport_failed();
                     attempts.push(AttemptRecord {
                         provider,
                         credential,

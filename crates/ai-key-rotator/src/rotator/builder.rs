@@ -176,6 +176,8 @@ pub(super) fn new_provider(
     let (budget, scope_budgets) = config.compiled_budgets(name)?;
     let mut shared = ProviderShared::new(policy, family);
     shared.strategy = config.strategy;
+    shared.circuit_config = config.circuit.clone();
+    shared.recheck = config.recheck.clone();
     shared.budget = budget;
     shared.scope_budgets = scope_budgets
         .into_iter()

@@ -237,6 +237,9 @@ impl StoredState {
                         last_exhausted_at: r.last_exhausted_at,
                         reason: r.reason,
                         consecutive_failures: 0,
+                        // Rows carry the state word's cooldown only; per-model cooldowns are
+                        // kept by the file store and saved state (`export_state`).
+                        model_cooldowns: Vec::new(),
                     },
                 );
         }
