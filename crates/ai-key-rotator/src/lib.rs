@@ -95,7 +95,7 @@ pub use identity::{CredentialId, Fingerprint, InvalidFingerprint};
 pub use lease::{AcquireError, AcquireOptions, Lease};
 pub use persist::{MemoryPersistence, Persistence, PersistenceError};
 pub use recheck::{DueProbe, RecheckConfig, RecheckKind};
-pub use rotator::{KeyRotator, KeyRotatorBuilder, ReportOutcome};
+pub use rotator::{Headroom, KeyRotator, KeyRotatorBuilder, ReportOutcome};
 pub use status::{
     CircuitStatus, CooldownReason, CredentialState, CredentialStatus, ModelCooldownStatus,
     ProviderStatus, RotatorStatus,

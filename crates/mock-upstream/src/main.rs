@@ -17,7 +17,9 @@ const USAGE: &str = "usage: mock-upstream [--listen ADDR] [--fast] [--on-key KEY
                         answered
   --on-key KEY=BEHAVIOR answer every request made with KEY so; BEHAVIOR is one of ok,
                         rate-limited:MS, rate-limited-for:MODEL:MS, insufficient-quota,
-                        spend-cap, invalid-key, overloaded, server-error, region-blocked";
+                        spend-cap, invalid-key, overloaded, server-error, region-blocked,
+                        stream-error-at-start, stream-error-midway, close-connection,
+                        stream-broken-at-start";
 
 /// A `--on-key` behaviour by name.
 fn behavior(name: &str) -> Option<Behavior> {
@@ -36,6 +38,10 @@ fn behavior(name: &str) -> Option<Behavior> {
                 retry_after: Duration::from_millis(ms.parse().ok()?),
             }
         }
+        "stream-error-at-start" => Behavior::StreamErrorAtStart,
+        "stream-error-midway" => Behavior::StreamErrorMidway,
+        "close-connection" => Behavior::CloseConnection,
+        "stream-broken-at-start" => Behavior::StreamBrokenAtStart,
         _ => {
             let ms = name.strip_prefix("rate-limited:")?.parse().ok()?;
             Behavior::rate_limited(Duration::from_millis(ms))

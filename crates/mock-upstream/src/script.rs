@@ -58,6 +58,21 @@ pub enum Behavior {
     /// allowed", Gemini 400 `FAILED_PRECONDITION` "User location is not supported for the API
     /// use.". Every key gets it alike.
     RegionBlocked,
+    /// A 200 stream that fails before its first content: the dialect's opening events, then
+    /// an error event, and no normal end. OpenAI chat: the role chunk, then a
+    /// `data: {"error":…}` chunk with `insufficient_quota`; OpenAI Responses:
+    /// `response.created`, `response.in_progress`, then `event: error` with code
+    /// `insufficient_quota`; Anthropic: `message_start`, `ping`, then `event: error` with
+    /// `overloaded_error`; Gemini: a `data: {"error":…}` chunk, 429 `RESOURCE_EXHAUSTED`.
+    /// Streams even if the request did not ask to.
+    StreamErrorAtStart,
+    /// A 200 stream that sends the dialect's opening events (as `StreamErrorAtStart` does,
+    /// without the error) and then cuts the connection before any content. Streams even if
+    /// the request did not ask to.
+    StreamBrokenAtStart,
+    /// Closes the connection without answering, after reading the request: a transport
+    /// failure as a client sees it.
+    CloseConnection,
     /// Waits this long, then answers like `Ok`; for upstream-timeout tests.
     Delay(Duration),
     /// A normal stream whose chunks are sent `chunk_interval` apart, really over time; for

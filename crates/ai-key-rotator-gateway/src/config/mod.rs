@@ -120,6 +120,16 @@ struct RawConfig {
     #[serde(default)]
     #[allow(dead_code)]
     log_format: Option<LogFormat>,
+    #[serde(default = "default_retry_backoff_base")]
+    retry_backoff_base_ms: u64,
+    #[serde(default = "default_retry_backoff_max")]
+    retry_backoff_max_ms: u64,
+    #[serde(default)]
+    retry_deadline_ms: Option<u64>,
+    #[serde(default = "default_preamble_bytes")]
+    stream_preamble_bytes: usize,
+    #[serde(default = "default_preamble_ms")]
+    stream_preamble_ms: u64,
     /// Where cooldowns are kept across restarts. A configuration file without one keeps
     /// them in SQLite next to itself (see [`GatewayConfig::load`]).
     #[serde(default)]
@@ -175,11 +185,50 @@ fn default_body_read_timeout() -> u64 {
     // A minute carries 32 MiB over a slow uplink.
     60_000
 }
+fn default_retry_backoff_base() -> u64 {
+    200
+}
+fn default_retry_backoff_max() -> u64 {
+    5_000
+}
+fn default_preamble_bytes() -> usize {
+    // A stream's opening events are a few hundred bytes to a few KiB (OpenAI's
+    // `response.created` repeats the request's tools and instructions); 64 KiB holds them all.
+    64 * 1024
+}
+fn default_preamble_ms() -> u64 {
+    // Long enough for a provider that sends `message_start` and then thinks for a while
+    // before its first token or its error; past it the stream is passed on as it is.
+    10_000
+}
 fn default_max_connections() -> usize {
     1024
 }
 fn default_header_limit() -> usize {
     DEFAULT_HEADER_LIMIT
+}
+
+/// The retry settings of `execute`'s plan: backoff after server errors and transport failures,
+/// and an optional deadline for the attempts and waits before a response starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RetrySettings {
+    pub(crate) backoff_base: Duration,
+    pub(crate) backoff_max: Duration,
+    pub(crate) deadline: Option<Duration>,
+}
+
+/// The bounds on a stream's held preamble (see `proxy/preamble.rs`); holding is off when
+/// either is zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PreambleLimits {
+    pub(crate) max_bytes: usize,
+    pub(crate) max_wait: Duration,
+}
+
+impl PreambleLimits {
+    pub(crate) fn enabled(&self) -> bool {
+        self.max_bytes > 0 && !self.max_wait.is_zero()
+    }
 }
 
 /// The default cap on a request's head (start line and headers), in bytes: providers' own front
@@ -276,6 +325,10 @@ pub struct GatewayConfig {
     pub(crate) header_limit: usize,
     /// The per-request log line.
     pub(crate) access_log: AccessLog,
+    /// How server errors and transport failures are retried (the core's `execute` plan).
+    pub(crate) retry: RetrySettings,
+    /// How much of a stream's opening is held back to fail over on an early error event.
+    pub(crate) preamble: PreambleLimits,
     /// Where state is kept; `None` = in memory only.
     pub(crate) store: Option<StoreConfig>,
     /// The providers, by name.
@@ -473,6 +526,16 @@ impl GatewayConfig {
         {
             return Err(ConfigFileError::Invalid("timeouts must be positive".into()));
         }
+        if raw.retry_backoff_max_ms < raw.retry_backoff_base_ms {
+            return Err(ConfigFileError::Invalid(
+                "retry_backoff_max_ms must be at least retry_backoff_base_ms".into(),
+            ));
+        }
+        if raw.retry_deadline_ms == Some(0) {
+            return Err(ConfigFileError::Invalid(
+                "retry_deadline_ms must be positive (leave it out for no deadline)".into(),
+            ));
+        }
         if raw.providers.is_empty() {
             return Err(ConfigFileError::Invalid("no providers configured".into()));
         }
@@ -598,6 +661,15 @@ impl GatewayConfig {
             max_connections: raw.max_connections,
             header_limit: raw.header_limit,
             access_log: raw.access_log,
+            retry: RetrySettings {
+                backoff_base: Duration::from_millis(raw.retry_backoff_base_ms),
+                backoff_max: Duration::from_millis(raw.retry_backoff_max_ms),
+                deadline: raw.retry_deadline_ms.map(Duration::from_millis),
+            },
+            preamble: PreambleLimits {
+                max_bytes: raw.stream_preamble_bytes,
+                max_wait: Duration::from_millis(raw.stream_preamble_ms),
+            },
             store,
             providers,
         };

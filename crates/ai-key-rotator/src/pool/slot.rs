@@ -78,6 +78,10 @@ pub(crate) struct Slot {
     /// The remaining quota the provider last reported; `u64::MAX` when unknown (for
     /// `most-remaining`).
     pub(crate) remaining: AtomicU64,
+    /// The remaining requests and tokens the provider last reported, apart; `u64::MAX` when
+    /// unknown (for [`KeyRotator::headroom`](crate::KeyRotator::headroom)).
+    pub(crate) remaining_requests: AtomicU64,
+    pub(crate) remaining_tokens: AtomicU64,
     /// Share of picks under `weighted`.
     pub(crate) weight: u32,
     /// The key's own budget use, when the provider has a budget.
@@ -124,6 +128,8 @@ impl Slot {
             in_flight: AtomicU32::new(0),
             last_used: AtomicU64::new(0),
             remaining: AtomicU64::new(u64::MAX),
+            remaining_requests: AtomicU64::new(u64::MAX),
+            remaining_tokens: AtomicU64::new(u64::MAX),
             weight,
             budget: with_budget.then(Box::default),
         }

@@ -4,6 +4,7 @@ mod admin;
 mod builder;
 mod emitter;
 mod fleet;
+mod headroom;
 mod host;
 mod membership;
 pub(crate) mod pick;
@@ -30,6 +31,7 @@ use crate::status::{ProviderStatus, RotatorStatus};
 
 pub use builder::KeyRotatorBuilder;
 use emitter::Emitter;
+pub use headroom::Headroom;
 use ticker::Ticker;
 pub use transition::ReportOutcome;
 

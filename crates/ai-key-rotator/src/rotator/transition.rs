@@ -234,6 +234,12 @@ impl Inner {
                 if let Some(left) = usage.remaining_requests.or(usage.remaining_tokens) {
                     slot.remaining.store(left, Ordering::Relaxed);
                 }
+                if let Some(n) = usage.remaining_requests {
+                    slot.remaining_requests.store(n, Ordering::Relaxed);
+                }
+                if let Some(n) = usage.remaining_tokens {
+                    slot.remaining_tokens.store(n, Ordering::Relaxed);
+                }
                 match usage.exhausted_until().filter(|&t| t > now) {
                     // The provider says the quota is spent: rest until it resets, before the
                     // 429 comes. The headers describe the quota the key draws from, which its

@@ -152,6 +152,20 @@ pub(super) fn midway_error(ctx: &Ctx<'_>) -> Vec<Bytes> {
     frames
 }
 
+/// A 200 stream that sends `message_start` and `ping`, then `event: error` with
+/// `overloaded_error` before any content, as Anthropic does when capacity runs out before the
+/// first token.
+pub(super) fn error_at_start(ctx: &Ctx<'_>) -> Vec<Bytes> {
+    let mut frames = opening(ctx);
+    // `message_start` and `ping`; the content block has not started.
+    frames.remove(1);
+    frames.push(event_frame(
+        "error",
+        &json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
+    ));
+    frames
+}
+
 fn error(ctx: &Ctx<'_>, kind: &str, message: impl Into<String>) -> Value {
     json!({"type": "error", "error": {"type": kind, "message": message.into()}, "request_id": request_id(ctx.seq)})
 }

@@ -109,7 +109,41 @@ pub(crate) fn answer(ctx: &Ctx<'_>, behavior: &Behavior, stats: &Arc<Stats>) -> 
             let headers = success_headers(&ctx);
             sse(headers, frames, None)
         }
-        Behavior::SlowStream { .. } | Behavior::StreamErrorMidway => ok(ctx, None),
+        Behavior::StreamErrorAtStart if ctx.generates() => {
+            let ctx = Ctx {
+                stream: true,
+                ..ctx.clone()
+            };
+            let frames = match ctx.dialect {
+                Dialect::OpenAi | Dialect::Azure => openai::error_at_start(&ctx),
+                Dialect::Anthropic => anthropic::error_at_start(&ctx),
+                Dialect::Gemini => gemini::error_at_start(&ctx),
+            };
+            let headers = success_headers(&ctx);
+            sse(headers, frames, None)
+        }
+        Behavior::StreamBrokenAtStart if ctx.generates() => {
+            let ctx = Ctx {
+                stream: true,
+                ..ctx.clone()
+            };
+            let mut frames = match ctx.dialect {
+                Dialect::OpenAi | Dialect::Azure => openai::error_at_start(&ctx),
+                Dialect::Anthropic => anthropic::error_at_start(&ctx),
+                Dialect::Gemini => Vec::new(),
+            };
+            // The opening without its error event.
+            frames.pop();
+            let mut resp = sse(success_headers(&ctx), Vec::new(), None);
+            *resp.body_mut() = MockBody::Broken(VecDeque::from(frames), false);
+            resp
+        }
+        Behavior::SlowStream { .. }
+        | Behavior::StreamErrorMidway
+        | Behavior::StreamErrorAtStart
+        | Behavior::StreamBrokenAtStart => ok(ctx, None),
+        // The service closes the connection before asking for an answer.
+        Behavior::CloseConnection => ok(ctx, None),
         Behavior::RateLimited { retry_after } => failure(ctx, Failure::RateLimited(*retry_after)),
         Behavior::RateLimitedFor { model, retry_after } => {
             // Gemini's path names the model as `models/{model}` or bare; compare bare names.
