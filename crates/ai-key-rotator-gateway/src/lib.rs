@@ -45,6 +45,7 @@ mod proxy;
 pub mod reload;
 mod server;
 mod upstream;
+mod usage;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -101,7 +102,11 @@ impl Gateway {
             tracing::warn!(error = %e, "state store could not be loaded; starting fresh");
         }
         let client = upstream::client(&config).map_err(GatewayError::Client)?;
-        let metrics = ops::metrics::Metrics::new();
+        let usage_db = match config.store.as_ref() {
+            Some(StoreConfig::Sqlite { path }) => Some(path.as_str()),
+            _ => None,
+        };
+        let metrics = ops::metrics::Metrics::with_usage(usage::Usage::new(usage_db));
         let routes = Routes::new(config, client, &metrics);
         Ok(Gateway {
             shared: Arc::new(Shared {
@@ -112,12 +117,19 @@ impl Gateway {
         })
     }
 
-    /// The `/status` document: every configured provider and key, by label and fingerprint.
+    /// The `/status` document: every configured provider and key, by label and fingerprint,
+    /// with each key's answers today. Blocks briefly (it reads today's usage from a SQLite
+    /// store).
     pub fn status_json(&self) -> serde_json::Value {
         let routes = self.shared.routes.load();
         let visible: Vec<&str> = routes.providers.iter().map(|p| &*p.name).collect();
-        serde_json::to_value(ops::StatusView::of(&self.shared.rotator.status(), &visible))
-            .unwrap_or_default()
+        // Today's usage as the store has it (this blocks on SQLite, as `new` does).
+        self.shared.metrics.sync_usage();
+        serde_json::to_value(
+            ops::StatusView::of(&self.shared.rotator.status(), &visible)
+                .with_usage(&self.shared.metrics),
+        )
+        .unwrap_or_default()
     }
 
     /// Probes one key now: see [`probe::probe_key`].
@@ -164,6 +176,19 @@ impl Gateway {
                 header_limit: routes.config.header_limit,
             }
         };
+        // Usage statistics reach the store every few seconds, off the request path.
+        let writer = {
+            let metrics = self.shared.metrics.clone();
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(usage::WRITE_EVERY);
+                every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    every.tick().await;
+                    let m = metrics.clone();
+                    let _ = tokio::task::spawn_blocking(move || m.sync_usage()).await;
+                }
+            })
+        };
         server::run(
             listener,
             Arc::clone(&self.shared),
@@ -172,13 +197,18 @@ impl Gateway {
             move || shared.routes.load().config.shutdown_grace,
         )
         .await;
+        writer.abort();
         // Everything recorded reaches the store before the process goes. The flush waits for
         // the store's writes (a SQLite fsync, Redis round trips): on a blocking thread, so
         // that the runtime's workers keep serving whatever else shares them.
         let rotator = self.shared.rotator.clone();
-        tokio::task::spawn_blocking(move || rotator.flush_store())
-            .await
-            .map_err(|e| GatewayError::Io(std::io::Error::other(e)))?;
+        let metrics = self.shared.metrics.clone();
+        tokio::task::spawn_blocking(move || {
+            metrics.sync_usage();
+            rotator.flush_store()
+        })
+        .await
+        .map_err(|e| GatewayError::Io(std::io::Error::other(e)))?;
         Ok(())
     }
 

@@ -61,6 +61,16 @@ pub(crate) async fn serve<B>(
     })
 }
 
+/// Counts by class as a JSON object with the classes seen, and their sum as `requests`.
+pub(crate) fn classes(counts: &[u64]) -> serde_json::Map<String, serde_json::Value> {
+    let mut m = serde_json::Map::new();
+    m.insert("requests".into(), counts.iter().sum::<u64>().into());
+    for (i, n) in counts.iter().enumerate().filter(|(_, n)| **n > 0) {
+        m.insert(stats::CLASSES[i].into(), (*n).into());
+    }
+    m
+}
+
 fn json(status: StatusCode, body: Vec<u8>) -> Response<GatewayBody> {
     let mut r = Response::new(GatewayBody::full(Bytes::from(body)));
     *r.status_mut() = status;
@@ -163,6 +173,9 @@ struct CredentialView {
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<ReasonView>,
     consecutive_failures: u32,
+    /// Upstream answers today (UTC) by class, as kept in the state store.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    today: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -175,6 +188,19 @@ struct ReasonView {
 }
 
 impl StatusView {
+    /// Adds each key's answers today from `metrics`' usage statistics.
+    pub(crate) fn with_usage(mut self, metrics: &metrics::Metrics) -> StatusView {
+        for p in &mut self.providers {
+            for c in &mut p.credentials {
+                let Ok(fp) = c.fingerprint.parse() else {
+                    continue;
+                };
+                c.today = Some(classes(&metrics.key_today(&p.name, fp)));
+            }
+        }
+        self
+    }
+
     pub(crate) fn of(status: &RotatorStatus, visible: &[&str]) -> StatusView {
         StatusView {
             at: status.at.to_string(),
@@ -214,6 +240,7 @@ impl StatusView {
                                     scope: r.scope.as_deref().map(str::to_owned),
                                 }),
                                 consecutive_failures: c.consecutive_failures,
+                                today: None,
                             }
                         })
                         .collect(),

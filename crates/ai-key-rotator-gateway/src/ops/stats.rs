@@ -196,6 +196,14 @@ impl KeyTable {
             .record(class, now);
     }
 
+    /// Every key's counts by class.
+    pub(crate) fn all(&self) -> Vec<(KeyName, [u64; CLASSES.len()])> {
+        let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
+        keys.iter()
+            .map(|(name, k)| (name.clone(), k.view().by_class))
+            .collect()
+    }
+
     /// A key's counts, if it has any.
     pub(crate) fn get(&self, provider: &str, fingerprint: Fingerprint) -> KeyCountsView {
         let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());

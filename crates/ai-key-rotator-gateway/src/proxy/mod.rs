@@ -172,8 +172,10 @@ async fn route(
             let status = shared.rotator.status();
             return if path == "/status" {
                 let visible: Vec<&str> = routes.providers.iter().map(|p| &*p.name).collect();
-                let body = serde_json::to_vec_pretty(&StatusView::of(&status, &visible))
-                    .unwrap_or_default();
+                let body = serde_json::to_vec_pretty(
+                    &StatusView::of(&status, &visible).with_usage(&shared.metrics),
+                )
+                .unwrap_or_default();
                 json_response(StatusCode::OK, Bytes::from(body))
             } else {
                 let mut r = Response::new(GatewayBody::full(

@@ -82,6 +82,9 @@ pub(crate) struct KeyView {
     pub(crate) used: u64,
     /// Upstream answers since start, by class (only the classes seen).
     pub(crate) answers: serde_json::Map<String, serde_json::Value>,
+    /// Upstream answers today (UTC), by class, with their sum as `requests`: kept in the
+    /// state store, so they survive restarts (and, shared, add up across gateways).
+    pub(crate) today: serde_json::Map<String, serde_json::Value>,
     pub(crate) consecutive_failures: u32,
     /// Requests (or tokens) the provider last said remain.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -189,6 +192,9 @@ pub(crate) fn build(shared: &Shared, routes: &Routes) -> Dashboard {
                         last: counts.last.map(|(class, at)| LastView { class, at }),
                         used: c.times_used,
                         answers,
+                        today: crate::ops::classes(
+                            &shared.metrics.key_today(&p.name, c.id.fingerprint),
+                        ),
                         consecutive_failures: c.consecutive_failures,
                         remaining: remaining
                             .iter()
