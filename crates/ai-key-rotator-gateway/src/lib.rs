@@ -35,6 +35,7 @@
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
 mod admin;
+mod alerts;
 mod auth;
 pub mod check;
 pub mod config;
@@ -189,6 +190,10 @@ impl Gateway {
                 }
             })
         };
+        let alerts = {
+            let config = self.shared.routes.load().config.alerts.clone();
+            alerts::start(&self.shared, &config)
+        };
         server::run(
             listener,
             Arc::clone(&self.shared),
@@ -198,6 +203,9 @@ impl Gateway {
         )
         .await;
         writer.abort();
+        if let Some(a) = alerts {
+            a.stop();
+        }
         // Everything recorded reaches the store before the process goes. The flush waits for
         // the store's writes (a SQLite fsync, Redis round trips): on a blocking thread, so
         // that the runtime's workers keep serving whatever else shares them.

@@ -17,9 +17,12 @@
 //! config that runs (`ai-key-rotator check` adds what depends on where it runs, such as the
 //! listen address); what is suspicious but allowed comes back as [`Warning`]s.
 
+mod alerts;
 mod client;
 mod secret;
 
+pub use alerts::{AlertKind, AlertsConfig};
+pub(crate) use alerts::{Webhook, host_of};
 pub use client::ClientSettings;
 
 use std::collections::BTreeMap;
@@ -119,6 +122,8 @@ struct RawConfig {
     #[serde(default)]
     #[allow(dead_code)]
     log_format: Option<LogFormat>,
+    #[serde(default)]
+    alerts: alerts::RawAlerts,
     /// Where cooldowns are kept across restarts. A configuration file without one keeps
     /// them in SQLite next to itself (see [`GatewayConfig::load`]).
     #[serde(default)]
@@ -335,6 +340,8 @@ pub struct GatewayConfig {
     pub(crate) client_tokens: Vec<SecretString>,
     /// Accept requests without a client token (loopback only).
     pub(crate) allow_unauthenticated: bool,
+    /// Webhooks told when the pool is in trouble.
+    pub(crate) alerts: AlertsConfig,
     /// The admin tokens, each with the name the audit log gives whoever presents it.
     pub(crate) admin_tokens: Vec<(String, SecretString)>,
     /// The file this configuration was read from, for the admin action "reload".
@@ -661,6 +668,7 @@ impl GatewayConfig {
             client_tokens,
             allow_unauthenticated: raw.allow_unauthenticated,
             admin_tokens,
+            alerts: raw.alerts.check()?,
             source: None,
             body_limit: raw.body_limit,
             max_attempts: raw.max_attempts,

@@ -46,6 +46,12 @@ struct KeyLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AlertLabels {
+    /// `sent`, `failed` (every try refused or unanswered) or `dropped` (a full queue).
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StoreLabels {
     /// `degraded` (part of the data unusable) or `failing` (no reads or writes).
     state: &'static str,
@@ -155,6 +161,7 @@ struct Inner {
     /// Today's per-key counts, kept in the state store.
     usage: crate::usage::Usage,
     key_answers_today: Family<KeyLabels, Gauge>,
+    alerts: Family<AlertLabels, Counter>,
 }
 
 fn provider(p: &str) -> ProviderLabels {
@@ -229,6 +236,12 @@ impl Metrics {
              (with a shared store: every gateway's)",
             key_answers_today.clone(),
         );
+        let alerts = Family::<AlertLabels, Counter>::default();
+        registry.register(
+            "alerts",
+            "Webhook alerts, by outcome (sent, failed, dropped from a full queue)",
+            alerts.clone(),
+        );
         let store_up = Gauge::default();
         registry.register(
             "store_up",
@@ -273,6 +286,7 @@ impl Metrics {
                 keys: KeyTable::default(),
                 usage,
                 key_answers_today,
+                alerts,
             }),
         }
     }
@@ -295,6 +309,14 @@ impl Metrics {
         fingerprint: Fingerprint,
     ) -> super::stats::KeyCountsView {
         self.inner.keys.get(p, fingerprint)
+    }
+
+    /// Counts a webhook alert's outcome.
+    pub(crate) fn alert(&self, outcome: &'static str) {
+        self.inner
+            .alerts
+            .get_or_create(&AlertLabels { outcome })
+            .inc();
     }
 
     /// A key's answers today by class (stored totals and what is not written yet).
