@@ -29,6 +29,8 @@
 //! - `upstream`: the HTTP client (hyper-util, pooled) and its read timeout. `server`: the
 //!   accept loop and graceful shutdown.
 //! - [`check`]: `ai-key-rotator check --probe`.
+//! - `demo` (feature `demo`, default): `ai-key-rotator demo`, the gateway in front of the mock
+//!   providers.
 //! - [`probe`]: probe one key now (its provider's model list), classified and reported.
 //! - [`reload`]: `SIGHUP`, and what a reload changes, as data.
 #![forbid(unsafe_code)]
@@ -39,6 +41,8 @@ mod alerts;
 mod auth;
 pub mod check;
 pub mod config;
+#[cfg(feature = "demo")]
+pub mod demo;
 mod error;
 mod ops;
 pub mod probe;
