@@ -107,11 +107,17 @@ impl Gateway {
             tracing::warn!(error = %e, "state store could not be loaded; starting fresh");
         }
         let client = upstream::client(&config).map_err(GatewayError::Client)?;
-        let usage_db = match config.store.as_ref() {
-            Some(StoreConfig::Sqlite { path }) => Some(path.as_str()),
-            _ => None,
+        let keep = match config.store.as_ref() {
+            Some(StoreConfig::Sqlite { path }) => usage::Keep::Sqlite(path),
+            Some(StoreConfig::Redis { url }) => usage::Keep::Redis(url),
+            _ => usage::Keep::Memory,
         };
-        let metrics = ops::metrics::Metrics::with_usage(usage::Usage::new(usage_db));
+        let names = config
+            .providers
+            .iter()
+            .map(|p| Arc::from(p.name.as_str()))
+            .collect();
+        let metrics = ops::metrics::Metrics::with_usage(usage::Usage::new(keep, names));
         let routes = Routes::new(config, client, &metrics);
         Ok(Gateway {
             shared: Arc::new(Shared {

@@ -4,8 +4,10 @@
 //! The request path only bumps in-memory counters (`ops/stats.rs`). A task writes what is new
 //! since its last write every few seconds (and once more at shutdown) as *additive* deltas,
 //! then reads today's totals back: with SQLite an upsert that adds (`count = count +
-//! excluded.count`) in its own table `key_usage`, so gateways sharing a database add up and a
-//! restart resumes from the stored totals. A failed write is kept and retried with the next
+//! excluded.count`) in its own table `key_usage`; with Redis `HINCRBY` on one hash per provider
+//! and day (`akr:usage:{provider}:{day}`, fields `{fingerprint}:{class}`, expiring after 35
+//! days). Either way gateways sharing the store add up and a restart resumes from the stored
+//! totals. A failed write is kept and retried with the next
 //! one; nothing is lost while the store is away, and the request path never waits for it.
 //!
 //! Days are UTC days; a delta is counted on the day it is written (at most one write interval
@@ -34,15 +36,38 @@ type KeyName = (Arc<str>, Fingerprint);
 type Delta = (KeyName, Counts, Counts);
 
 /// Where the counts are kept.
-#[derive(Debug)]
 enum Sink {
     Sqlite(Mutex<Option<rusqlite::Connection>>, String),
+    Redis(Mutex<Option<redis::Connection>>, String),
+}
+
+impl std::fmt::Debug for Sink {
+    // The Redis URL may hold a password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Sink::Sqlite(..) => "Sink::Sqlite",
+            Sink::Redis(..) => "Sink::Redis",
+        })
+    }
+}
+
+/// Where usage statistics are kept.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Keep<'a> {
+    /// In memory only.
+    Memory,
+    /// In the SQLite database at this path.
+    Sqlite(&'a str),
+    /// In the Redis server at this URL.
+    Redis(&'a str),
 }
 
 /// The usage of every key: today's stored totals and what is not written yet.
 #[derive(Debug)]
 pub(crate) struct Usage {
     sink: Option<Sink>,
+    /// The configured providers, whose totals are read back (Redis reads per provider).
+    providers: Vec<Arc<str>>,
     state: Mutex<State>,
     /// One sync at a time: two syncs computing deltas from the same `written` would both
     /// write them (the periodic one may still run when the final one starts).
@@ -59,10 +84,15 @@ struct State {
 }
 
 impl Usage {
-    /// Usage kept in the SQLite database at `path`, or in memory only (`None`).
-    pub(crate) fn new(sqlite: Option<&str>) -> Usage {
+    /// Usage kept where `keep` says.
+    pub(crate) fn new(keep: Keep<'_>, providers: Vec<Arc<str>>) -> Usage {
         Usage {
-            sink: sqlite.map(|p| Sink::Sqlite(Mutex::new(None), p.to_owned())),
+            providers,
+            sink: match keep {
+                Keep::Memory => None,
+                Keep::Sqlite(p) => Some(Sink::Sqlite(Mutex::new(None), p.to_owned())),
+                Keep::Redis(u) => Some(Sink::Redis(Mutex::new(None), u.to_owned())),
+            },
             state: Mutex::new(State::default()),
             syncing: Mutex::new(()),
         }
@@ -104,7 +134,7 @@ impl Usage {
                 })
                 .collect()
         };
-        let Some(Sink::Sqlite(conn, path)) = &self.sink else {
+        let Some(sink) = &self.sink else {
             // In memory only: "today" is what this process counted.
             let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
             if st.day != day {
@@ -120,8 +150,28 @@ impl Usage {
             }
             return;
         };
-        let mut conn = conn.lock().unwrap_or_else(|e| e.into_inner());
-        match write_sqlite(&mut conn, path, day, &deltas) {
+        let written = match sink {
+            Sink::Sqlite(conn, path) => {
+                let mut conn = conn.lock().unwrap_or_else(|e| e.into_inner());
+                let r = write_sqlite(&mut conn, path, day, &deltas).map_err(|e| e.to_string());
+                if r.is_err() {
+                    // Opened afresh for the next write.
+                    *conn = None;
+                }
+                r
+            }
+            Sink::Redis(conn, url) => {
+                let mut conn = conn.lock().unwrap_or_else(|e| e.into_inner());
+                // Only the kind of failure: a Redis error can quote the URL, password included.
+                let r = write_redis(&mut conn, url, day, &deltas, &self.providers)
+                    .map_err(|e| format!("{:?}", e.kind()));
+                if r.is_err() {
+                    *conn = None;
+                }
+                r
+            }
+        };
+        match written {
             Ok(today) => {
                 let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
                 for (name, now, _) in deltas {
@@ -131,12 +181,74 @@ impl Usage {
                 st.day = day;
             }
             Err(e) => {
-                // Kept for the next write; the connection is opened afresh then.
-                *conn = None;
+                // Kept for the next write.
                 tracing::warn!(error = %e, "usage statistics could not be written; retrying");
             }
         }
     }
+}
+
+/// How long a Redis write may take before it is retried with the next one.
+const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
+
+fn write_redis(
+    conn: &mut Option<redis::Connection>,
+    url: &str,
+    day: u64,
+    deltas: &[Delta],
+    configured: &[Arc<str>],
+) -> redis::RedisResult<HashMap<KeyName, Counts>> {
+    if conn.is_none() {
+        let client = redis::Client::open(url)?;
+        let c = client.get_connection_with_timeout(REDIS_TIMEOUT)?;
+        c.set_read_timeout(Some(REDIS_TIMEOUT))?;
+        c.set_write_timeout(Some(REDIS_TIMEOUT))?;
+        *conn = Some(c);
+    }
+    let Some(c) = conn.as_mut() else {
+        unreachable!("opened above")
+    };
+    let hash = |provider: &str| format!("akr:usage:{{{provider}}}:{day}");
+    let mut providers: Vec<Arc<str>> = deltas
+        .iter()
+        .map(|((p, _), _, _)| Arc::clone(p))
+        .chain(configured.iter().cloned())
+        .collect();
+    let mut pipe = redis::pipe();
+    pipe.atomic();
+    for ((provider, fp), _, delta) in deltas {
+        for (i, n) in delta.iter().enumerate().filter(|(_, n)| **n > 0) {
+            pipe.hincr(hash(provider), format!("{fp}:{}", CLASSES[i]), *n)
+                .ignore();
+        }
+        pipe.expire(hash(provider), 35 * 86_400).ignore();
+    }
+    if !deltas.is_empty() {
+        pipe.query::<()>(c)?;
+    }
+    // Today's totals of every configured provider, and of any this process counted for.
+    let known: Vec<Arc<str>> = {
+        providers.sort();
+        providers.dedup();
+        providers
+    };
+    let mut today: HashMap<KeyName, Counts> = HashMap::new();
+    for provider in known {
+        let all: HashMap<String, u64> = redis::cmd("HGETALL").arg(hash(&provider)).query(c)?;
+        for (field, count) in all {
+            let Some((fp, class)) = field.split_once(':') else {
+                continue;
+            };
+            let (Ok(fp), Some(i)) = (
+                fp.parse::<Fingerprint>(),
+                CLASSES.iter().position(|c| *c == class),
+            ) else {
+                continue;
+            };
+            today.entry((Arc::clone(&provider), fp)).or_default()[i] = count;
+        }
+    }
+    Ok(today)
 }
 
 fn write_sqlite(

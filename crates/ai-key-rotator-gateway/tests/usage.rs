@@ -116,3 +116,83 @@ async fn usage_survives_a_restart_and_adds_up_across_gateways() {
         "{metrics}"
     );
 }
+
+/// A redis-server of its own on a free port, stopped when dropped.
+struct Redis {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Redis {
+    fn start() -> Redis {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server (apt-get install redis-server)");
+        for _ in 0..500 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Redis {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn with_redis_gateways_share_their_usage() {
+    let redis = Redis::start();
+    let upstream = MockUpstream::start(Config::new()).await.unwrap();
+    let config = support::config_text(
+        &upstream.base_url(),
+        &format!(
+            "store = {{ type = \"redis\", url = \"redis://127.0.0.1:{}/\" }}",
+            redis.port
+        ),
+        &[provider("openai", "openai", &["sk-good"])],
+    );
+    let a = GatewayProcess::start(&config);
+    let b = GatewayProcess::start(&config);
+    assert_eq!(chat(&a.url()).await, 200);
+    assert_eq!(chat(&b.url()).await, 200);
+    assert_eq!(chat(&b.url()).await, 200);
+    // A graceful stop writes what is new (HINCRBY: additive).
+    let _ = a.stop();
+    let _ = b.stop();
+    let c = GatewayProcess::start(&config);
+    support::wait_until("the fleet's usage adds up", || {
+        let url = c.url();
+        async move {
+            let s = support::get_json(&format!("{url}/status")).await;
+            today(&s, "sk-good")["ok"] == 3
+        }
+    })
+    .await;
+}
