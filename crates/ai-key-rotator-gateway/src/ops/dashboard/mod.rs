@@ -143,7 +143,20 @@ pub(crate) fn build(shared: &Shared, routes: &Routes) -> Dashboard {
         .filter_map(|settings| {
             let p = status.providers.iter().find(|p| p.name == settings.name)?;
             let (minute, today) = shared.metrics.window(&p.name).read(at);
-            let remaining = shared.rotator.remaining(&p.name);
+            // Looked up by fingerprint: one pass each, not one per key (1 000 keys are fine).
+            let remaining: std::collections::HashMap<_, _> =
+                shared.rotator.remaining(&p.name).into_iter().collect();
+            let weights: std::collections::HashMap<_, _> = settings
+                .rotator
+                .credentials
+                .iter()
+                .filter_map(|k| {
+                    let fp = ai_key_rotator::Fingerprint::of(secrecy::ExposeSecret::expose_secret(
+                        &k.key,
+                    ));
+                    k.weight.map(|w| (fp, w))
+                })
+                .collect();
             let keys = p
                 .credentials
                 .iter()
@@ -161,16 +174,7 @@ pub(crate) fn build(shared: &Shared, routes: &Routes) -> Dashboard {
                         .filter(|(_, n)| **n > 0)
                         .map(|(i, n)| (CLASSES[i].to_owned(), serde_json::Value::from(*n)))
                         .collect();
-                    let weight = settings
-                        .rotator
-                        .credentials
-                        .iter()
-                        .find(|k| {
-                            ai_key_rotator::Fingerprint::of(secrecy::ExposeSecret::expose_secret(
-                                &k.key,
-                            )) == c.id.fingerprint
-                        })
-                        .and_then(|k| k.weight);
+                    let weight = weights.get(&c.id.fingerprint).copied();
                     KeyView {
                         label: c.id.label.as_deref().map(str::to_owned),
                         fingerprint: c.id.fingerprint.to_string(),
@@ -196,10 +200,7 @@ pub(crate) fn build(shared: &Shared, routes: &Routes) -> Dashboard {
                             &shared.metrics.key_today(&p.name, c.id.fingerprint),
                         ),
                         consecutive_failures: c.consecutive_failures,
-                        remaining: remaining
-                            .iter()
-                            .find(|(f, _)| *f == c.id.fingerprint)
-                            .and_then(|(_, r)| *r),
+                        remaining: remaining.get(&c.id.fingerprint).copied().flatten(),
                         scope: c.scope.as_deref().map(str::to_owned),
                         weight,
                     }
