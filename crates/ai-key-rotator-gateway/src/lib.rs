@@ -59,7 +59,9 @@ use ai_key_rotator::KeyRotator;
 use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 
-pub use config::{ConfigFileError, DEFAULT_STATE_FILE, GatewayConfig, StoreConfig, Warning};
+pub use config::{
+    ConfigFileError, DEFAULT_STATE_FILE, GatewayConfig, RedisSettings, StoreConfig, Warning,
+};
 pub use error::GatewayError;
 pub use reload::ReloadChange;
 
@@ -109,7 +111,7 @@ impl Gateway {
         let client = upstream::client(&config).map_err(GatewayError::Client)?;
         let keep = match config.store.as_ref() {
             Some(StoreConfig::Sqlite { path }) => usage::Keep::Sqlite(path),
-            Some(StoreConfig::Redis { url }) => usage::Keep::Redis(url),
+            Some(StoreConfig::Redis(r)) => usage::Keep::Redis(r.url(), r.prefix().unwrap_or("akr")),
             _ => usage::Keep::Memory,
         };
         let names = config
@@ -136,11 +138,10 @@ impl Gateway {
         let visible: Vec<&str> = routes.providers.iter().map(|p| &*p.name).collect();
         // Today's usage as the store has it (this blocks on SQLite, as `new` does).
         self.shared.metrics.sync_usage();
-        serde_json::to_value(
-            ops::StatusView::of(&self.shared.rotator.status(), &visible)
-                .with_usage(&self.shared.metrics),
-        )
-        .unwrap_or_default()
+        let view = ops::StatusView::of(&self.shared.rotator.status(), &visible)
+            .with_fleet(self.shared.rotator.fleet())
+            .with_usage(&self.shared.metrics);
+        serde_json::to_value(view).unwrap_or_default()
     }
 
     /// Probes one key now: see [`probe::probe_key`].

@@ -211,6 +211,18 @@ pub fn diff(old: &GatewayConfig, new: &GatewayConfig) -> Vec<ReloadChange> {
         "access_log",
         false,
     );
+    top(
+        &mut out,
+        old.retry != new.retry,
+        "retry_backoff_base_ms, retry_backoff_max_ms, retry_deadline_ms",
+        false,
+    );
+    top(
+        &mut out,
+        old.preamble != new.preamble,
+        "stream_preamble_bytes, stream_preamble_ms",
+        false,
+    );
 
     for p in &new.providers {
         let Some(before) = old.providers.iter().find(|q| q.name == p.name) else {

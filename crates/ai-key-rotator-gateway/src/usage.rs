@@ -5,7 +5,7 @@
 //! since its last write every few seconds (and once more at shutdown) as *additive* deltas,
 //! then reads today's totals back: with SQLite an upsert that adds (`count = count +
 //! excluded.count`) in its own table `key_usage`; with Redis `HINCRBY` on one hash per provider
-//! and day (`akr:usage:{provider}:{day}`, fields `{fingerprint}:{class}`, expiring after 35
+//! and day (`{prefix}:usage:{provider}:{day}`, the store's prefix, `akr` by default; fields `{fingerprint}:{class}`, expiring after 35
 //! days). Either way gateways sharing the store add up and a restart resumes from the stored
 //! totals. A failed write is kept and retried with the next
 //! one; nothing is lost while the store is away, and the request path never waits for it.
@@ -38,7 +38,8 @@ type Delta = (KeyName, Counts, Counts);
 /// Where the counts are kept.
 enum Sink {
     Sqlite(Mutex<Option<rusqlite::Connection>>, String),
-    Redis(Mutex<Option<redis::Connection>>, String),
+    /// The connection, the URL, the key prefix.
+    Redis(Mutex<Option<redis::Connection>>, String, String),
 }
 
 impl std::fmt::Debug for Sink {
@@ -58,8 +59,8 @@ pub(crate) enum Keep<'a> {
     Memory,
     /// In the SQLite database at this path.
     Sqlite(&'a str),
-    /// In the Redis server at this URL.
-    Redis(&'a str),
+    /// In the Redis server at this URL, under this key prefix.
+    Redis(&'a str, &'a str),
 }
 
 /// The usage of every key: today's stored totals and what is not written yet.
@@ -91,7 +92,11 @@ impl Usage {
             sink: match keep {
                 Keep::Memory => None,
                 Keep::Sqlite(p) => Some(Sink::Sqlite(Mutex::new(None), p.to_owned())),
-                Keep::Redis(u) => Some(Sink::Redis(Mutex::new(None), u.to_owned())),
+                Keep::Redis(u, prefix) => Some(Sink::Redis(
+                    Mutex::new(None),
+                    u.to_owned(),
+                    prefix.to_owned(),
+                )),
             },
             state: Mutex::new(State::default()),
             syncing: Mutex::new(()),
@@ -160,10 +165,10 @@ impl Usage {
                 }
                 r
             }
-            Sink::Redis(conn, url) => {
+            Sink::Redis(conn, url, prefix) => {
                 let mut conn = conn.lock().unwrap_or_else(|e| e.into_inner());
                 // Only the kind of failure: a Redis error can quote the URL, password included.
-                let r = write_redis(&mut conn, url, day, &deltas, &self.providers)
+                let r = write_redis(&mut conn, url, prefix, day, &deltas, &self.providers)
                     .map_err(|e| format!("{:?}", e.kind()));
                 if r.is_err() {
                     *conn = None;
@@ -194,6 +199,7 @@ const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 fn write_redis(
     conn: &mut Option<redis::Connection>,
     url: &str,
+    prefix: &str,
     day: u64,
     deltas: &[Delta],
     configured: &[Arc<str>],
@@ -208,7 +214,7 @@ fn write_redis(
     let Some(c) = conn.as_mut() else {
         unreachable!("opened above")
     };
-    let hash = |provider: &str| format!("akr:usage:{{{provider}}}:{day}");
+    let hash = |provider: &str| format!("{prefix}:usage:{{{provider}}}:{day}");
     let mut providers: Vec<Arc<str>> = deltas
         .iter()
         .map(|((p, _), _, _)| Arc::clone(p))

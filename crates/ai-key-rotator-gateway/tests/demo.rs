@@ -96,9 +96,10 @@ async fn the_scripted_keys_end_up_cooling_disabled_and_resting() {
         state("invalid").0,
         ai_key_rotator::CredentialState::Disabled
     );
+    // Out of credits: depleted until a re-check proves otherwise.
     let (s, why) = state("no-credits");
     assert!(
-        matches!(s, ai_key_rotator::CredentialState::Cooling { .. }),
+        matches!(s, ai_key_rotator::CredentialState::Depleted { .. }),
         "{s:?}"
     );
     assert!(why.unwrap().contains("quota"));

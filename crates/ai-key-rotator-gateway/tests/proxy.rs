@@ -257,7 +257,9 @@ async fn a_stream_is_passed_through_as_it_arrives() {
     );
     let gw = InProcess::start(&support::config_text(
         &upstream.base_url(),
-        "",
+        // The first event only names the role: it is held as the stream's opening until the
+        // first content or this bound (10 s by default), then passed on.
+        "stream_preamble_ms = 100",
         &[provider("openai", "openai", &["sk-a"])],
     ))
     .await;

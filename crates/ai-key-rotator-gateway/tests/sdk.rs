@@ -10,7 +10,7 @@ mod support;
 use std::process::Command;
 use std::time::Duration;
 
-use mock_upstream::{Behavior, Config, MockUpstream};
+use mock_upstream::{Behavior, Config, MockUpstream, Rule};
 use support::{GatewayProcess, TOKEN, provider};
 
 fn python() -> Option<String> {
@@ -36,6 +36,11 @@ async fn run_sdk(sdk: &str, family: &'static str) {
     mock.script().on_key(k("d1"), rate_limited.clone());
     mock.script().on_key(k("d2"), rate_limited);
     mock.script().on_key(k("i1"), Behavior::InvalidKey);
+    // The first stream of each `-early` provider fails before its first content.
+    for key in ["e1", "er1"] {
+        mock.script()
+            .add(Rule::key(k(key), Behavior::StreamErrorAtStart).once());
+    }
     let config = support::config_text(
         &mock.base_url(),
         "",
@@ -44,6 +49,8 @@ async fn run_sdk(sdk: &str, family: &'static str) {
             provider(&format!("{sdk}-429"), family, &[&k("r1"), &k("r2")]),
             provider(&format!("{sdk}-dry"), family, &[&k("d1"), &k("d2")]),
             provider(&format!("{sdk}-bad"), family, &[&k("i1"), &k("i2")]),
+            provider(&format!("{sdk}-early"), family, &[&k("e1"), &k("e2")]),
+            provider(&format!("{sdk}-early-r"), family, &[&k("er1"), &k("er2")]),
         ],
     );
     let gateway = GatewayProcess::start(&config);
@@ -76,6 +83,15 @@ async fn run_sdk(sdk: &str, family: &'static str) {
     assert_eq!(mock.count_for_key(&k("r1")), 1);
     assert!(mock.count_for_key(&k("r2")) >= 1);
     assert_eq!(mock.count_for_key(&k("i1")), 1);
+    // The stream that failed before its content was sent again: on the second key when the
+    // error blamed the first (a quota), on the same key after a backoff when it did not (an
+    // overload). Either way the SDK saw one clean stream (checked by the script).
+    let early = mock.count_for_key(&k("e1")) + mock.count_for_key(&k("e2"));
+    assert_eq!(early, 2, "the failed stream was retried once");
+    assert_eq!(
+        mock.count_for_key(&k("e1")),
+        if sdk == "anthropic" { 2 } else { 1 }
+    );
     // The client token never reached the upstream, in any header or the query.
     for r in mock.requests() {
         let all = format!("{:?} {:?}", r.headers, r.query);

@@ -2,7 +2,6 @@
 //! task that paces the frames in real time.
 
 use std::collections::VecDeque;
-use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -21,6 +20,11 @@ pub(crate) enum MockBody {
     Full(Option<Bytes>),
     /// SSE frames available immediately; each is sent as its own data frame.
     Frames(VecDeque<Bytes>),
+    /// SSE frames available immediately, then a failure: the connection is cut where the
+    /// next frame would be ([`Behavior::StreamBrokenAtStart`](crate::Behavior::StreamBrokenAtStart)).
+    /// The flag says whether the body has paused once after its frames: hyper writes what it
+    /// holds when a body is not ready, so the frames reach the client before the cut.
+    Broken(VecDeque<Bytes>, bool),
     /// Frames produced over time by a pacing task. When the client goes away hyper drops
     /// this body, the receiver closes, and the task notices on its next send.
     Paced(mpsc::Receiver<Bytes>),
@@ -38,14 +42,25 @@ impl MockBody {
 
 impl Body for MockBody {
     type Data = Bytes;
-    type Error = Infallible;
+    type Error = Cut;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, Cut>>> {
         let this = self.get_mut();
         let next = match this {
+            MockBody::Broken(frames, paused) => {
+                if let Some(f) = frames.pop_front() {
+                    return Poll::Ready(Some(Ok(Frame::data(f))));
+                }
+                if !*paused {
+                    *paused = true;
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+                return Poll::Ready(Some(Err(Cut)));
+            }
             MockBody::Full(bytes) => bytes.take(),
             MockBody::Frames(frames) => frames.pop_front(),
             MockBody::Paced(rx) => match rx.poll_recv(cx) {
@@ -60,6 +75,7 @@ impl Body for MockBody {
         match self {
             MockBody::Full(bytes) => bytes.is_none(),
             MockBody::Frames(frames) => frames.is_empty(),
+            MockBody::Broken(..) => false,
             MockBody::Paced(_) => false,
         }
     }
@@ -73,3 +89,16 @@ impl Body for MockBody {
         }
     }
 }
+
+/// The failure a [`MockBody::Broken`] body ends with: hyper then drops the connection without
+/// finishing the response.
+#[derive(Debug)]
+pub(crate) struct Cut;
+
+impl std::fmt::Display for Cut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("scripted to cut the stream")
+    }
+}
+
+impl std::error::Error for Cut {}

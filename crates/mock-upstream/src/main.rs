@@ -16,8 +16,10 @@ const USAGE: &str = "usage: mock-upstream [--listen ADDR] [--fast] [--on-key KEY
                         nothing (for load benchmarks); without it every provider dialect is
                         answered
   --on-key KEY=BEHAVIOR answer every request made with KEY so; BEHAVIOR is one of ok,
-                        rate-limited:MS, insufficient-quota, spend-cap, invalid-key, overloaded,
-                        server-error";
+                        rate-limited:MS, rate-limited-for:MODEL:MS, insufficient-quota,
+                        spend-cap, invalid-key, overloaded, server-error, region-blocked,
+                        stream-error-at-start, stream-error-midway, close-connection,
+                        stream-broken-at-start";
 
 /// A `--on-key` behaviour by name.
 fn behavior(name: &str) -> Option<Behavior> {
@@ -28,6 +30,18 @@ fn behavior(name: &str) -> Option<Behavior> {
         "invalid-key" => Behavior::InvalidKey,
         "overloaded" => Behavior::Overloaded,
         "server-error" => Behavior::ServerError,
+        "region-blocked" => Behavior::RegionBlocked,
+        _ if name.starts_with("rate-limited-for:") => {
+            let (model, ms) = name["rate-limited-for:".len()..].rsplit_once(':')?;
+            Behavior::RateLimitedFor {
+                model: model.to_owned(),
+                retry_after: Duration::from_millis(ms.parse().ok()?),
+            }
+        }
+        "stream-error-at-start" => Behavior::StreamErrorAtStart,
+        "stream-error-midway" => Behavior::StreamErrorMidway,
+        "close-connection" => Behavior::CloseConnection,
+        "stream-broken-at-start" => Behavior::StreamBrokenAtStart,
         _ => {
             let ms = name.strip_prefix("rate-limited:")?.parse().ok()?;
             Behavior::rate_limited(Duration::from_millis(ms))

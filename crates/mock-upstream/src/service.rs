@@ -1,6 +1,5 @@
 //! Answering one request: recognise, record, pick a behaviour, reply.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -58,11 +57,24 @@ impl Shared {
     }
 }
 
+/// The service's refusal to answer: hyper closes the connection without a response
+/// ([`Behavior::CloseConnection`]).
+#[derive(Debug)]
+pub(crate) struct HangUp;
+
+impl std::fmt::Display for HangUp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("scripted to close the connection without answering")
+    }
+}
+
+impl std::error::Error for HangUp {}
+
 /// The service function: every request of every connection goes through here.
 pub(crate) async fn handle(
     shared: Arc<Shared>,
     req: Request<Incoming>,
-) -> Result<Response<MockBody>, Infallible> {
+) -> Result<Response<MockBody>, HangUp> {
     let (parts, body) = req.into_parts();
     // The body is read whole even on the fast path: an unread body would stop hyper from
     // reusing the connection.
@@ -113,6 +125,9 @@ pub(crate) async fn handle(
         });
     }
 
+    if behavior == Behavior::CloseConnection {
+        return Err(HangUp);
+    }
     if let Behavior::Delay(wait) = behavior {
         tokio::time::sleep(wait).await;
     }

@@ -233,3 +233,98 @@ async fn shutdown_ends_streams_in_flight() {
         .unwrap();
     assert!(got.starts_with("HTTP/1.1 200 OK"), "{got}");
 }
+
+#[tokio::test]
+async fn stream_error_at_start_sends_the_opening_then_the_error() {
+    let mock = mock().await;
+    mock.script().on_key("k", Behavior::StreamErrorAtStart);
+    let r = send(
+        &mock,
+        "POST",
+        ANTHROPIC_MESSAGES,
+        &ANT,
+        MESSAGES_STREAM_BODY,
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let body = r.text();
+    assert_eq!(sse_events(&body), ["message_start", "ping", "error"]);
+    assert!(body.contains("overloaded_error"), "{body}");
+
+    let responses = r#"{"model":"gpt-4o-mini","input":"hi","stream":true}"#;
+    let r = send(
+        &mock,
+        "POST",
+        "/v1/responses",
+        &[("authorization", "Bearer k")],
+        responses,
+    )
+    .await;
+    let body = r.text();
+    assert_eq!(
+        sse_events(&body),
+        ["response.created", "response.in_progress", "error"]
+    );
+    assert!(body.contains(r#""code":"insufficient_quota""#), "{body}");
+
+    let r = send(
+        &mock,
+        "POST",
+        OPENAI_CHAT,
+        &[("authorization", "Bearer k")],
+        CHAT_STREAM_BODY,
+    )
+    .await;
+    let data = sse_data(&r.text());
+    assert_eq!(data.len(), 2, "{data:?}");
+    assert!(data[0].contains(r#""role":"assistant""#), "{data:?}");
+    assert!(data[1].starts_with(r#"{"error":"#) && data[1].contains("insufficient_quota"));
+}
+
+#[tokio::test]
+async fn stream_broken_at_start_cuts_the_connection_after_the_opening() {
+    let mock = mock().await;
+    mock.script().on_key("k", Behavior::StreamBrokenAtStart);
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http();
+    let req = hyper::Request::post(format!("{}{ANTHROPIC_MESSAGES}", mock.base_url()))
+        .header("x-api-key", "k")
+        .header("anthropic-version", "2023-06-01")
+        .body(http_body_util::Full::new(bytes::Bytes::from(
+            MESSAGES_STREAM_BODY,
+        )))
+        .unwrap();
+    let resp = client.request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut body = resp.into_body();
+    let mut seen = Vec::new();
+    let mut broke = false;
+    while let Some(frame) = http_body_util::BodyExt::frame(&mut body).await {
+        match frame {
+            Ok(f) => seen.extend_from_slice(f.data_ref().map_or(&[][..], |d| &d[..])),
+            Err(_) => {
+                broke = true;
+                break;
+            }
+        }
+    }
+    assert!(broke, "the body ended normally");
+    let seen = String::from_utf8_lossy(&seen);
+    assert_eq!(sse_events(&seen), ["message_start", "ping"]);
+}
+
+#[tokio::test]
+async fn close_connection_answers_nothing() {
+    let mock = mock().await;
+    mock.script().on_key("k", Behavior::CloseConnection);
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Full<bytes::Bytes>>();
+    let req = hyper::Request::post(format!("{}{OPENAI_CHAT}", mock.base_url()))
+        .header("authorization", "Bearer k")
+        .body(http_body_util::Full::new(bytes::Bytes::from(
+            CHAT_STREAM_BODY,
+        )))
+        .unwrap();
+    assert!(client.request(req).await.is_err());
+    assert_eq!(mock.count_for_key("k"), 1);
+}

@@ -20,15 +20,16 @@
 mod alerts;
 mod client;
 mod secret;
+mod store;
 
 pub use alerts::{AlertKind, AlertsConfig};
 pub(crate) use alerts::{Webhook, host_of};
 pub use client::ClientSettings;
+pub use store::{DEFAULT_STATE_FILE, RedisSettings, StoreConfig};
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use ai_key_rotator::classify::Family;
@@ -124,10 +125,20 @@ struct RawConfig {
     log_format: Option<LogFormat>,
     #[serde(default)]
     alerts: alerts::RawAlerts,
+    #[serde(default = "default_retry_backoff_base")]
+    retry_backoff_base_ms: u64,
+    #[serde(default = "default_retry_backoff_max")]
+    retry_backoff_max_ms: u64,
+    #[serde(default)]
+    retry_deadline_ms: Option<u64>,
+    #[serde(default = "default_preamble_bytes")]
+    stream_preamble_bytes: usize,
+    #[serde(default = "default_preamble_ms")]
+    stream_preamble_ms: u64,
     /// Where cooldowns are kept across restarts. A configuration file without one keeps
     /// them in SQLite next to itself (see [`GatewayConfig::load`]).
     #[serde(default)]
-    store: Option<StoreConfig>,
+    store: Option<store::RawStore>,
     providers: BTreeMap<String, RawProvider>,
 }
 
@@ -155,88 +166,6 @@ struct RawProvider {
     keys: Vec<SecretSpec>,
 }
 
-/// The `store` option: where cooldowns, disabled keys and counters are kept. Relative paths are
-/// relative to the configuration file.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(from = "StoreConfigDe")]
-#[non_exhaustive]
-pub enum StoreConfig {
-    /// In memory only.
-    Memory,
-    /// A JSON file.
-    File {
-        /// The file's path.
-        path: String,
-    },
-    /// A SQLite database.
-    Sqlite {
-        /// The database's path.
-        path: String,
-    },
-    /// A Redis server shared by several gateways.
-    Redis {
-        /// The server's URL.
-        url: String,
-    },
-}
-
-/// How a [`StoreConfig`] is read. serde reads a unit variant of an internally tagged enum with a
-/// visitor that ignores other fields, so `{ type = "memory", path = "…" }` would pass as
-/// memory; the empty struct variant here rejects them.
-#[derive(Deserialize)]
-#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
-enum StoreConfigDe {
-    Memory {},
-    File { path: String },
-    Sqlite { path: String },
-    Redis { url: String },
-}
-
-impl From<StoreConfigDe> for StoreConfig {
-    fn from(s: StoreConfigDe) -> StoreConfig {
-        match s {
-            StoreConfigDe::Memory {} => StoreConfig::Memory,
-            StoreConfigDe::File { path } => StoreConfig::File { path },
-            StoreConfigDe::Sqlite { path } => StoreConfig::Sqlite { path },
-            StoreConfigDe::Redis { url } => StoreConfig::Redis { url },
-        }
-    }
-}
-
-/// The SQLite file a configuration file's state goes to when it names no store.
-pub const DEFAULT_STATE_FILE: &str = "ai-key-rotator-state.db";
-
-impl StoreConfig {
-    fn relative_to(self, base: &Path) -> StoreConfig {
-        let resolve = |p: String| base.join(p).display().to_string();
-        match self {
-            StoreConfig::File { path } => StoreConfig::File {
-                path: resolve(path),
-            },
-            StoreConfig::Sqlite { path } => StoreConfig::Sqlite {
-                path: resolve(path),
-            },
-            other => other,
-        }
-    }
-
-    /// Opens the store; `None` for memory.
-    pub(crate) fn open(
-        &self,
-    ) -> Result<Option<Arc<dyn ai_key_rotator::StateStore>>, ai_key_rotator::StoreError> {
-        Ok(match self {
-            StoreConfig::Memory => None,
-            StoreConfig::File { path } => Some(Arc::new(ai_key_rotator::FileStore::open(path)?)),
-            StoreConfig::Sqlite { path } => {
-                Some(Arc::new(ai_key_rotator::SqliteStore::open(path)?))
-            }
-            StoreConfig::Redis { url } => Some(Arc::new(
-                ai_key_rotator::RedisStore::builder(url.clone()).build()?,
-            )),
-        })
-    }
-}
-
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8787))
 }
@@ -261,11 +190,50 @@ fn default_body_read_timeout() -> u64 {
     // A minute carries 32 MiB over a slow uplink.
     60_000
 }
+fn default_retry_backoff_base() -> u64 {
+    200
+}
+fn default_retry_backoff_max() -> u64 {
+    5_000
+}
+fn default_preamble_bytes() -> usize {
+    // A stream's opening events are a few hundred bytes to a few KiB (OpenAI's
+    // `response.created` repeats the request's tools and instructions); 64 KiB holds them all.
+    64 * 1024
+}
+fn default_preamble_ms() -> u64 {
+    // Long enough for a provider that sends `message_start` and then thinks for a while
+    // before its first token or its error; past it the stream is passed on as it is.
+    10_000
+}
 fn default_max_connections() -> usize {
     1024
 }
 fn default_header_limit() -> usize {
     DEFAULT_HEADER_LIMIT
+}
+
+/// The retry settings of `execute`'s plan: backoff after server errors and transport failures,
+/// and an optional deadline for the attempts and waits before a response starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RetrySettings {
+    pub(crate) backoff_base: Duration,
+    pub(crate) backoff_max: Duration,
+    pub(crate) deadline: Option<Duration>,
+}
+
+/// The bounds on a stream's held preamble (see `proxy/preamble.rs`); holding is off when
+/// either is zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PreambleLimits {
+    pub(crate) max_bytes: usize,
+    pub(crate) max_wait: Duration,
+}
+
+impl PreambleLimits {
+    pub(crate) fn enabled(&self) -> bool {
+        self.max_bytes > 0 && !self.max_wait.is_zero()
+    }
 }
 
 /// The default cap on a request's head (start line and headers), in bytes: providers' own front
@@ -364,6 +332,10 @@ pub struct GatewayConfig {
     pub(crate) header_limit: usize,
     /// The per-request log line.
     pub(crate) access_log: AccessLog,
+    /// How server errors and transport failures are retried (the core's `execute` plan).
+    pub(crate) retry: RetrySettings,
+    /// How much of a stream's opening is held back to fail over on an early error event.
+    pub(crate) preamble: PreambleLimits,
     /// Where state is kept; `None` = in memory only.
     pub(crate) store: Option<StoreConfig>,
     /// The providers, by name.
@@ -455,8 +427,8 @@ impl GatewayConfig {
         }
         if inline && readable_by_others(path) {
             warnings.push(Warning(format!(
-                "{} holds inline keys or tokens and is readable by other users; \
-                 chmod 600 it or use ${{ENV_VAR}} / {{ file = \"…\" }}",
+                "{} holds inline keys, tokens or a store password and is readable by other \
+                 users; chmod 600 it or use ${{ENV_VAR}} / {{ file = \"…\" }}",
                 path.display()
             )));
         }
@@ -561,9 +533,27 @@ impl GatewayConfig {
         {
             return Err(ConfigFileError::Invalid("timeouts must be positive".into()));
         }
+        if raw.retry_backoff_max_ms < raw.retry_backoff_base_ms {
+            return Err(ConfigFileError::Invalid(
+                "retry_backoff_max_ms must be at least retry_backoff_base_ms".into(),
+            ));
+        }
+        if raw.retry_deadline_ms == Some(0) {
+            return Err(ConfigFileError::Invalid(
+                "retry_deadline_ms must be positive (leave it out for no deadline)".into(),
+            ));
+        }
         if raw.providers.is_empty() {
             return Err(ConfigFileError::Invalid("no providers configured".into()));
         }
+        let store = match raw.store {
+            Some(s) => {
+                let r = s.resolve(base)?;
+                inline |= r.inline_password;
+                Some(r.store)
+            }
+            None => None,
+        };
 
         let mut providers = Vec::new();
         for (name, p) in &raw.providers {
@@ -679,7 +669,16 @@ impl GatewayConfig {
             max_connections: raw.max_connections,
             header_limit: raw.header_limit,
             access_log: raw.access_log,
-            store: raw.store.map(|s| s.relative_to(base)),
+            retry: RetrySettings {
+                backoff_base: Duration::from_millis(raw.retry_backoff_base_ms),
+                backoff_max: Duration::from_millis(raw.retry_backoff_max_ms),
+                deadline: raw.retry_deadline_ms.map(Duration::from_millis),
+            },
+            preamble: PreambleLimits {
+                max_bytes: raw.stream_preamble_bytes,
+                max_wait: Duration::from_millis(raw.stream_preamble_ms),
+            },
+            store,
             providers,
         };
         // Let the rotator validate keys now (empty, duplicate), so errors name the provider.

@@ -1,32 +1,49 @@
-//! Everything the gateway asks of the rotator for one request, in one place: pick a key, send,
-//! classify, report, and decide whether to retry with the next key or fail over to the next
-//! provider.
+//! Everything the gateway asks of the rotator for one request, in one place: the core's
+//! retry loop ([`KeyRotator::execute_observed`]) with an HTTP request as its attempt.
 //!
-//! Keys are leased with [`KeyRotator::acquire_with`] (the provider's strategy and budgets, and
-//! the client's session for affinity) and every answer is reported with
-//! [`Lease::report`], which applies the verdict exactly (cooldown until the provider's own
-//! time, scope-wide cooling, disabling invalid keys). The core's `execute` loop is not used:
-//! the gateway must decide per attempt whether anything has reached the client yet, and hands
-//! the successful upstream body on unbuffered, which `execute`'s closure-based shape does not
-//! allow without buffering. Nothing outside this module talks to the rotator on the request
-//! path.
+//! The loop's rules are the core's, the same in-process and here: a key the provider blames is
+//! reported and replaced at once; when a provider has no key left the next of its fallback
+//! chain is tried; server errors (5xx, an overload) and transport failures (the upstream could
+//! not be reached, broke the connection, or timed out) are retried after a jittered backoff,
+//! within `max_attempts` and the optional deadline. The gateway only translates HTTP: it
+//! sends, classifies the answer, and hands the value on; the loop reports the verdict.
+//!
+//! A successful answer is the value as it is: its body is not buffered. An event stream's
+//! opening events are held first ([`preamble`](super::preamble)): an error event among them
+//! makes the attempt fail with that event's verdict, so another key is tried and the client
+//! sees one clean stream. After the first content the stream passes through, watched for
+//! error events, which are reported against the key ([`StreamWatch`]).
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
 use ai_key_rotator::classify::{self, Family, Verdict};
-use ai_key_rotator::{AcquireOptions, Credential, KeyRotator, Lease, ReportOutcome, Timestamp};
+use ai_key_rotator::execute::{
+    Attempt, AttemptOutcome, AttemptRecord, ExecuteError, ExecuteErrorKind, Observer, Plan,
+};
+use ai_key_rotator::{AcquireOptions, Credential, KeyRotator, ReportOutcome, Timestamp};
 use bytes::Bytes;
-use http::{HeaderMap, Method, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 
 use super::body::{GatewayBody, SseScanner, Upstream};
+use super::preamble::{self, Held};
 use super::{ProviderRoute, Routes, error_response, filter_response_headers, rate_limited};
 use crate::ops::metrics::Metrics;
 
 /// The most of an upstream error body read to classify it. Error bodies are small; a larger
-/// one is answered with 502 rather than buffered.
+/// one counts as a broken answer.
 const MAX_ERROR_BODY: usize = 1024 * 1024;
+
+/// The response headers that tell the client how much the pool has left for the route: the
+/// sums, over the provider's available keys, of the remaining requests and tokens each key's
+/// last success reported. Absent when no available key has reported that figure.
+pub(crate) const POOL_REMAINING_REQUESTS: &str = "x-akr-pool-remaining-requests";
+/// See [`POOL_REMAINING_REQUESTS`].
+pub(crate) const POOL_REMAINING_TOKENS: &str = "x-akr-pool-remaining-tokens";
+/// The number of keys of the route's provider available now.
+pub(crate) const POOL_AVAILABLE_KEYS: &str = "x-akr-pool-available-keys";
 
 /// A client request, ready to be sent to any provider of its chain.
 #[derive(Debug)]
@@ -53,7 +70,8 @@ pub(crate) struct Served {
     pub(crate) attempts: u32,
 }
 
-/// Sends `req` through `primary` (then its fallbacks), rotating keys as responses blame them.
+/// Sends `req` through `primary` (then its fallbacks), rotating keys as responses blame them
+/// and retrying server errors and transport failures, as the core's loop decides.
 pub(crate) async fn forward(
     routes: &Routes,
     rotator: &KeyRotator,
@@ -67,83 +85,122 @@ pub(crate) async fn forward(
         credential: None,
         attempts: 0,
     };
-    let mut response = forward_inner(routes, rotator, metrics, primary, req, &mut served).await;
+    let mut response = run(routes, rotator, metrics, primary, &req, &mut served).await;
+    add_headroom(&mut response, rotator, &served.provider);
     response.extensions_mut().insert(served);
     response
 }
 
-async fn forward_inner(
+/// The plan of one request: the route's, with the client's session and token estimate when
+/// it has them.
+fn plan<'p>(
+    primary: &'p ProviderRoute,
+    options: &AcquireOptions,
+    own: &'p mut Option<Plan>,
+) -> &'p Plan {
+    if options.session.is_none() && options.tokens == 0 {
+        return &primary.plan;
+    }
+    let mut plan = primary.plan.clone().tokens(options.tokens);
+    if let Some(s) = &options.session {
+        plan = plan.session(s.clone());
+    }
+    own.insert(plan)
+}
+
+async fn run(
     routes: &Routes,
     rotator: &KeyRotator,
     metrics: &Metrics,
     primary: &Arc<ProviderRoute>,
-    req: Forward,
+    req: &Forward,
     served: &mut Served,
 ) -> Response<GatewayBody> {
-    let chain: Vec<&Arc<ProviderRoute>> = std::iter::once(primary)
-        .chain(primary.fallback.iter().filter_map(|n| routes.by_name(n)))
-        .collect();
-    let mut attempts = 0u32;
-    // The last upstream answer that blamed its key, returned if attempts run out first.
-    let mut last_blamed: Option<Response<GatewayBody>> = None;
-    // The earliest time a key of the chain comes back, from the rotator's refusals.
-    let mut retry_at: Option<Timestamp> = None;
-    for (i, provider) in chain.iter().enumerate() {
-        if i > 0 {
-            metrics.failover(&primary.name, &provider.name);
-        }
-        while attempts < routes.max_attempts {
-            let lease = match rotator.acquire_with(&provider.name, &req.options) {
-                Ok(lease) => lease,
-                Err(e) => {
-                    // This provider has no usable key: fail over.
-                    if let Some(t) = e.retry_at() {
-                        retry_at = Some(retry_at.map_or(t, |r| r.min(t)));
-                    }
-                    break;
+    let mut own = None;
+    let plan = plan(primary, &req.options, &mut own);
+    let mut observer = Observe { metrics };
+    let mut current: Arc<str> = Arc::clone(&primary.name);
+    let result = rotator
+        .execute_observed(plan, &mut observer, |attempt| {
+            // Book-keeping happens here, before the attempt's future, which borrows nothing
+            // of it.
+            let provider = routes.by_name(attempt.provider()).cloned();
+            if let Some(p) = &provider {
+                if attempt.number() > 1 {
+                    metrics.retry(&p.name);
                 }
-            };
-            attempts += 1;
-            served.provider = Arc::clone(&provider.name);
-            served.route = provider.route.clone();
-            served.credential = Some(lease.credential().id().clone());
-            served.attempts = attempts;
-            if attempts > 1 {
-                metrics.retry(&provider.name);
+                if p.name != current {
+                    metrics.failover(&primary.name, &p.name);
+                    current = Arc::clone(&p.name);
+                }
+                served.provider = Arc::clone(&p.name);
+                served.route = p.route.clone();
             }
-            match send(routes, rotator, provider, lease, &req, metrics).await {
-                Sent::Done(response) => return response,
-                Sent::Blamed(response) => last_blamed = Some(response),
-            }
-        }
-        if attempts >= routes.max_attempts {
-            break;
-        }
+            served.credential = Some(attempt.credential().id().clone());
+            served.attempts = attempt.number();
+            send(routes, rotator, metrics, provider, attempt, req)
+        })
+        .await;
+    match result {
+        Ok(response) => response,
+        Err(e) => gave_up(primary, e, rotator.now()),
     }
-    if attempts >= routes.max_attempts
-        && let Some(response) = last_blamed
-    {
-        return response;
-    }
-    no_key_available(primary, retry_at, rotator.now(), last_blamed)
 }
 
-enum Sent {
-    /// The answer for the client.
-    Done(Response<GatewayBody>),
-    /// The key was to blame; another may do better.
-    Blamed(Response<GatewayBody>),
+/// Counts and logs what the loop's reports changed.
+struct Observe<'a> {
+    metrics: &'a Metrics,
 }
+
+impl Observer for Observe<'_> {
+    fn reported(&mut self, record: &AttemptRecord, outcome: &ReportOutcome) {
+        if let AttemptOutcome::Verdict(verdict) = &record.outcome {
+            note_outcome(
+                &record.provider,
+                &record.credential,
+                verdict,
+                outcome,
+                self.metrics,
+            );
+        }
+    }
+
+    fn backing_off(&mut self, until: Timestamp) {
+        tracing::debug!(%until, "retrying after a server error or transport failure");
+    }
+}
+
+/// Why an attempt got no answer from the upstream.
+#[derive(Debug)]
+struct NoAnswer {
+    /// The upstream was silent for the read timeout (504), rather than unreachable or broken
+    /// (502).
+    timeout: bool,
+}
+
+type Sent = Result<(Verdict, Response<GatewayBody>), NoAnswer>;
 
 async fn send(
     routes: &Routes,
     rotator: &KeyRotator,
-    provider: &ProviderRoute,
-    lease: Lease<'_>,
-    req: &Forward,
     metrics: &Metrics,
+    provider: Option<Arc<ProviderRoute>>,
+    attempt: Attempt,
+    req: &Forward,
 ) -> Sent {
-    let credential = lease.credential();
+    let Some(provider) = provider else {
+        // A reload removed the provider while its key was leased: nothing to send it to.
+        return Ok((
+            Verdict::ClientError,
+            error_response(
+                super::dialect::Dialect::OpenAi,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "api_error",
+                "this provider was removed by a reload",
+            ),
+        ));
+    };
+    let credential = attempt.credential().clone();
     let dialect = provider.dialect;
     let mut headers = req.headers.clone();
     if dialect
@@ -152,21 +209,29 @@ async fn send(
     {
         tracing::error!(provider = %provider.name, credential = %credential.id(),
             "key cannot be written into a header");
-        return Sent::Done(error_response(
-            dialect,
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "api_error",
-            "the gateway's key for this provider is malformed",
+        // Not the request's fault, but no other attempt can mend a configuration: answer at
+        // once (a client error ends the loop and changes no key's state).
+        return Ok((
+            Verdict::ClientError,
+            error_response(
+                dialect,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "api_error",
+                "the gateway's key for this provider is malformed",
+            ),
         ));
     }
     // The upstream's scheme and host come only from configuration, by construction: the
     // client supplies nothing but the (checked) path and query.
-    let Some(uri) = upstream_uri(provider, &req.rest) else {
-        return Sent::Done(error_response(
-            dialect,
-            StatusCode::BAD_REQUEST,
-            "invalid_request_error",
-            "invalid request path",
+    let Some(uri) = upstream_uri(&provider, &req.rest) else {
+        return Ok((
+            Verdict::ClientError,
+            error_response(
+                dialect,
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "invalid request path",
+            ),
         ));
     };
     let mut request = http::Request::new(Full::new(req.body.clone()));
@@ -178,52 +243,88 @@ async fn send(
         Ok(r) => r,
         Err(e) => {
             let timeout = e.is_timeout();
-            tracing::warn!(provider = %provider.name, timeout, error = %e,
-                "upstream request failed");
+            tracing::warn!(provider = %provider.name, credential = %credential.id(), timeout,
+                error = %e, "upstream request failed");
             provider
                 .metrics
                 .upstream_status(if timeout { 504 } else { 502 });
-            let (status, msg) = if timeout {
-                (
-                    StatusCode::GATEWAY_TIMEOUT,
-                    "the upstream provider timed out",
-                )
-            } else {
-                (
-                    StatusCode::BAD_GATEWAY,
-                    "the upstream provider could not be reached",
-                )
-            };
-            return Sent::Done(error_response(dialect, status, "api_error", msg));
+            return Err(NoAnswer { timeout });
         }
     };
     let status = response.status();
     provider.metrics.upstream_status(status.as_u16());
     provider.metrics.upstream_latency(started.elapsed());
-    let (mut parts, body) = response.into_parts();
+    let (mut parts, mut body) = response.into_parts();
     filter_response_headers(&mut parts.headers);
 
     if status.is_success() {
         // A 2xx is classified from its headers alone: the remaining budget may already say
         // the key must rest.
-        let verdict = lease.classify(&classify::Response::new(
+        let verdict = attempt.classify(&classify::Response::new(
             status.as_u16(),
             &parts.headers,
             b"",
         ));
-        let watch = is_event_stream(&parts.headers).then(|| StreamWatch {
+        if !is_event_stream(&parts.headers) {
+            let body = GatewayBody::Upstream(Box::new(Upstream {
+                held: VecDeque::new(),
+                inner: body,
+                watch: None,
+            }));
+            return Ok((verdict, Response::from_parts(parts, body)));
+        }
+        let mut watch = StreamWatch {
             scanner: SseScanner::default(),
             family: provider.family,
             provider: Arc::clone(&provider.name),
-            credential: credential.clone(),
+            credential,
             metrics: metrics.clone(),
             rotator: rotator.clone(),
-        });
-        let id = credential.id().clone();
-        let outcome = lease.report(&verdict);
-        note_outcome(&provider.name, &id, &verdict, &outcome, metrics);
-        let body = GatewayBody::Upstream(Box::new(Upstream { inner: body, watch }));
-        return Sent::Done(Response::from_parts(parts, body));
+        };
+        if !routes.preamble.enabled() {
+            let body = GatewayBody::Upstream(Box::new(Upstream {
+                held: VecDeque::new(),
+                inner: body,
+                watch: Some(watch),
+            }));
+            return Ok((verdict, Response::from_parts(parts, body)));
+        }
+        let (held, preamble) = preamble::hold(&mut body, provider.family, routes.preamble, || {
+            rotator.now()
+        })
+        .await;
+        return match held {
+            Held::Pass => {
+                for late in &preamble.late_errors {
+                    watch.on_verdict(late);
+                }
+                watch.scanner = preamble.scanner;
+                let body = GatewayBody::Upstream(Box::new(Upstream {
+                    held: preamble.frames.into(),
+                    inner: body,
+                    watch: (!preamble.ended).then_some(watch),
+                }));
+                Ok((verdict, Response::from_parts(parts, body)))
+            }
+            Held::Error(verdict) => {
+                metrics.stream_error(&provider.name);
+                tracing::warn!(provider = %provider.name, credential = %watch.credential.id(),
+                    reason = verdict.reason(), "error event before the stream's first content");
+                // Should no other attempt do better, the client gets this stream as it came,
+                // up to and including its error event; the rest is not waited for. Like an
+                // error body, an error event may echo the key: it is cut out.
+                parts.headers.remove(http::header::CONTENT_LENGTH);
+                let held = Bytes::from(preamble.frames.concat());
+                let body = GatewayBody::full(redact(held, watch.credential.expose_key()));
+                Ok((verdict, Response::from_parts(parts, body)))
+            }
+            Held::Broken(e) => {
+                let timeout = e.is::<crate::upstream::ReadTimeout>();
+                tracing::warn!(provider = %provider.name, credential = %watch.credential.id(),
+                    timeout, error = %e, "upstream stream broke before its first content");
+                Err(NoAnswer { timeout })
+            }
+        };
     }
 
     let bytes = match http_body_util::Limited::new(body, MAX_ERROR_BODY)
@@ -231,16 +332,14 @@ async fn send(
         .await
     {
         Ok(c) => c.to_bytes(),
-        Err(_) => {
-            return Sent::Done(error_response(
-                dialect,
-                StatusCode::BAD_GATEWAY,
-                "api_error",
-                "the upstream provider's error response could not be read",
-            ));
+        Err(e) => {
+            tracing::warn!(provider = %provider.name, credential = %credential.id(),
+                status = status.as_u16(), error = %e,
+                "the upstream's error response could not be read");
+            return Err(NoAnswer { timeout: false });
         }
     };
-    let verdict = lease.classify(&classify::Response::new(
+    let verdict = attempt.classify(&classify::Response::new(
         status.as_u16(),
         &parts.headers,
         &bytes,
@@ -258,15 +357,72 @@ async fn send(
     for name in echoing {
         parts.headers.remove(name);
     }
-    let id = credential.id().clone();
-    let outcome = lease.report(&verdict);
-    note_outcome(&provider.name, &id, &verdict, &outcome, metrics);
     parts.headers.remove(http::header::CONTENT_LENGTH);
-    let response = Response::from_parts(parts, GatewayBody::full(bytes));
-    if verdict.blames_key() {
-        Sent::Blamed(response)
-    } else {
-        Sent::Done(response)
+    Ok((
+        verdict,
+        Response::from_parts(parts, GatewayBody::full(bytes)),
+    ))
+}
+
+/// The answer when the loop gave up: 429 with the exact time the first key of the chain comes
+/// back when no key was left; else the last upstream answer (the client learns what the
+/// provider said), or 502/504 when the last attempt got none.
+fn gave_up(
+    primary: &ProviderRoute,
+    e: ExecuteError<Response<GatewayBody>, NoAnswer>,
+    now: Timestamp,
+) -> Response<GatewayBody> {
+    let dialect = primary.dialect;
+    match (e.kind, e.retry_at, e.last) {
+        (ExecuteErrorKind::NoKeyAvailable, Some(at), _) | (_, Some(at), None) => {
+            let wait_ms = at.as_millis().saturating_sub(now.as_millis());
+            let secs = wait_ms.div_ceil(1000).max(1);
+            rate_limited(
+                dialect,
+                secs,
+                &format!("every key of this provider is cooling down; retry in {secs} s"),
+            )
+        }
+        (_, _, Some(Ok(response))) => response,
+        (_, _, Some(Err(NoAnswer { timeout: true }))) => error_response(
+            dialect,
+            StatusCode::GATEWAY_TIMEOUT,
+            "api_error",
+            "the upstream provider timed out",
+        ),
+        (_, _, Some(Err(NoAnswer { timeout: false }))) => error_response(
+            dialect,
+            StatusCode::BAD_GATEWAY,
+            "api_error",
+            "the upstream provider could not be reached",
+        ),
+        (ExecuteErrorKind::DeadlineExceeded, None, None) => error_response(
+            dialect,
+            StatusCode::GATEWAY_TIMEOUT,
+            "api_error",
+            "the upstream provider did not answer before the retry deadline",
+        ),
+        (_, None, None) => error_response(
+            dialect,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "api_error",
+            "no usable key for this provider",
+        ),
+    }
+}
+
+/// Adds the pool's headroom for the provider that answered (see [`POOL_REMAINING_REQUESTS`]).
+fn add_headroom(response: &mut Response<GatewayBody>, rotator: &KeyRotator, provider: &str) {
+    let Some(h) = rotator.headroom(provider) else {
+        return;
+    };
+    let headers = response.headers_mut();
+    headers.insert(POOL_AVAILABLE_KEYS, HeaderValue::from(h.available));
+    if let Some(n) = h.requests {
+        headers.insert(POOL_REMAINING_REQUESTS, HeaderValue::from(n));
+    }
+    if let Some(n) = h.tokens {
+        headers.insert(POOL_REMAINING_TOKENS, HeaderValue::from(n));
     }
 }
 
@@ -336,6 +492,17 @@ impl StreamWatch {
         });
     }
 
+    /// Reports an error event found while the preamble was held, after the first content.
+    fn on_verdict(&self, verdict: &Verdict) {
+        report_stream_error(
+            &self.provider,
+            &self.credential,
+            &self.metrics,
+            &self.rotator,
+            verdict,
+        );
+    }
+
     pub(crate) fn finish(&mut self) {
         let StreamWatch {
             scanner,
@@ -360,47 +527,32 @@ fn on_event(
     event: Option<&str>,
     data: &[u8],
 ) {
-    let Some(verdict) = classify::classify_stream_event(family, event, data, rotator.now()) else {
+    let Some(verdict) = preamble::stream_error(family, event, data, rotator.now()) else {
         return;
     };
+    report_stream_error(provider, credential, metrics, rotator, &verdict);
+}
+
+/// Reports an error event that came after the stream's first content: too late to retry, but
+/// the key's state (and, for an overload, the provider's) learns of it.
+fn report_stream_error(
+    provider: &str,
+    credential: &Credential,
+    metrics: &Metrics,
+    rotator: &KeyRotator,
+    verdict: &Verdict,
+) {
     metrics.stream_error(provider);
     tracing::warn!(provider, credential = %credential.id(), reason = verdict.reason(),
         "error event inside a stream");
-    let outcome = rotator.report(credential, &verdict);
-    note_outcome(provider, credential.id(), &verdict, &outcome, metrics);
+    let outcome = rotator.report(credential, verdict);
+    note_outcome(provider, credential.id(), verdict, &outcome, metrics);
 }
 
 fn is_event_stream(headers: &HeaderMap) -> bool {
     headers
         .get(http::header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"))
-}
-
-/// 429 with the exact time the first key of the chain comes back, or the last upstream error
-/// when no key will come back by itself (all disabled).
-fn no_key_available(
-    primary: &ProviderRoute,
-    retry_at: Option<Timestamp>,
-    now: Timestamp,
-    last_blamed: Option<Response<GatewayBody>>,
-) -> Response<GatewayBody> {
-    let Some(earliest) = retry_at else {
-        return last_blamed.unwrap_or_else(|| {
-            error_response(
-                primary.dialect,
-                StatusCode::SERVICE_UNAVAILABLE,
-                "api_error",
-                "no usable key for this provider",
-            )
-        });
-    };
-    let wait_ms = earliest.as_millis().saturating_sub(now.as_millis());
-    let secs = wait_ms.div_ceil(1000).max(1);
-    rate_limited(
-        primary.dialect,
-        secs,
-        &format!("every key of this provider is cooling down; retry in {secs} s"),
-    )
 }
 
 /// `bytes` with every occurrence of `key` replaced by `[redacted]`.

@@ -2,6 +2,7 @@
 //! passed through frame by frame as it arrives (nothing buffered), watched for a mid-stream
 //! `event: error` so that the key's state still learns of it.
 
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
@@ -25,6 +26,9 @@ pub(crate) enum GatewayBody {
 /// An upstream body and, for event streams, the scanner that watches it.
 #[derive(Debug)]
 pub(crate) struct Upstream {
+    /// Frames already read (a stream's held preamble), sent first and unchanged. The watch
+    /// has seen them.
+    pub(crate) held: VecDeque<Bytes>,
     pub(crate) inner: crate::upstream::TimedBody,
     pub(crate) watch: Option<StreamWatch>,
 }
@@ -47,6 +51,9 @@ impl Body for GatewayBody {
         match self.get_mut() {
             GatewayBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             GatewayBody::Upstream(up) => {
+                if let Some(b) = up.held.pop_front() {
+                    return Poll::Ready(Some(Ok(Frame::data(b))));
+                }
                 let frame = ready!(Pin::new(&mut up.inner).poll_frame(cx));
                 if let (Some(Ok(f)), Some(w)) = (&frame, &mut up.watch)
                     && let Some(data) = f.data_ref()
@@ -66,7 +73,7 @@ impl Body for GatewayBody {
     fn is_end_stream(&self) -> bool {
         match self {
             GatewayBody::Full(b) => b.is_none(),
-            GatewayBody::Upstream(up) => up.inner.is_end_stream(),
+            GatewayBody::Upstream(up) => up.held.is_empty() && up.inner.is_end_stream(),
         }
     }
 
@@ -74,7 +81,9 @@ impl Body for GatewayBody {
         match self {
             GatewayBody::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
             GatewayBody::Full(None) => SizeHint::with_exact(0),
-            GatewayBody::Upstream(up) => up.inner.size_hint(),
+            GatewayBody::Upstream(up) if up.held.is_empty() => up.inner.size_hint(),
+            // The held frames' length is known, the rest's is not: no exact hint.
+            GatewayBody::Upstream(_) => SizeHint::default(),
         }
     }
 }

@@ -5,12 +5,14 @@ mod access_log;
 pub(crate) mod attempt;
 pub(crate) mod body;
 pub(crate) mod dialect;
+pub(crate) mod preamble;
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Instant;
 
 use ai_key_rotator::classify::Family;
+use ai_key_rotator::execute::Plan;
 use ai_key_rotator::{AcquireOptions, KeyRotator};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -19,7 +21,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use crate::auth::{AuthError, CREDENTIAL_HEADERS, ClientTokens, strip_query_key};
-use crate::config::{AccessLog, GatewayConfig, ProviderSettings};
+use crate::config::{AccessLog, GatewayConfig, PreambleLimits, ProviderSettings};
 use crate::ops::StatusView;
 use crate::ops::metrics::{Metrics, ProviderMetrics};
 use crate::upstream::UpstreamClient;
@@ -44,7 +46,7 @@ pub(crate) struct Routes {
     pub(crate) body_limit: usize,
     pub(crate) body_read_timeout: std::time::Duration,
     pub(crate) access_log: AccessLog,
-    pub(crate) max_attempts: u32,
+    pub(crate) preamble: PreambleLimits,
     pub(crate) client: UpstreamClient,
     /// Longest route first, so `/openai-eu` is matched before `/openai`.
     pub(crate) providers: Vec<Arc<ProviderRoute>>,
@@ -64,13 +66,26 @@ pub(crate) struct ProviderRoute {
     pub(crate) authority: http::uri::Authority,
     /// The upstream's base path, without a trailing slash (often empty).
     pub(crate) base_path: String,
-    pub(crate) fallback: Vec<String>,
     pub(crate) metrics: ProviderMetrics,
+    /// The core loop's plan for a request of this route without a session or token estimate:
+    /// built once, so the common request allocates none.
+    pub(crate) plan: Plan,
 }
 
 impl ProviderRoute {
-    fn new(p: &ProviderSettings, metrics: &Metrics) -> Self {
+    fn new(p: &ProviderSettings, config: &GatewayConfig, metrics: &Metrics) -> Self {
+        // Fallbacks were checked against the providers when the configuration was loaded.
+        let mut plan = Plan::new(p.name.as_str())
+            .max_attempts(config.max_attempts)
+            .backoff(config.retry.backoff_base, config.retry.backoff_max);
+        for name in &p.fallback {
+            plan = plan.fallback(name.clone());
+        }
+        if let Some(d) = config.retry.deadline {
+            plan = plan.deadline(d);
+        }
         ProviderRoute {
+            plan,
             name: Arc::from(p.name.as_str()),
             family: p.family,
             dialect: Dialect::of(p.family),
@@ -78,7 +93,6 @@ impl ProviderRoute {
             scheme: p.origin.scheme.clone(),
             authority: p.origin.authority.clone(),
             base_path: p.origin.base_path.clone(),
-            fallback: p.fallback.clone(),
             metrics: metrics.provider(&p.name),
         }
     }
@@ -89,7 +103,7 @@ impl Routes {
         let mut providers: Vec<Arc<ProviderRoute>> = config
             .providers
             .iter()
-            .map(|p| Arc::new(ProviderRoute::new(p, metrics)))
+            .map(|p| Arc::new(ProviderRoute::new(p, &config, metrics)))
             .collect();
         providers.sort_by_key(|p| std::cmp::Reverse(p.route.len()));
         Routes {
@@ -97,7 +111,7 @@ impl Routes {
             body_limit: config.body_limit,
             body_read_timeout: config.body_read_timeout,
             access_log: config.access_log,
-            max_attempts: config.max_attempts,
+            preamble: config.preamble,
             client,
             providers,
             config,
@@ -172,10 +186,10 @@ async fn route(
             let status = shared.rotator.status();
             return if path == "/status" {
                 let visible: Vec<&str> = routes.providers.iter().map(|p| &*p.name).collect();
-                let body = serde_json::to_vec_pretty(
-                    &StatusView::of(&status, &visible).with_usage(&shared.metrics),
-                )
-                .unwrap_or_default();
+                let view = StatusView::of(&status, &visible)
+                    .with_fleet(shared.rotator.fleet())
+                    .with_usage(&shared.metrics);
+                let body = serde_json::to_vec_pretty(&view).unwrap_or_default();
                 json_response(StatusCode::OK, Bytes::from(body))
             } else {
                 let mut r = Response::new(GatewayBody::full(

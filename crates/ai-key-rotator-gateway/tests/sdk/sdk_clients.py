@@ -6,8 +6,10 @@ Run by `tests/sdk.rs` (which starts the mock upstream and the gateway binary):
 
 The gateway is configured with four providers per SDK: `{sdk}` (healthy keys), `{sdk}-429`
 (the first key rate limited, the second fine), `{sdk}-dry` (every key rate limited) and
-`{sdk}-bad` (the first key invalid, the second fine). Prints one line per check and exits
-non-zero when any check fails.
+`{sdk}-bad` (the first key invalid, the second fine), plus `{sdk}-early` (and, for OpenAI's
+Responses API, `openai-early-r`) whose first key's first stream fails before its first content
+(OpenAI: `insufficient_quota`, Anthropic: `overloaded_error` after `message_start`, Gemini: a
+429 chunk). Prints one line per check and exits non-zero when any check fails.
 """
 
 import os
@@ -75,7 +77,31 @@ def openai_checks():
             return
         raise AssertionError("no 401")
 
+    def early_stream():
+        # The first key's stream sends the role chunk, then `insufficient_quota`: the gateway
+        # holds the opening, retries on the second key, and the SDK sees one clean stream.
+        s = client("openai-early").chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+        text = "".join((c.choices[0].delta.content or "") for c in s if c.choices)
+        assert text == EXPECTED, text
+
+    def early_responses():
+        # `response.created`, then an `error` event with `insufficient_quota`, on the first key.
+        s = client("openai-early-r").responses.create(model="gpt-4o-mini", input="hi", stream=True)
+        kinds = []
+        text = ""
+        for e in s:
+            kinds.append(e.type)
+            if e.type == "response.output_text.delta":
+                text += e.delta
+        assert text == EXPECTED, (text, kinds)
+        assert kinds.count("response.created") == 1 and "error" not in kinds, kinds
+        assert kinds[-1] == "response.completed", kinds
+
     check("openai chat", lambda: chat("openai"))
+    check("openai stream failing before content answered by another key", early_stream)
+    check("openai responses stream failing before content answered by another key", early_responses)
     check("openai stream", stream)
     check("openai models", lambda: client("openai").models.list())
     check("openai 429 answered by another key", lambda: chat("openai-429"))
@@ -113,7 +139,17 @@ def anthropic_checks():
             return
         raise AssertionError("no 429")
 
+    def early_stream():
+        # `message_start`, then `overloaded_error`, on the first attempt: retried after a
+        # backoff, and the SDK sees one clean stream.
+        with client("anthropic-early").messages.stream(
+            model="claude-sonnet-4-5", max_tokens=64, messages=[{"role": "user", "content": "hi"}]
+        ) as s:
+            text = "".join(s.text_stream)
+        assert text == EXPECTED, text
+
     check("anthropic message", lambda: message("anthropic"))
+    check("anthropic stream overloaded before content retried", early_stream)
     check("anthropic stream", stream)
     check("anthropic 429 answered by another key", lambda: message("anthropic-429"))
     check("anthropic every key exhausted", exhausted)
@@ -157,7 +193,17 @@ def gemini_checks():
             return
         raise AssertionError("no 429")
 
+    def early_stream():
+        text = "".join(
+            c.text or ""
+            for c in client("gemini-early").models.generate_content_stream(
+                model="gemini-2.0-flash", contents="hi"
+            )
+        )
+        assert text == EXPECTED, text
+
     check("gemini generate", lambda: generate("gemini"))
+    check("gemini stream failing before content answered by another key", early_stream)
     check("gemini stream", stream)
     check("gemini 429 answered by another key", lambda: generate("gemini-429"))
     check("gemini every key exhausted", exhausted)

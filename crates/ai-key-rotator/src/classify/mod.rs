@@ -50,8 +50,10 @@
 //! only for non-2xx responses: a 2xx reads headers alone and does not allocate.
 //!
 //! # Judgement calls
-//! - OpenAI's 403 "unsupported country, region, or territory" is a [`Verdict::ClientError`]:
-//!   every key fails the same way from the same place, so rotating or cooling keys is wrong.
+//! - OpenAI's 403 "unsupported country, region, or territory", Gemini's 400 "User location is
+//!   not supported" and Anthropic's 403 "Request not allowed" are [`Verdict::RegionBlocked`]:
+//!   every key fails the same way from the same place, so rotating, cooling or disabling keys
+//!   is wrong; the provider's circuit backs off instead.
 //! - OpenRouter's 403 is its moderation refusal, also a [`Verdict::ClientError`]; a 429 that
 //!   OpenRouter relays from an upstream provider (`metadata.provider_code`) is
 //!   [`Verdict::Overloaded`]: the upstream is saturated for everyone, not this key.
@@ -69,6 +71,7 @@ mod cohere;
 mod family;
 mod gemini;
 mod headers;
+mod model;
 mod openai;
 mod openrouter;
 mod usage;
@@ -81,6 +84,7 @@ pub use body::MAX_BODY;
 use family::Classifier;
 pub use family::{Api, FAMILIES, Family, FamilyInfo, UnknownFamily};
 pub use headers::Headers;
+pub use model::{InvalidModelName, MAX_MODEL_NAME, ModelName};
 pub use verdict::{InvalidKeyCause, LimitKind, LimitScope, Usage, Verdict};
 
 use crate::clock::Timestamp;
@@ -180,12 +184,16 @@ pub fn classify_stream_event(
     }
     let status = match family {
         Family::Anthropic => anthropic::status_of(facts.kind.as_deref()),
-        // An error with no usable code inside a stream that began well is the server's failure.
+        // An error with no usable code inside a stream that began well is the server's failure,
+        // unless its code or type names a limit or the key (OpenAI's Responses API sends
+        // `{"type":"error","code":"insufficient_quota",…}`, a chat stream `{"error":{"code":
+        // "insufficient_quota",…}}`): then it is read as the status such an answer comes with.
         _ => facts
             .code
             .as_deref()
             .and_then(|c| c.parse::<u16>().ok())
             .filter(|c| (400..600).contains(c))
+            .or_else(|| status_named(&facts))
             .unwrap_or(500),
     };
     let ctx = Ctx {
@@ -197,6 +205,23 @@ pub fn classify_stream_event(
         facts,
     };
     Some(ctx.classify())
+}
+
+/// The HTTP status an OpenAI-shaped error in a stream stands for, from its code or type.
+fn status_named(facts: &Facts<'_>) -> Option<u16> {
+    [facts.code.as_deref(), facts.kind.as_deref()]
+        .into_iter()
+        .flatten()
+        .find_map(|name| match name {
+            "insufficient_quota"
+            | "rate_limit_exceeded"
+            | "rate_limit_error"
+            | "credit_balance_exhausted"
+            | "organization_usage_limit_exceeded" => Some(429),
+            n if n.ends_with("_spend_limit_exceeded") => Some(429),
+            "invalid_api_key" | "authentication_error" => Some(401),
+            _ => None,
+        })
 }
 
 /// Everything one error response says, read once.

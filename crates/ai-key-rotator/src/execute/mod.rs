@@ -32,18 +32,20 @@
 //! ```
 
 mod error;
+mod observe;
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 pub use error::{AttemptOutcome, AttemptRecord, ExecuteError, ExecuteErrorKind};
+pub use observe::Observer;
 
 use crate::classify::{Headers, Response, Verdict, classify};
 use crate::clock::{Clock, Timestamp};
 use crate::credential::Credential;
 use crate::lease::{AcquireError, AcquireOptions};
-use crate::rotator::KeyRotator;
+use crate::rotator::{KeyRotator, ReportOutcome};
 
 /// The shortest wait for a key, so that waiting never spins.
 const MIN_WAIT: Duration = Duration::from_millis(10);
@@ -181,11 +183,65 @@ impl KeyRotator {
     pub async fn execute<T, E, F, Fut>(
         &self,
         plan: &Plan,
+        request: F,
+    ) -> Result<T, ExecuteError<T, E>>
+    where
+        F: FnMut(Attempt) -> Fut,
+        Fut: Future<Output = Result<(Verdict, T), E>>,
+    {
+        self.execute_observed(plan, &mut (), request).await
+    }
+
+    /// [`execute`](Self::execute), telling `observer` what each report changed and each wait
+    /// before it happens: the same loop, for callers that count and log (the gateway).
+    ///
+    /// ```
+    /// use ai_key_rotator::classify::{LimitKind, LimitScope, Verdict, Usage};
+    /// use ai_key_rotator::execute::{AttemptRecord, Observer, Plan};
+    /// use ai_key_rotator::{KeyRotator, ProviderConfig, ReportOutcome};
+    ///
+    /// #[derive(Default)]
+    /// struct Cooled(u32);
+    /// impl Observer for Cooled {
+    ///     fn reported(&mut self, _: &AttemptRecord, outcome: &ReportOutcome) {
+    ///         if matches!(outcome, ReportOutcome::Cooled { .. }) {
+    ///             self.0 += 1;
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+    /// let rotator = KeyRotator::builder()
+    ///     .provider("openai", ProviderConfig::new().credential("sk-a").credential("sk-b"))
+    ///     .build()?;
+    /// let mut cooled = Cooled::default();
+    /// let answer = rotator
+    ///     .execute_observed(&Plan::new("openai"), &mut cooled, |attempt| async move {
+    ///         let verdict = if attempt.expose_key() == "sk-a" {
+    ///             Verdict::RateLimited { until: None, scope: LimitScope::Key, limit: LimitKind::Unknown }
+    ///         } else {
+    ///             Verdict::Ok(Usage::default())
+    ///         };
+    ///         Ok::<_, std::io::Error>((verdict, attempt.number()))
+    ///     })
+    ///     .await?;
+    /// assert_eq!((answer, cooled.0), (2, 1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// As [`execute`](Self::execute).
+    pub async fn execute_observed<T, E, F, Fut, O>(
+        &self,
+        plan: &Plan,
+        observer: &mut O,
         mut request: F,
     ) -> Result<T, ExecuteError<T, E>>
     where
         F: FnMut(Attempt) -> Fut,
         Fut: Future<Output = Result<(Verdict, T), E>>,
+        O: Observer + ?Sized,
     {
         let clock = self.clock();
         let started = clock.now();
@@ -219,8 +275,11 @@ impl KeyRotator {
                         lease = Some(l);
                         break;
                     }
-                    Err(AcquireError::Unavailable { retry_at, .. }) => {
-                        if let Some(t) = retry_at {
+                    Err(
+                        e @ (AcquireError::Unavailable { .. }
+                        | AcquireError::ProviderDegraded { .. }),
+                    ) => {
+                        if let Some(t) = e.retry_at() {
                             earliest = Some(earliest.map_or(t, |e| e.min(t)));
                         }
                     }
@@ -285,12 +344,14 @@ impl KeyRotator {
                         | Verdict::ServerError { retry_after } => *retry_after,
                         _ => None,
                     };
-                    lease.report(&verdict);
-                    attempts.push(AttemptRecord {
+                    let outcome: ReportOutcome = lease.report(&verdict);
+                    let record = AttemptRecord {
                         provider,
                         credential,
                         outcome: AttemptOutcome::Verdict(verdict),
-                    });
+                    };
+                    observer.reported(&record, &outcome);
+                    attempts.push(record);
                     if success || client_error {
                         return Ok(value);
                     }
@@ -303,9 +364,9 @@ impl KeyRotator {
                     retry_after
                 }
                 Some(Err(e)) => {
-                    // The lease is dropped without a report: a transport failure says nothing
-                    // about the key.
-                    drop(lease);
+                    // A transport failure says nothing about the key, but counts against the
+                    // provider (its circuit).
+                    lease.transport_failed();
                     attempts.push(AttemptRecord {
                         provider,
                         credential,
@@ -315,7 +376,7 @@ impl KeyRotator {
                     None
                 }
                 None => {
-                    drop(lease);
+                    lease.transport_failed();
                     attempts.push(AttemptRecord {
                         provider,
                         credential,
@@ -343,6 +404,7 @@ impl KeyRotator {
                     last,
                 ));
             }
+            observer.backing_off(wait_until);
             sleep_until(&*clock, wait_until).await;
         }
     }

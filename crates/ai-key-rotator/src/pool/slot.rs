@@ -78,6 +78,10 @@ pub(crate) struct Slot {
     /// The remaining quota the provider last reported; `u64::MAX` when unknown (for
     /// `most-remaining`).
     pub(crate) remaining: AtomicU64,
+    /// The remaining requests and tokens the provider last reported, apart; `u64::MAX` when
+    /// unknown (for [`KeyRotator::headroom`](crate::KeyRotator::headroom)).
+    pub(crate) remaining_requests: AtomicU64,
+    pub(crate) remaining_tokens: AtomicU64,
     /// Share of picks under `weighted`.
     pub(crate) weight: u32,
     /// The key's own budget use, when the provider has a budget.
@@ -92,6 +96,12 @@ pub(crate) struct Detail {
     pub(crate) reason: Option<Box<CooldownReason>>,
     /// Failures blamed on the key in a row; a success resets it.
     pub(crate) failures: u32,
+    /// Depletions and failed re-checks in a row (the re-check backoff doubles with it); a
+    /// real success resets it.
+    pub(crate) recheck_failures: u32,
+    /// When a depleted (or, if configured, invalid) key is due for a re-check. Boxed, as
+    /// `reason`: few keys ever have one.
+    pub(crate) recheck: Option<Box<crate::recheck::Recheck>>,
 }
 
 impl Slot {
@@ -118,6 +128,8 @@ impl Slot {
             in_flight: AtomicU32::new(0),
             last_used: AtomicU64::new(0),
             remaining: AtomicU64::new(u64::MAX),
+            remaining_requests: AtomicU64::new(u64::MAX),
+            remaining_tokens: AtomicU64::new(u64::MAX),
             weight,
             budget: with_budget.then(Box::default),
         }

@@ -26,6 +26,28 @@ fn check_event(
 #[test]
 fn stream_events() {
     let rows: Vec<(Family, Option<&str>, &str, Option<Verdict>)> = vec![
+        // OpenAI's Responses API: `response.created`, then an `error` event naming the quota.
+        (
+            OpenAi,
+            Some("error"),
+            r#"{"type":"error","code":"insufficient_quota","message":"You exceeded your current quota, please check your plan and billing details.","param":null,"sequence_number":2}"#,
+            Some(Verdict::QuotaExhausted {
+                until: None,
+                scope: Shared,
+                limit: Credits,
+            }),
+        ),
+        // A chat stream's error chunk naming the quota.
+        (
+            OpenAi,
+            None,
+            r#"{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}"#,
+            Some(Verdict::QuotaExhausted {
+                until: None,
+                scope: Shared,
+                limit: Credits,
+            }),
+        ),
         (
             Anthropic,
             Some("error"),

@@ -152,6 +152,20 @@ pub(super) fn midway_error(ctx: &Ctx<'_>) -> Vec<Bytes> {
     frames
 }
 
+/// A 200 stream that sends `message_start` and `ping`, then `event: error` with
+/// `overloaded_error` before any content, as Anthropic does when capacity runs out before the
+/// first token.
+pub(super) fn error_at_start(ctx: &Ctx<'_>) -> Vec<Bytes> {
+    let mut frames = opening(ctx);
+    // `message_start` and `ping`; the content block has not started.
+    frames.remove(1);
+    frames.push(event_frame(
+        "error",
+        &json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
+    ));
+    frames
+}
+
 fn error(ctx: &Ctx<'_>, kind: &str, message: impl Into<String>) -> Value {
     json!({"type": "error", "error": {"type": kind, "message": message.into()}, "request_id": request_id(ctx.seq)})
 }
@@ -216,6 +230,11 @@ pub(super) fn failure(ctx: &Ctx<'_>, failure: Failure) -> (StatusCode, Headers, 
             StatusCode::NOT_FOUND,
             id(),
             error(ctx, "not_found_error", "Not found"),
+        ),
+        Failure::RegionBlocked => (
+            StatusCode::FORBIDDEN,
+            id(),
+            error(ctx, "permission_error", "Request not allowed"),
         ),
         Failure::MissingVersion => (
             StatusCode::BAD_REQUEST,

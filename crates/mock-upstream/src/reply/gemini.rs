@@ -100,6 +100,17 @@ pub(super) fn midway_error(ctx: &Ctx<'_>) -> Vec<Bytes> {
     frames
 }
 
+/// A 200 stream whose first chunk is an error: the per-minute quota of the model, 429
+/// `RESOURCE_EXHAUSTED` with its `QuotaFailure` and `RetryInfo`.
+pub(super) fn error_at_start(ctx: &Ctx<'_>) -> Vec<Bytes> {
+    vec![data_frame(&quota_exhausted(
+        ctx,
+        "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
+        15,
+        std::time::Duration::from_secs(47),
+    ))]
+}
+
 fn error(code: u16, message: &str, status: &str, details: Option<Value>) -> Value {
     let mut v = json!({"error": {"code": code, "message": message, "status": status}});
     if let Some(d) = details {
@@ -196,6 +207,15 @@ pub(super) fn failure(ctx: &Ctx<'_>, failure: Failure) -> (StatusCode, Headers, 
         Failure::NotFound | Failure::MissingVersion => (
             StatusCode::NOT_FOUND,
             error(404, "Requested entity was not found.", "NOT_FOUND", None),
+        ),
+        Failure::RegionBlocked => (
+            StatusCode::BAD_REQUEST,
+            error(
+                400,
+                "User location is not supported for the API use.",
+                "FAILED_PRECONDITION",
+                None,
+            ),
         ),
     };
     (status, Vec::new(), body)

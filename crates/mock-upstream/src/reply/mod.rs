@@ -71,6 +71,7 @@ pub(crate) enum Failure {
     NotFound,
     /// Anthropic only: the `anthropic-version` header is required.
     MissingVersion,
+    RegionBlocked,
 }
 
 /// Counters the server keeps whatever the recording mode, because they cost one atomic add
@@ -108,8 +109,52 @@ pub(crate) fn answer(ctx: &Ctx<'_>, behavior: &Behavior, stats: &Arc<Stats>) -> 
             let headers = success_headers(&ctx);
             sse(headers, frames, None)
         }
-        Behavior::SlowStream { .. } | Behavior::StreamErrorMidway => ok(ctx, None),
+        Behavior::StreamErrorAtStart if ctx.generates() => {
+            let ctx = Ctx {
+                stream: true,
+                ..ctx.clone()
+            };
+            let frames = match ctx.dialect {
+                Dialect::OpenAi | Dialect::Azure => openai::error_at_start(&ctx),
+                Dialect::Anthropic => anthropic::error_at_start(&ctx),
+                Dialect::Gemini => gemini::error_at_start(&ctx),
+            };
+            let headers = success_headers(&ctx);
+            sse(headers, frames, None)
+        }
+        Behavior::StreamBrokenAtStart if ctx.generates() => {
+            let ctx = Ctx {
+                stream: true,
+                ..ctx.clone()
+            };
+            let mut frames = match ctx.dialect {
+                Dialect::OpenAi | Dialect::Azure => openai::error_at_start(&ctx),
+                Dialect::Anthropic => anthropic::error_at_start(&ctx),
+                Dialect::Gemini => Vec::new(),
+            };
+            // The opening without its error event.
+            frames.pop();
+            let mut resp = sse(success_headers(&ctx), Vec::new(), None);
+            *resp.body_mut() = MockBody::Broken(VecDeque::from(frames), false);
+            resp
+        }
+        Behavior::SlowStream { .. }
+        | Behavior::StreamErrorMidway
+        | Behavior::StreamErrorAtStart
+        | Behavior::StreamBrokenAtStart => ok(ctx, None),
+        // The service closes the connection before asking for an answer.
+        Behavior::CloseConnection => ok(ctx, None),
         Behavior::RateLimited { retry_after } => failure(ctx, Failure::RateLimited(*retry_after)),
+        Behavior::RateLimitedFor { model, retry_after } => {
+            // Gemini's path names the model as `models/{model}` or bare; compare bare names.
+            let asked = ctx.model.strip_prefix("models/").unwrap_or(&ctx.model);
+            if asked == model.strip_prefix("models/").unwrap_or(model) {
+                failure(ctx, Failure::RateLimited(*retry_after))
+            } else {
+                ok(ctx, None)
+            }
+        }
+        Behavior::RegionBlocked => failure(ctx, Failure::RegionBlocked),
         Behavior::InsufficientQuota => failure(ctx, Failure::InsufficientQuota),
         Behavior::SpendCap => failure(ctx, Failure::SpendCap),
         Behavior::InvalidKey => failure(ctx, Failure::InvalidKey),

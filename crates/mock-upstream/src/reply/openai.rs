@@ -138,6 +138,37 @@ pub(super) fn midway_error(ctx: &Ctx<'_>) -> Vec<Bytes> {
     frames
 }
 
+/// A 200 stream that fails before its first content with `insufficient_quota`. Chat
+/// completions: the role chunk, then a `data: {"error":…}` chunk. Responses API:
+/// `response.created` and `response.in_progress`, then `event: error`.
+pub(super) fn error_at_start(ctx: &Ctx<'_>) -> Vec<Bytes> {
+    let message = "You exceeded your current quota, please check your plan and billing details. \
+        For more information on this error, read the docs: \
+        https://platform.openai.com/docs/guides/error-codes/api-errors.";
+    if *ctx.op == Op::Responses {
+        let mut frames = responses_stream(ctx, false);
+        frames.truncate(2);
+        frames.push(event_frame(
+            "error",
+            &json!({"type": "error", "code": "insufficient_quota", "message": message,
+                    "param": null, "sequence_number": 2}),
+        ));
+        return frames;
+    }
+    vec![
+        data_frame(&chunk(
+            ctx,
+            json!({"role": "assistant", "content": ""}),
+            None,
+        )),
+        data_frame(&error(
+            message,
+            "insufficient_quota",
+            Some("insufficient_quota"),
+        )),
+    ]
+}
+
 fn server_error_object() -> Value {
     json!({
         "message": "The server had an error while processing your request. Sorry about that!",
@@ -371,6 +402,17 @@ pub(super) fn failure(ctx: &Ctx<'_>, failure: Failure) -> (StatusCode, Headers, 
             StatusCode::NOT_FOUND,
             error("Invalid URL", "invalid_request_error", None),
         ),
+        Failure::RegionBlocked => {
+            headers.retain(|(n, _)| !n.starts_with("x-ratelimit"));
+            (
+                StatusCode::FORBIDDEN,
+                error(
+                    "Country, region, or territory not supported",
+                    "request_forbidden",
+                    Some("unsupported_country_region_territory"),
+                ),
+            )
+        }
     };
     (status, headers, body)
 }

@@ -36,7 +36,7 @@
     let acts = "";
     if (admin) {
       const b = (a, t) => `<button data-act="${a}" data-p="${esc(p.name)}" data-fp="${esc(k.fingerprint)}">${t}</button>`;
-      acts = (k.state === "disabled" ? b("enable", "enable") : b("disable", "disable")) + (k.state === "cooling" ? b("reset", "reset") : "") + b("probe", "probe");
+      acts = (k.state === "disabled" || k.state === "depleted" ? b("enable", "enable") : b("disable", "disable")) + (k.state === "cooling" ? b("reset", "reset") : "") + b("probe", "probe");
     }
     return `<tr class="key" data-fp="${esc(k.fingerprint)}" data-state="${esc(k.state)}">
 <td data-l="key">${esc(k.label || "")} <code class="fp">${esc(k.fingerprint)}</code></td>

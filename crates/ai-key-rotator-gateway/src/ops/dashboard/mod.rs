@@ -65,7 +65,7 @@ pub(crate) struct KeyView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) label: Option<String>,
     pub(crate) fingerprint: String,
-    /// `available`, `cooling` or `disabled`.
+    /// `available`, `cooling`, `depleted` (until a re-check, `until`) or `disabled`.
     pub(crate) state: &'static str,
     /// Since when it cools (its last exhaustion), Unix ms.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -164,6 +164,10 @@ pub(crate) fn build(shared: &Shared, routes: &Routes) -> Dashboard {
                     let (state, until) = match c.state {
                         CredentialState::Available => ("available", None),
                         CredentialState::Cooling { until } => ("cooling", Some(until.as_millis())),
+                        // Out of credits with no known reset: back when a re-check proves it.
+                        CredentialState::Depleted { recheck_at } => {
+                            ("depleted", recheck_at.map(|t| t.as_millis()))
+                        }
                         _ => ("disabled", None),
                     };
                     let counts = shared.metrics.key_counts(&p.name, c.id.fingerprint);
