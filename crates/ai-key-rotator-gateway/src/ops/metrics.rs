@@ -162,6 +162,9 @@ struct Inner {
     usage: crate::usage::Usage,
     key_answers_today: Family<KeyLabels, Gauge>,
     alerts: Family<AlertLabels, Counter>,
+    /// The last `/dashboard.json` document and when it was built (Unix ms): every open
+    /// dashboard polls, and they share one build per second.
+    dashboard: Mutex<Option<(u64, bytes::Bytes)>>,
 }
 
 fn provider(p: &str) -> ProviderLabels {
@@ -287,6 +290,7 @@ impl Metrics {
                 usage,
                 key_answers_today,
                 alerts,
+                dashboard: Mutex::new(None),
             }),
         }
     }
@@ -309,6 +313,24 @@ impl Metrics {
         fingerprint: Fingerprint,
     ) -> super::stats::KeyCountsView {
         self.inner.keys.get(p, fingerprint)
+    }
+
+    /// The dashboard document, built by `build` at most once a second.
+    pub(crate) fn dashboard_json(&self, build: impl FnOnce() -> bytes::Bytes) -> bytes::Bytes {
+        let now = now_ms();
+        let mut cached = self
+            .inner
+            .dashboard
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some((at, body)) = &*cached
+            && now.saturating_sub(*at) < 1000
+        {
+            return body.clone();
+        }
+        let body = build();
+        *cached = Some((now, body.clone()));
+        body
     }
 
     /// Counts a webhook alert's outcome.

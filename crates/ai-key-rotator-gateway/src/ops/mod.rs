@@ -51,7 +51,11 @@ pub(crate) async fn serve<B>(
                     br#"{"error":"a client token is needed (Authorization: Bearer ...)"}"#.to_vec(),
                 ));
             }
-            let body = serde_json::to_vec(&dashboard::build(shared, routes)).unwrap_or_default();
+            let body = shared.metrics.dashboard_json(|| {
+                Bytes::from(
+                    serde_json::to_vec(&dashboard::build(shared, routes)).unwrap_or_default(),
+                )
+            });
             json(StatusCode::OK, body)
         }
         _ if path.starts_with("/admin/") => {
@@ -71,8 +75,8 @@ pub(crate) fn classes(counts: &[u64]) -> serde_json::Map<String, serde_json::Val
     m
 }
 
-fn json(status: StatusCode, body: Vec<u8>) -> Response<GatewayBody> {
-    let mut r = Response::new(GatewayBody::full(Bytes::from(body)));
+fn json(status: StatusCode, body: impl Into<Bytes>) -> Response<GatewayBody> {
+    let mut r = Response::new(GatewayBody::full(body.into()));
     *r.status_mut() = status;
     let h = r.headers_mut();
     h.insert(
