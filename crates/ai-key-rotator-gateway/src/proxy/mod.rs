@@ -186,7 +186,9 @@ async fn route(
             let status = shared.rotator.status();
             return if path == "/status" {
                 let visible: Vec<&str> = routes.providers.iter().map(|p| &*p.name).collect();
-                let view = StatusView::of(&status, &visible).with_fleet(shared.rotator.fleet());
+                let view = StatusView::of(&status, &visible)
+                    .with_fleet(shared.rotator.fleet())
+                    .with_usage(&shared.metrics);
                 let body = serde_json::to_vec_pretty(&view).unwrap_or_default();
                 json_response(StatusCode::OK, Bytes::from(body))
             } else {
