@@ -29,15 +29,18 @@
 //! - `upstream`: the HTTP client (hyper-util, pooled) and its read timeout. `server`: the
 //!   accept loop and graceful shutdown.
 //! - [`check`]: `ai-key-rotator check --probe`.
+//! - [`probe`]: probe one key now (its provider's model list), classified and reported.
 //! - [`reload`]: `SIGHUP`, and what a reload changes, as data.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
+mod admin;
 mod auth;
 pub mod check;
 pub mod config;
 mod error;
 mod ops;
+pub mod probe;
 mod proxy;
 pub mod reload;
 mod server;
@@ -59,7 +62,7 @@ use proxy::{Routes, Shared};
 /// A gateway: its rotator, metrics and routes. Cloning shares one gateway.
 #[derive(Clone, Debug)]
 pub struct Gateway {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 impl Gateway {
@@ -115,6 +118,18 @@ impl Gateway {
         let visible: Vec<&str> = routes.providers.iter().map(|p| &*p.name).collect();
         serde_json::to_value(ops::StatusView::of(&self.shared.rotator.status(), &visible))
             .unwrap_or_default()
+    }
+
+    /// Probes one key now: see [`probe::probe_key`].
+    ///
+    /// # Errors
+    /// As [`probe::probe_key`].
+    pub async fn probe_key(
+        &self,
+        provider: &str,
+        fingerprint: ai_key_rotator::Fingerprint,
+    ) -> Result<probe::ProbeOutcome, probe::ProbeError> {
+        probe::probe(&self.shared, provider, fingerprint).await
     }
 
     /// The rotator behind the gateway.

@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use ai_key_rotator_gateway::config::{ClientSettings, ConfigFileError};
+use ai_key_rotator_gateway::config::{ClientSettings, ConfigFileError, LogFormat};
 use ai_key_rotator_gateway::{Gateway, GatewayConfig, check};
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
@@ -17,6 +17,16 @@ use tokio::signal::unix::{SignalKind, signal};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How log lines are written to stderr; `serve` also reads `log_format` from its
+    /// configuration file. `text` by default.
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogFormatArg>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormatArg {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -55,16 +65,27 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
+    let json = match (cli.log_format, &cli.command) {
+        (Some(f), _) => matches!(f, LogFormatArg::Json),
+        (None, Command::Serve { config, .. }) => {
+            LogFormat::of_file(config) == Some(LogFormat::Json)
+        }
+        _ => false,
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        // One object per line, fields flattened as collectors expect; never coloured.
+        logs.json().flatten_event(true).with_ansi(false).init();
+    } else {
         // Colour codes only for a person at a terminal: in a file or a log collector they
         // are noise that breaks every search for `field=value`.
-        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
-        .init();
+        logs.with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+            .init();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -92,6 +92,11 @@ struct RawConfig {
     client_tokens: Vec<SecretSpec>,
     #[serde(default)]
     allow_unauthenticated: bool,
+    /// Tokens for the admin actions (disable, enable, reset, probe, reload), separate from
+    /// client tokens; `{ key = "${AKR_ADMIN_TOKEN}", label = "alice" }` names who acted in the
+    /// audit log.
+    #[serde(default)]
+    admin_tokens: Vec<SecretSpec>,
     #[serde(default = "default_body_limit")]
     body_limit: usize,
     #[serde(default = "default_max_attempts")]
@@ -120,6 +125,10 @@ struct RawConfig {
     stream_preamble_bytes: usize,
     #[serde(default = "default_preamble_ms")]
     stream_preamble_ms: u64,
+    /// Read before logging starts, by [`LogFormat::of_file`]; nothing else uses it.
+    #[serde(default)]
+    #[allow(dead_code)]
+    log_format: Option<LogFormat>,
     /// Where cooldowns are kept across restarts. A configuration file without one keeps
     /// them in SQLite next to itself (see [`GatewayConfig::load`]).
     #[serde(default)]
@@ -327,6 +336,36 @@ pub enum AccessLog {
     Info,
 }
 
+/// The `log_format` option (or `--log-format`): how log lines are written to stderr.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum LogFormat {
+    /// One human-readable line per event (colour only at a terminal, never with `NO_COLOR`).
+    #[default]
+    Text,
+    /// One JSON object per line (`timestamp`, `level`, `target`, `fields`), for log
+    /// collectors.
+    Json,
+}
+
+impl LogFormat {
+    /// The `log_format` of a configuration file, read before logging starts (so before the
+    /// file is validated): `None` when the file cannot be read or says nothing; `serve`
+    /// reports whatever else is wrong with it.
+    pub fn of_file(path: &Path) -> Option<LogFormat> {
+        #[derive(Deserialize)]
+        struct Peek {
+            #[serde(default)]
+            log_format: Option<LogFormat>,
+        }
+        let text = std::fs::read_to_string(path).ok()?;
+        ai_key_rotator::parse_config::<Peek>(&text, ConfigFormat::Toml)
+            .ok()?
+            .log_format
+    }
+}
+
 /// A loaded, validated configuration. Its fields are private so that what the gateway runs
 /// is exactly what [`load`](Self::load) or [`from_toml`](Self::from_toml) checked: nothing
 /// can be changed in between, and routes are built from the checked form without a second
@@ -345,6 +384,10 @@ pub struct GatewayConfig {
     pub(crate) client_tokens: Vec<SecretString>,
     /// Accept requests without a client token (loopback only).
     pub(crate) allow_unauthenticated: bool,
+    /// The admin tokens, each with the name the audit log gives whoever presents it.
+    pub(crate) admin_tokens: Vec<(String, SecretString)>,
+    /// The file this configuration was read from, for the admin action "reload".
+    pub(crate) source: Option<std::path::PathBuf>,
     /// The largest request body accepted, in bytes.
     pub(crate) body_limit: usize,
     /// Upstream attempts per request, across keys and fallback providers.
@@ -434,7 +477,7 @@ impl ProviderSettings {
     }
 }
 
-const RESERVED: [&str; 3] = ["/healthz", "/status", "/metrics"];
+const RESERVED: [&str; 5] = ["/healthz", "/status", "/metrics", "/dashboard", "/admin"];
 
 impl GatewayConfig {
     /// Reads and resolves a configuration file. Without a `store` option, state goes to
@@ -450,6 +493,7 @@ impl GatewayConfig {
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
         let (mut config, mut warnings, inline) = Self::parse(&text, base)?;
+        config.source = Some(path.to_owned());
         if config.store.is_none() {
             config.store = Some(StoreConfig::Sqlite {
                 path: base.join(DEFAULT_STATE_FILE).display().to_string(),
@@ -509,6 +553,33 @@ impl GatewayConfig {
                  allow_unauthenticated = true (accepted on loopback only)"
                     .into(),
             ));
+        }
+        let mut admin_tokens = Vec::new();
+        for (i, spec) in raw.admin_tokens.iter().enumerate() {
+            let what = format!("admin token #{}", i + 1);
+            if spec.scope_and_weight() != (None, None) {
+                return Err(ConfigFileError::Invalid(format!(
+                    "{what}: `scope` and `weight` apply to provider keys only"
+                )));
+            }
+            let r = spec.resolve(&what, base)?;
+            // An admin token that is also a client token would give every client the admin
+            // actions; one shorter than 16 characters is guessable.
+            if client_tokens
+                .iter()
+                .any(|t| t.expose_secret() == r.secret.expose_secret())
+            {
+                return Err(ConfigFileError::Invalid(format!(
+                    "{what} is also a client token: admin tokens must be separate"
+                )));
+            }
+            if r.secret.expose_secret().len() < 16 {
+                return Err(ConfigFileError::Invalid(format!(
+                    "{what} is shorter than 16 characters"
+                )));
+            }
+            inline |= r.inline;
+            admin_tokens.push((r.label.unwrap_or(what), r.secret));
         }
         if raw.max_attempts == 0 {
             return Err(ConfigFileError::Invalid(
@@ -652,6 +723,8 @@ impl GatewayConfig {
             listen: raw.listen,
             client_tokens,
             allow_unauthenticated: raw.allow_unauthenticated,
+            admin_tokens,
+            source: None,
             body_limit: raw.body_limit,
             max_attempts: raw.max_attempts,
             connect_timeout: Duration::from_millis(raw.connect_timeout_ms),
@@ -786,8 +859,8 @@ fn check_route(name: &str, route: &str) -> Result<(), ConfigFileError> {
         Ok(())
     } else {
         Err(ConfigFileError::Invalid(format!(
-            "provider `{name}` route {route:?} must look like /name (and not /healthz, /status \
-             or /metrics)"
+            "provider `{name}` route {route:?} must look like /name (and not /healthz, /status, \
+             /metrics, /dashboard or /admin)"
         )))
     }
 }

@@ -4,10 +4,14 @@
 //! No label ever carries a key: providers are named by their configured name, credentials
 //! only appear in `/status`, by label and fingerprint.
 
-use std::sync::{Arc, OnceLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use ai_key_rotator::RotatorStatus;
+use ai_key_rotator::classify::Verdict;
+use ai_key_rotator::{Fingerprint, RotatorStatus, StoreHealth};
+
+use super::stats::{CLASSES, KeyTable, Window, now_ms};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -33,6 +37,21 @@ struct FailoverLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KeyLabels {
+    provider: String,
+    /// The key's label, or its fingerprint: bounded by the configuration.
+    key: String,
+    fingerprint: String,
+    class: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StoreLabels {
+    /// `degraded` (part of the data unusable) or `failing` (no reads or writes).
+    state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CooldownLabels {
     provider: String,
     reason: String,
@@ -55,6 +74,8 @@ pub(crate) struct ProviderMetrics {
     upstream: StatusCounters,
     duration: Histogram,
     upstream_duration: Histogram,
+    /// The last minute and today, for the dashboard.
+    window: Arc<Window>,
 }
 
 /// A counter per HTTP status, each created in its family on first use.
@@ -89,6 +110,7 @@ impl ProviderMetrics {
         self.requests
             .inc(&self.metrics.inner.requests, &self.name, status);
         self.duration.observe(elapsed.as_secs_f64());
+        self.window.record(status, now_ms());
     }
 
     /// An upstream answer (or 502/504 for none).
@@ -122,6 +144,14 @@ struct Inner {
     keys_total: Family<ProviderLabels, Gauge>,
     duration: HistogramFamily<ProviderLabels>,
     upstream_duration: HistogramFamily<ProviderLabels>,
+    key_answers: Family<KeyLabels, Gauge>,
+    store_up: Gauge,
+    store_errors: Family<StoreLabels, Counter>,
+    /// The store's health at the last scrape, to count its failures between scrapes.
+    store_seen: Mutex<Option<(&'static str, u64)>>,
+    /// Each provider's window, by name: kept across reloads, which make new handles.
+    windows: Mutex<HashMap<String, Arc<Window>>>,
+    keys: KeyTable,
 }
 
 fn provider(p: &str) -> ProviderLabels {
@@ -181,6 +211,26 @@ impl Metrics {
             keys_available.clone(),
         );
         registry.register("keys", "Keys configured, per provider", keys_total.clone());
+        let key_answers = Family::<KeyLabels, Gauge>::default();
+        registry.register(
+            "key_answers",
+            "Upstream answers per key since start, by class of verdict (ok, rate_limited, \
+             quota_exhausted, invalid_key, overloaded, server_error, client_error)",
+            key_answers.clone(),
+        );
+        let store_up = Gauge::default();
+        registry.register(
+            "store_up",
+            "1 when the state store reads and writes (or there is none), 0 when it is degraded \
+             or failing",
+            store_up.clone(),
+        );
+        let store_errors = Family::<StoreLabels, Counter>::default();
+        registry.register(
+            "store_errors",
+            "State store failures seen, by state (degraded: part of the data, failing: all)",
+            store_errors.clone(),
+        );
         registry.register(
             "request_duration_seconds",
             "Time from request to response headers, as the client sees it",
@@ -204,7 +254,62 @@ impl Metrics {
                 keys_total,
                 duration,
                 upstream_duration,
+                key_answers,
+                store_up,
+                store_errors,
+                store_seen: Mutex::new(None),
+                windows: Mutex::new(HashMap::new()),
+                keys: KeyTable::default(),
             }),
+        }
+    }
+
+    /// `p`'s window of the last minute and today.
+    pub(crate) fn window(&self, p: &str) -> Arc<Window> {
+        let mut w = self.inner.windows.lock().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(w.entry(p.to_owned()).or_default())
+    }
+
+    /// Counts an upstream answer's verdict against its key.
+    pub(crate) fn verdict(&self, p: &str, fingerprint: Fingerprint, verdict: &Verdict) {
+        self.inner.keys.record(p, fingerprint, verdict);
+    }
+
+    /// A key's answers by class since start, and its last verdict.
+    pub(crate) fn key_counts(
+        &self,
+        p: &str,
+        fingerprint: Fingerprint,
+    ) -> super::stats::KeyCountsView {
+        self.inner.keys.get(p, fingerprint)
+    }
+
+    /// Reads the store's health into `store_up` and `store_errors`. The store counts failures
+    /// since its health last changed; the counter adds what is new since the last scrape.
+    fn observe_store(&self, health: &StoreHealth) {
+        let (state, count) = match health {
+            StoreHealth::Degraded { count, .. } => (Some("degraded"), *count),
+            StoreHealth::Failing { count, .. } => (Some("failing"), *count),
+            _ => (None, 0),
+        };
+        self.inner.store_up.set(i64::from(state.is_none()));
+        let mut seen = self
+            .inner
+            .store_seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(state) = state {
+            let new = match *seen {
+                Some((s, before)) if s == state && count >= before => count - before,
+                _ => count,
+            };
+            self.inner
+                .store_errors
+                .get_or_create(&StoreLabels { state })
+                .inc_by(new);
+            *seen = Some((state, count));
+        } else {
+            *seen = None;
         }
     }
 
@@ -222,6 +327,7 @@ impl Metrics {
                 .upstream_duration
                 .get_or_create(&provider(p))
                 .clone(),
+            window: self.window(p),
         }
     }
 
@@ -253,8 +359,10 @@ impl Metrics {
         self.inner.stream_errors.get_or_create(&provider(p)).inc();
     }
 
-    /// The text exposition, with the key gauges read from `status` first.
-    pub(crate) fn render(&self, status: &RotatorStatus) -> String {
+    /// The text exposition, with the key gauges read from `status` and the store's health
+    /// first.
+    pub(crate) fn render(&self, status: &RotatorStatus, store: &StoreHealth) -> String {
+        self.observe_store(store);
         for p in &status.providers {
             let l = provider(&p.name);
             self.inner
@@ -262,6 +370,26 @@ impl Metrics {
                 .get_or_create(&l)
                 .set(p.available as i64);
             self.inner.keys_total.get_or_create(&l).set(p.total as i64);
+            // Per configured key only (bounded), and only classes it has seen.
+            for c in &p.credentials {
+                let counts = self.inner.keys.get(&p.name, c.id.fingerprint);
+                for (i, n) in counts.by_class.iter().enumerate().filter(|(_, n)| **n > 0) {
+                    let fingerprint = c.id.fingerprint.to_string();
+                    self.inner
+                        .key_answers
+                        .get_or_create(&KeyLabels {
+                            provider: p.name.clone(),
+                            key: c
+                                .id
+                                .label
+                                .as_deref()
+                                .map_or(fingerprint.clone(), str::to_owned),
+                            fingerprint,
+                            class: CLASSES[i],
+                        })
+                        .set(*n as i64);
+                }
+            }
         }
         let mut out = String::new();
         // Writing into a `String` cannot fail.

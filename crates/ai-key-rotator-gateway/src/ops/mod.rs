@@ -1,9 +1,112 @@
-//! Operations endpoints: `/healthz`, `/status` (JSON) and `/metrics` (Prometheus text).
+//! Operations endpoints: `/healthz`, `/status` (JSON) and `/metrics` (Prometheus text), the
+//! dashboard (`/dashboard`, `/dashboard.json`; `/` redirects to it) and the admin actions
+//! (`/admin/…`, in `crate::admin`).
 
+pub(crate) mod dashboard;
 pub(crate) mod metrics;
+pub(crate) mod stats;
+
+use std::sync::Arc;
 
 use ai_key_rotator::{CredentialState, RotatorStatus, StoreHealth};
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode};
 use serde::Serialize;
+
+use crate::proxy::body::GatewayBody;
+use crate::proxy::{Routes, Shared};
+
+/// Serves the dashboard, its JSON and the admin actions; `None` for any other path.
+///
+/// Reading (the page's data, the JSON) needs what `/status` needs: a client token, or none
+/// when the gateway allows unauthenticated loopback use. An admin token reads too.
+pub(crate) async fn serve<B>(
+    shared: &Arc<Shared>,
+    routes: &Routes,
+    req: &Request<B>,
+) -> Option<Response<GatewayBody>> {
+    let path = req.uri().path();
+    let may_read = || {
+        routes.tokens.check(req.headers(), None).is_ok()
+            || crate::admin::admin_of(routes, req.headers()).is_ok()
+    };
+    Some(match path {
+        "/" => {
+            let mut r = Response::new(GatewayBody::full(Bytes::new()));
+            *r.status_mut() = StatusCode::FOUND;
+            r.headers_mut().insert(
+                http::header::LOCATION,
+                HeaderValue::from_static("/dashboard"),
+            );
+            r
+        }
+        "/dashboard" => {
+            let data = may_read().then(|| dashboard::build(shared, routes));
+            page_response(dashboard::page(data.as_ref()))
+        }
+        "/dashboard.json" => {
+            if !may_read() {
+                return Some(json(
+                    StatusCode::UNAUTHORIZED,
+                    br#"{"error":"a client token is needed (Authorization: Bearer ...)"}"#.to_vec(),
+                ));
+            }
+            let body = serde_json::to_vec(&dashboard::build(shared, routes)).unwrap_or_default();
+            json(StatusCode::OK, body)
+        }
+        _ if path.starts_with("/admin/") => {
+            crate::admin::handle(shared, routes, req.method(), path, req.headers()).await
+        }
+        _ => return None,
+    })
+}
+
+fn json(status: StatusCode, body: Vec<u8>) -> Response<GatewayBody> {
+    let mut r = Response::new(GatewayBody::full(Bytes::from(body)));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
+    r
+}
+
+/// The page, with headers that forbid any request to another origin (the page makes none),
+/// framing, and caching of data that may be private.
+fn page_response(html: String) -> Response<GatewayBody> {
+    let mut r = Response::new(GatewayBody::full(Bytes::from(html)));
+    let h = r.headers_mut();
+    h.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(
+        http::header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; \
+             connect-src 'self'; img-src 'self' data:; form-action 'none'; \
+             frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
+    h.insert(
+        http::header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        http::header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    r
+}
 
 /// `/healthz`: `{"status":"ok"}`, or `{"status":"degraded","store":{…}}` with the state store's
 /// trouble and its cause. Always served with 200: the gateway keeps serving from its local view

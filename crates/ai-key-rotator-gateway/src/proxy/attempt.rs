@@ -450,6 +450,7 @@ fn note_outcome(
     outcome: &ReportOutcome,
     metrics: &Metrics,
 ) {
+    metrics.verdict(provider, credential.fingerprint, verdict);
     match outcome {
         ReportOutcome::Cooled { until, scope } => {
             metrics.cooldown(provider, verdict.reason());

@@ -156,7 +156,11 @@ pub(crate) async fn handle(
     Ok(response)
 }
 
-async fn route(shared: &Shared, routes: &Routes, req: Request<Incoming>) -> Response<GatewayBody> {
+async fn route(
+    shared: &Arc<Shared>,
+    routes: &Routes,
+    req: Request<Incoming>,
+) -> Response<GatewayBody> {
     let started = Instant::now();
     // Never a forward proxy: a target in absolute form (`GET http://host/…`) or a CONNECT
     // names a host the client chose. The upstream host comes only from configuration.
@@ -186,7 +190,11 @@ async fn route(shared: &Shared, routes: &Routes, req: Request<Incoming>) -> Resp
                     .unwrap_or_default();
                 json_response(StatusCode::OK, Bytes::from(body))
             } else {
-                let mut r = Response::new(GatewayBody::full(shared.metrics.render(&status)));
+                let mut r = Response::new(GatewayBody::full(
+                    shared
+                        .metrics
+                        .render(&status, &shared.rotator.store_health()),
+                ));
                 // prometheus-client writes OpenMetrics text (it ends with `# EOF`); a scraper
                 // told `text/plain; version=0.0.4` parses it with the wrong grammar.
                 r.headers_mut().insert(
@@ -199,6 +207,10 @@ async fn route(shared: &Shared, routes: &Routes, req: Request<Incoming>) -> Resp
             };
         }
         _ => {}
+    }
+    // The dashboard and the admin actions (`ops/`, `admin.rs`).
+    if let Some(response) = crate::ops::serve(shared, routes, &req).await {
+        return response;
     }
     if !safe_path(path) {
         return plain_error(StatusCode::BAD_REQUEST, "invalid request path");

@@ -1,5 +1,6 @@
 //! [`KeyRotator`]: the public face of the crate.
 
+mod admin;
 mod builder;
 mod emitter;
 mod headroom;
