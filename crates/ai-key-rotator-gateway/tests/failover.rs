@@ -8,9 +8,6 @@ mod support;
 use mock_upstream::{Behavior, Config, MockUpstream, Rule};
 use support::{GatewayProcess, InProcess, TOKEN, provider};
 
-/// Backoff in milliseconds, short so that tests that retry stay quick.
-const FAST_RETRY: &str = "retry_backoff_base_ms = 1\nretry_backoff_max_ms = 5";
-
 async fn mock() -> MockUpstream {
     MockUpstream::start(Config::new()).await.unwrap()
 }
@@ -143,7 +140,7 @@ async fn an_overload_after_message_start_is_retried_and_the_client_sees_one_stre
         .add(Rule::key("ant-a", Behavior::StreamErrorAtStart).once());
     let gw = InProcess::start(&support::config_text(
         &upstream.base_url(),
-        FAST_RETRY,
+        "",
         &[provider("anthropic", "anthropic", &["ant-a"])],
     ))
     .await;
@@ -171,7 +168,7 @@ async fn a_stream_cut_before_its_first_content_is_retried() {
         .add(Rule::key("ant-a", Behavior::StreamBrokenAtStart).once());
     let gw = InProcess::start(&support::config_text(
         &upstream.base_url(),
-        FAST_RETRY,
+        "",
         &[provider("anthropic", "anthropic", &["ant-a"])],
     ))
     .await;
@@ -193,7 +190,7 @@ async fn when_every_attempt_fails_before_content_the_last_stream_is_passed_on() 
         .on_key("ant-a", Behavior::StreamErrorAtStart);
     let gw = InProcess::start(&support::config_text(
         &upstream.base_url(),
-        &format!("{FAST_RETRY}\nmax_attempts = 3"),
+        "max_attempts = 3",
         &[provider("anthropic", "anthropic", &["ant-a"])],
     ))
     .await;
@@ -287,7 +284,7 @@ async fn server_errors_are_retried_with_backoff() {
             .add(Rule::key("key-a", behavior.clone()).times(2));
         let gw = InProcess::start(&support::config_text(
             &upstream.base_url(),
-            FAST_RETRY,
+            "",
             &[provider("p", family, &["key-a"])],
         ))
         .await;
@@ -315,7 +312,7 @@ async fn transport_failures_are_retried() {
         .add(Rule::key("sk-a", Behavior::CloseConnection).once());
     let gw = InProcess::start(&support::config_text(
         &upstream.base_url(),
-        &format!("{FAST_RETRY}\nmax_attempts = 2"),
+        "max_attempts = 2",
         &[provider("openai", "openai", &["sk-a"])],
     ))
     .await;
@@ -496,7 +493,7 @@ async fn keys_never_appear_when_streams_fail_early_or_attempts_are_retried() {
         );
     let gw = GatewayProcess::start(&support::config_text(
         &upstream.base_url(),
-        FAST_RETRY,
+        "",
         &[
             provider("anthropic", "anthropic", &[CANARY_1, CANARY_2]),
             provider("openai", "openai", &[CANARY_3]),
