@@ -54,6 +54,7 @@ impl NativeRotator {
         let options = AcquireOptions {
             session,
             tokens: tokens.map_or(0, |t| t.max(0.0) as u64),
+            ..AcquireOptions::default()
         };
         match LeaseCell::try_new(rotator, |r| r.acquire_with(&provider, &options).map(Some)) {
             Ok(cell) => {

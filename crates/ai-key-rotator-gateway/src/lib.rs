@@ -53,7 +53,9 @@ use ai_key_rotator::KeyRotator;
 use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 
-pub use config::{ConfigFileError, DEFAULT_STATE_FILE, GatewayConfig, StoreConfig, Warning};
+pub use config::{
+    ConfigFileError, DEFAULT_STATE_FILE, GatewayConfig, RedisSettings, StoreConfig, Warning,
+};
 pub use error::GatewayError;
 pub use reload::ReloadChange;
 
@@ -116,8 +118,9 @@ impl Gateway {
     pub fn status_json(&self) -> serde_json::Value {
         let routes = self.shared.routes.load();
         let visible: Vec<&str> = routes.providers.iter().map(|p| &*p.name).collect();
-        serde_json::to_value(ops::StatusView::of(&self.shared.rotator.status(), &visible))
-            .unwrap_or_default()
+        let view = ops::StatusView::of(&self.shared.rotator.status(), &visible)
+            .with_fleet(self.shared.rotator.fleet());
+        serde_json::to_value(view).unwrap_or_default()
     }
 
     /// Probes one key now: see [`probe::probe_key`].

@@ -23,6 +23,8 @@ use crate::proxy::{ProviderRoute, Shared};
 const MAX_PROBE_BODY: usize = 64 * 1024;
 
 /// What a probe found.
+// One outcome per probe, off the request path: its size costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ProbeOutcome {

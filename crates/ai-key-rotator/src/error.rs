@@ -60,6 +60,22 @@ pub enum ConfigError {
         /// The credential's label or fingerprint.
         credential: String,
     },
+    /// A provider's circuit settings are unusable.
+    #[error("provider `{provider}` has an invalid circuit: {reason}")]
+    InvalidCircuit {
+        /// The provider.
+        provider: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// A provider's re-check settings are unusable.
+    #[error("provider `{provider}` has invalid re-check settings: {reason}")]
+    InvalidRecheck {
+        /// The provider.
+        provider: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
     /// A provider added twice.
     #[error("provider `{provider}` already exists")]
     DuplicateProvider {

@@ -63,6 +63,37 @@ pub enum Event {
         /// Why, as for [`Event::Exhausted`].
         reason: Box<CooldownReason>,
     },
+    /// A limit the provider counts per model was hit: the credentials (the reporter, or every
+    /// credential of its quota scope) rest for `model` until `until` and still serve other
+    /// models. Picks without a model ignore it.
+    ModelExhausted {
+        /// The provider.
+        provider: Arc<str>,
+        /// The model.
+        model: crate::classify::ModelName,
+        /// The credentials that rest for the model.
+        credentials: Vec<CredentialId>,
+        /// When they serve the model again.
+        until: Timestamp,
+        /// Why, as for [`Event::Exhausted`].
+        reason: Box<CooldownReason>,
+    },
+    /// Several keys of the provider failed within a short window for a cause that is not
+    /// about any key: the provider's circuit is open until `until`, then one request probes.
+    /// Keys are neither cooled nor disabled for it.
+    ProviderDegraded {
+        /// The provider.
+        provider: Arc<str>,
+        /// What the keys failed with.
+        cause: crate::ProviderCause,
+        /// When a request may probe the provider again.
+        until: Timestamp,
+    },
+    /// The provider answered again after its circuit was open: it is closed.
+    ProviderRecovered {
+        /// The provider.
+        provider: Arc<str>,
+    },
     /// A credential was disabled (the provider said the key is invalid, or by hand). No timed
     /// reset revives it; only [`KeyRotator::enable`](crate::KeyRotator::enable) or adding it
     /// again.
@@ -107,6 +138,9 @@ impl Event {
             | Event::Rotated { provider, .. }
             | Event::AllExhausted { provider, .. }
             | Event::ScopeExhausted { provider, .. }
+            | Event::ModelExhausted { provider, .. }
+            | Event::ProviderDegraded { provider, .. }
+            | Event::ProviderRecovered { provider }
             | Event::Disabled { provider, .. }
             | Event::Enabled { provider, .. }
             | Event::Reset { provider, .. } => provider,

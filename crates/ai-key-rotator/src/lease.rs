@@ -4,7 +4,7 @@
 use std::fmt;
 use std::sync::atomic::Ordering;
 
-use crate::classify::{Family, Headers, Response, Verdict, classify};
+use crate::classify::{Family, Headers, ModelName, Response, Verdict, classify};
 use crate::clock::Timestamp;
 use crate::credential::Credential;
 use crate::rotator::{KeyRotator, ReportOutcome};
@@ -19,12 +19,30 @@ pub struct AcquireOptions {
     /// Tokens the request is expected to use, taken from token budgets up front and corrected
     /// by [`Lease::success`].
     pub tokens: u64,
+    /// The model the request is for: keys resting for this model only (a per-model limit) are
+    /// skipped. Without one, such keys are handed out as usual.
+    pub model: Option<ModelName>,
 }
 
 impl AcquireOptions {
     /// Options with a session id.
     pub fn session(mut self, session: impl Into<String>) -> Self {
         self.session = Some(session.into());
+        self
+    }
+
+    /// Options for a request to `model` (see [`AcquireOptions::model`]). A text that is not a
+    /// model name (see [`ModelName`]) is ignored: no per-model cooldown can exist for it, since
+    /// the classifier records only model names.
+    ///
+    /// ```
+    /// use ai_key_rotator::AcquireOptions;
+    ///
+    /// assert_eq!(AcquireOptions::default().model("gpt-4o").model.unwrap().as_str(), "gpt-4o");
+    /// assert!(AcquireOptions::default().model("not a model").model.is_none());
+    /// ```
+    pub fn model(mut self, model: &str) -> Self {
+        self.model = ModelName::new(model).ok();
         self
     }
 
@@ -44,6 +62,18 @@ pub enum AcquireError {
     UnknownProvider {
         /// The provider.
         provider: String,
+    },
+    /// Several keys of the provider failed alike for a cause not about any key (a region
+    /// block, an outage): the provider backs off as a whole until `retry_at`, when one request
+    /// probes it.
+    #[error("provider `{provider}` is degraded ({}) until {retry_at}", .cause.as_str())]
+    ProviderDegraded {
+        /// The provider.
+        provider: String,
+        /// What its keys failed with.
+        cause: crate::ProviderCause,
+        /// When to try again.
+        retry_at: Timestamp,
     },
     /// Every key is cooling, disabled or over budget.
     #[error("no key of provider `{provider}` is available{}", retry_text(*.retry_at))]
@@ -68,6 +98,7 @@ impl AcquireError {
     pub fn retry_at(&self) -> Option<Timestamp> {
         match self {
             AcquireError::Unavailable { retry_at, .. } => *retry_at,
+            AcquireError::ProviderDegraded { retry_at, .. } => Some(*retry_at),
             AcquireError::UnknownProvider { .. } => None,
         }
     }
@@ -140,6 +171,12 @@ impl<'r> Lease<'r> {
         let verdict = self.classify(response);
         self.report(&verdict);
         verdict
+    }
+
+    /// Reports that the request got no answer (see
+    /// [`KeyRotator::report_transport_failure`]) and ends the lease.
+    pub fn transport_failed(self) -> ReportOutcome {
+        self.rotator.report_transport_failure(&self.credential)
     }
 
     /// Reports a success, with the tokens the request really used if known, and ends the

@@ -61,6 +61,7 @@
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
 mod budget;
+mod circuit;
 pub mod classify;
 mod clock;
 mod config;
@@ -73,12 +74,14 @@ mod identity;
 mod lease;
 mod persist;
 mod pool;
+mod recheck;
 mod rotator;
 mod status;
 mod store;
 mod strategy;
 
 pub use budget::Budget;
+pub use circuit::{CircuitConfig, ProviderCause};
 pub use clock::{Clock, FakeClock, SystemClock, Timestamp};
 pub use config::{
     ConfigFormat, CredentialConfig, DEFAULT_RESET_INTERVAL_MS, ProviderConfig, RotatorConfig,
@@ -91,17 +94,19 @@ pub use events::{Event, RecvError, Subscription};
 pub use identity::{CredentialId, Fingerprint, InvalidFingerprint};
 pub use lease::{AcquireError, AcquireOptions, Lease};
 pub use persist::{MemoryPersistence, Persistence, PersistenceError};
+pub use recheck::{DueProbe, RecheckConfig, RecheckKind};
 pub use rotator::{Headroom, KeyRotator, KeyRotatorBuilder, ReportOutcome};
 pub use status::{
-    CooldownReason, CredentialState, CredentialStatus, ProviderStatus, RotatorStatus,
+    CircuitStatus, CooldownReason, CredentialState, CredentialStatus, ModelCooldownStatus,
+    ProviderStatus, RotatorStatus,
 };
 #[cfg(feature = "file")]
 pub use store::FileStore;
 #[cfg(feature = "sqlite")]
 pub use store::SqliteStore;
+pub use store::{FleetView, Replica, StateStore, StoreError, StoreFault, StoreHealth};
 #[cfg(feature = "redis")]
 pub use store::{RedisMonitor, RedisStore, RedisStoreBuilder};
-pub use store::{StateStore, StoreError, StoreFault, StoreHealth};
 pub use strategy::Strategy;
 
 #[cfg(test)]

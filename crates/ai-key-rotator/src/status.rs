@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::classify::Verdict;
+use crate::classify::{ModelName, Verdict};
 use crate::clock::Timestamp;
 use crate::identity::CredentialId;
 
@@ -36,6 +36,21 @@ pub struct ProviderStatus {
     pub next_available_at: Option<Timestamp>,
     /// Every credential, in order.
     pub credentials: Vec<CredentialStatus>,
+    /// The provider's circuit, when it is not closed (see
+    /// [`CircuitConfig`](crate::CircuitConfig)).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub circuit: Option<CircuitStatus>,
+}
+
+/// A provider circuit that is open or probing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct CircuitStatus {
+    /// What the keys failed with.
+    pub cause: crate::ProviderCause,
+    /// Open: when a request may probe. Probing: when the probe may be replaced.
+    pub until: Timestamp,
+    /// Whether a probe request is out.
+    pub probing: bool,
 }
 
 /// One credential's status.
@@ -63,6 +78,24 @@ pub struct CredentialStatus {
     pub reason: Option<CooldownReason>,
     /// Failures blamed on the key in a row (reset by a success).
     pub consecutive_failures: u32,
+    /// When a disabled key (depleted, or invalid with `recheck_invalid`) is due for a
+    /// re-check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recheck_at: Option<Timestamp>,
+    /// The models it rests for after per-model limits (it serves the others), by model name.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub model_cooldowns: Vec<ModelCooldownStatus>,
+}
+
+/// A credential resting for one model.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelCooldownStatus {
+    /// The model.
+    pub model: ModelName,
+    /// When it serves the model again.
+    pub until: Timestamp,
+    /// Why.
+    pub reason: CooldownReason,
 }
 
 /// Why a credential is cooling or disabled.
@@ -108,4 +141,10 @@ pub enum CredentialState {
     },
     /// It was disabled and comes back only when enabled.
     Disabled,
+    /// It is out of credits or over a cap with no known reset: out of use until a re-check
+    /// proves it (see [`RecheckConfig`](crate::RecheckConfig)).
+    Depleted {
+        /// When the re-check is due; `None` when re-checks are off.
+        recheck_at: Option<Timestamp>,
+    },
 }

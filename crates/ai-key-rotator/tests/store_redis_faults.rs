@@ -233,3 +233,46 @@ fn during_an_outage_the_queue_stays_bounded_and_flush_says_it_timed_out() {
     );
     assert!(wait_until(PATIENCE, || state_of(&other, "openai", "sk-c") == expected));
 }
+
+#[test]
+fn a_server_that_never_answers_is_a_timeout_and_a_closed_port_is_unreachable() {
+    // A listener that accepts connections and never answers: every command times out.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = std::sync::Arc::clone(&held);
+    std::thread::spawn(move || {
+        for conn in silent.incoming().flatten() {
+            keep.lock().unwrap().push(conn);
+        }
+    });
+    // A port nobody listens on (bound, then released).
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let clock = clock();
+    for (port, expected) in [
+        (port, StoreFault::Timeout),
+        (closed, StoreFault::Unreachable),
+    ] {
+        let r = builder(&["sk-a", "sk-b"], &clock)
+            .store(store(&format!("redis://127.0.0.1:{port}"), "silent"))
+            .build()
+            .unwrap();
+        assert!(
+            matches!(r.store_error(), Some(ai_key_rotator::StoreError::Unavailable(f)) if *f == expected),
+            "{expected:?}: {:?}",
+            r.store_error()
+        );
+        assert!(
+            wait_until(PATIENCE, || failing_with(&r, &expected)),
+            "{expected:?}: {:?}",
+            r.store_health()
+        );
+        // Served from the local view all the same.
+        assert!(r.mark_exhausted("openai", Some("sk-a")));
+        assert_eq!(key(&r).as_deref(), Some("sk-b"));
+    }
+}

@@ -16,9 +16,10 @@ const USAGE: &str = "usage: mock-upstream [--listen ADDR] [--fast] [--on-key KEY
                         nothing (for load benchmarks); without it every provider dialect is
                         answered
   --on-key KEY=BEHAVIOR answer every request made with KEY so; BEHAVIOR is one of ok,
-                        rate-limited:MS, insufficient-quota, spend-cap, invalid-key, overloaded,
-                        server-error, stream-error-at-start, stream-error-midway,
-                        close-connection, stream-broken-at-start";
+                        rate-limited:MS, rate-limited-for:MODEL:MS, insufficient-quota,
+                        spend-cap, invalid-key, overloaded, server-error, region-blocked,
+                        stream-error-at-start, stream-error-midway, close-connection,
+                        stream-broken-at-start";
 
 /// A `--on-key` behaviour by name.
 fn behavior(name: &str) -> Option<Behavior> {
@@ -29,6 +30,14 @@ fn behavior(name: &str) -> Option<Behavior> {
         "invalid-key" => Behavior::InvalidKey,
         "overloaded" => Behavior::Overloaded,
         "server-error" => Behavior::ServerError,
+        "region-blocked" => Behavior::RegionBlocked,
+        _ if name.starts_with("rate-limited-for:") => {
+            let (model, ms) = name["rate-limited-for:".len()..].rsplit_once(':')?;
+            Behavior::RateLimitedFor {
+                model: model.to_owned(),
+                retry_after: Duration::from_millis(ms.parse().ok()?),
+            }
+        }
         "stream-error-at-start" => Behavior::StreamErrorAtStart,
         "stream-error-midway" => Behavior::StreamErrorMidway,
         "close-connection" => Behavior::CloseConnection,

@@ -43,6 +43,21 @@ pub enum Behavior {
     /// `overloaded_error`, OpenAI a `data: {"error":…}` chunk, Gemini a `data: {"error":…}`
     /// chunk; none of them sends its normal end. Streams even if the request did not ask to.
     StreamErrorMidway,
+    /// A per-model rate limit: requests for `model` are answered like
+    /// [`Behavior::RateLimited`] (OpenAI's "Rate limit reached for {model} ...", Gemini's
+    /// `...PerProjectPerModel` quota with `quotaDimensions.model`), requests for any other
+    /// model like `Ok`.
+    RateLimitedFor {
+        /// The model whose limit is spent.
+        model: String,
+        /// When the limit lifts.
+        retry_after: Duration,
+    },
+    /// The provider refuses the caller's region: OpenAI/Azure 403
+    /// `unsupported_country_region_territory`, Anthropic 403 `permission_error` "Request not
+    /// allowed", Gemini 400 `FAILED_PRECONDITION` "User location is not supported for the API
+    /// use.". Every key gets it alike.
+    RegionBlocked,
     /// A 200 stream that fails before its first content: the dialect's opening events, then
     /// an error event, and no normal end. OpenAI chat: the role chunk, then a
     /// `data: {"error":…}` chunk with `insufficient_quota`; OpenAI Responses:

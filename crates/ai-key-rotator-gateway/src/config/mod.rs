@@ -19,13 +19,14 @@
 
 mod client;
 mod secret;
+mod store;
 
 pub use client::ClientSettings;
+pub use store::{DEFAULT_STATE_FILE, RedisSettings, StoreConfig};
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use ai_key_rotator::classify::Family;
@@ -115,6 +116,10 @@ struct RawConfig {
     header_limit: usize,
     #[serde(default)]
     access_log: AccessLog,
+    /// Read before logging starts, by [`LogFormat::of_file`]; nothing else uses it.
+    #[serde(default)]
+    #[allow(dead_code)]
+    log_format: Option<LogFormat>,
     #[serde(default = "default_retry_backoff_base")]
     retry_backoff_base_ms: u64,
     #[serde(default = "default_retry_backoff_max")]
@@ -125,14 +130,10 @@ struct RawConfig {
     stream_preamble_bytes: usize,
     #[serde(default = "default_preamble_ms")]
     stream_preamble_ms: u64,
-    /// Read before logging starts, by [`LogFormat::of_file`]; nothing else uses it.
-    #[serde(default)]
-    #[allow(dead_code)]
-    log_format: Option<LogFormat>,
     /// Where cooldowns are kept across restarts. A configuration file without one keeps
     /// them in SQLite next to itself (see [`GatewayConfig::load`]).
     #[serde(default)]
-    store: Option<StoreConfig>,
+    store: Option<store::RawStore>,
     providers: BTreeMap<String, RawProvider>,
 }
 
@@ -158,88 +159,6 @@ struct RawProvider {
     #[serde(default)]
     scope_budgets: BTreeMap<String, Budget>,
     keys: Vec<SecretSpec>,
-}
-
-/// The `store` option: where cooldowns, disabled keys and counters are kept. Relative paths are
-/// relative to the configuration file.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(from = "StoreConfigDe")]
-#[non_exhaustive]
-pub enum StoreConfig {
-    /// In memory only.
-    Memory,
-    /// A JSON file.
-    File {
-        /// The file's path.
-        path: String,
-    },
-    /// A SQLite database.
-    Sqlite {
-        /// The database's path.
-        path: String,
-    },
-    /// A Redis server shared by several gateways.
-    Redis {
-        /// The server's URL.
-        url: String,
-    },
-}
-
-/// How a [`StoreConfig`] is read. serde reads a unit variant of an internally tagged enum with a
-/// visitor that ignores other fields, so `{ type = "memory", path = "…" }` would pass as
-/// memory; the empty struct variant here rejects them.
-#[derive(Deserialize)]
-#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
-enum StoreConfigDe {
-    Memory {},
-    File { path: String },
-    Sqlite { path: String },
-    Redis { url: String },
-}
-
-impl From<StoreConfigDe> for StoreConfig {
-    fn from(s: StoreConfigDe) -> StoreConfig {
-        match s {
-            StoreConfigDe::Memory {} => StoreConfig::Memory,
-            StoreConfigDe::File { path } => StoreConfig::File { path },
-            StoreConfigDe::Sqlite { path } => StoreConfig::Sqlite { path },
-            StoreConfigDe::Redis { url } => StoreConfig::Redis { url },
-        }
-    }
-}
-
-/// The SQLite file a configuration file's state goes to when it names no store.
-pub const DEFAULT_STATE_FILE: &str = "ai-key-rotator-state.db";
-
-impl StoreConfig {
-    fn relative_to(self, base: &Path) -> StoreConfig {
-        let resolve = |p: String| base.join(p).display().to_string();
-        match self {
-            StoreConfig::File { path } => StoreConfig::File {
-                path: resolve(path),
-            },
-            StoreConfig::Sqlite { path } => StoreConfig::Sqlite {
-                path: resolve(path),
-            },
-            other => other,
-        }
-    }
-
-    /// Opens the store; `None` for memory.
-    pub(crate) fn open(
-        &self,
-    ) -> Result<Option<Arc<dyn ai_key_rotator::StateStore>>, ai_key_rotator::StoreError> {
-        Ok(match self {
-            StoreConfig::Memory => None,
-            StoreConfig::File { path } => Some(Arc::new(ai_key_rotator::FileStore::open(path)?)),
-            StoreConfig::Sqlite { path } => {
-                Some(Arc::new(ai_key_rotator::SqliteStore::open(path)?))
-            }
-            StoreConfig::Redis { url } => Some(Arc::new(
-                ai_key_rotator::RedisStore::builder(url.clone()).build()?,
-            )),
-        })
-    }
 }
 
 fn default_listen() -> SocketAddr {
@@ -501,8 +420,8 @@ impl GatewayConfig {
         }
         if inline && readable_by_others(path) {
             warnings.push(Warning(format!(
-                "{} holds inline keys or tokens and is readable by other users; \
-                 chmod 600 it or use ${{ENV_VAR}} / {{ file = \"…\" }}",
+                "{} holds inline keys, tokens or a store password and is readable by other \
+                 users; chmod 600 it or use ${{ENV_VAR}} / {{ file = \"…\" }}",
                 path.display()
             )));
         }
@@ -620,6 +539,14 @@ impl GatewayConfig {
         if raw.providers.is_empty() {
             return Err(ConfigFileError::Invalid("no providers configured".into()));
         }
+        let store = match raw.store {
+            Some(s) => {
+                let r = s.resolve(base)?;
+                inline |= r.inline_password;
+                Some(r.store)
+            }
+            None => None,
+        };
 
         let mut providers = Vec::new();
         for (name, p) in &raw.providers {
@@ -743,7 +670,7 @@ impl GatewayConfig {
                 max_bytes: raw.stream_preamble_bytes,
                 max_wait: Duration::from_millis(raw.stream_preamble_ms),
             },
-            store: raw.store.map(|s| s.relative_to(base)),
+            store,
             providers,
         };
         // Let the rotator validate keys now (empty, duplicate), so errors name the provider.

@@ -331,3 +331,118 @@ fn retry_and_preamble_settings_have_defaults_and_are_checked() {
         assert!(err.contains(expected), "{top}: {err}");
     }
 }
+
+/// A config file with `store` and one provider, and the directory it is in.
+fn with_store(store: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rotator.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "client_tokens = [{{ file = \"token\" }}]\nstore = {store}\n\
+             [providers.openai]\nfamily = \"openai\"\nkeys = [{{ file = \"key\" }}]\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("token"), "a-long-enough-client-token\n").unwrap();
+    std::fs::write(dir.path().join("key"), "sk-1\n").unwrap();
+    (dir, path)
+}
+
+#[cfg(unix)]
+fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+const PASSWORD: &str = "canary-redis-password-5e1f";
+
+#[cfg(unix)]
+#[test]
+fn an_inline_store_password_in_a_file_others_can_read_is_warned_about() {
+    let url = format!("\"redis://:{PASSWORD}@127.0.0.1:6379\"");
+    let (_dir, path) = with_store(&format!("{{ type = \"redis\", url = {url} }}"));
+    chmod(&path, 0o644);
+    let (c, w) = GatewayConfig::load(&path).unwrap();
+    assert!(w.iter().any(|w| w.0.contains("store password")), "{w:?}");
+    // Neither the warning nor the configuration's Debug output shows the password.
+    let shown = format!("{w:?} {c:?}");
+    assert!(!shown.contains(PASSWORD), "{shown}");
+    // Readable by its owner only: no warning.
+    chmod(&path, 0o600);
+    let (_, w) = GatewayConfig::load(&path).unwrap();
+    assert!(w.is_empty(), "{w:?}");
+    // A URL without a password is no secret.
+    let (_dir, path) = with_store(r#"{ type = "redis", url = "redis://127.0.0.1:6379" }"#);
+    chmod(&path, 0o644);
+    let (_, w) = GatewayConfig::load(&path).unwrap();
+    assert!(w.is_empty(), "{w:?}");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_store_url_from_a_file_is_not_inline_and_its_options_are_read() {
+    let (dir, path) = with_store(
+        r#"{ type = "redis", url = { file = "redis-url" }, prefix = "prod", connect_timeout_ms = 700, command_timeout_ms = 300 }"#,
+    );
+    std::fs::write(
+        dir.path().join("redis-url"),
+        format!("redis://:{PASSWORD}@127.0.0.1:6379/2\n"),
+    )
+    .unwrap();
+    chmod(&path, 0o644);
+    let (c, w) = GatewayConfig::load(&path).unwrap();
+    assert!(w.is_empty(), "{w:?}");
+    let Some(StoreConfig::Redis(s)) = c.store() else {
+        panic!("{:?}", c.store());
+    };
+    assert_eq!(s.prefix(), Some("prod"));
+    assert!(!s.tls());
+    let shown = format!("{s:?}");
+    assert!(
+        shown.contains("700ms") && shown.contains("300ms"),
+        "{shown}"
+    );
+    assert!(!shown.contains(PASSWORD), "{shown}");
+}
+
+#[test]
+fn store_options_say_what_is_wrong_without_quoting_the_url() {
+    let cases = [
+        (
+            r#"{ type = "redis", url = "${AKR_TEST_SURELY_UNSET}" }"#,
+            "AKR_TEST_SURELY_UNSET",
+        ),
+        (
+            r#"{ type = "redis", url = "http://:canary-redis-password-5e1f@h" }"#,
+            "redis:// or rediss://",
+        ),
+        (
+            r#"{ type = "redis", url = "redis://h", connect_timeout_ms = 0 }"#,
+            "connect_timeout_ms must be positive",
+        ),
+        (
+            r#"{ type = "redis", url = "redis://h", prefix = "a{b}" }"#,
+            "prefix",
+        ),
+        (
+            r#"{ type = "redis", url = "redis://h", ca_file = "missing.pem" }"#,
+            "missing.pem",
+        ),
+        (
+            r#"{ type = "redis", url = "redis://h", timeout = 3 }"#,
+            "timeout",
+        ),
+    ];
+    for (store, expected) in cases {
+        let (_dir, path) = with_store(store);
+        let e = GatewayConfig::load(&path).unwrap_err().to_string();
+        assert!(e.contains(expected), "{store}: {e}");
+        assert!(!e.contains(PASSWORD), "{store}: {e}");
+    }
+    // A CA for a URL without TLS is a mistake worth naming.
+    let (dir, path) = with_store(r#"{ type = "redis", url = "redis://h", ca_file = "ca.pem" }"#);
+    std::fs::write(dir.path().join("ca.pem"), "-----BEGIN CERTIFICATE-----\n").unwrap();
+    let e = GatewayConfig::load(&path).unwrap_err().to_string();
+    assert!(e.contains("rediss://"), "{e}");
+}

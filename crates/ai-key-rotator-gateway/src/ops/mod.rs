@@ -133,6 +133,53 @@ pub(crate) fn health_body(health: &StoreHealth) -> Vec<u8> {
 pub(crate) struct StatusView {
     at: String,
     providers: Vec<ProviderView>,
+    /// The gateways and other processes sharing the Redis store, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fleet: Option<FleetJson>,
+}
+
+/// The fleet part of `/status`: processes by id, with a digest of their key sets (never a
+/// key), the one whose keys differ from most flagged.
+#[derive(Debug, Serialize)]
+struct FleetJson {
+    live_processes: u32,
+    /// `limit / n` while Redis is out of reach and budgets run on this process's share.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    budgets_fallback: Option<u32>,
+    replicas: Vec<ReplicaJson>,
+}
+
+#[derive(Debug, Serialize)]
+struct ReplicaJson {
+    id: String,
+    key_digest: String,
+    credentials: u64,
+    last_seen_ms_ago: u64,
+    keys_differ: bool,
+    this_process: bool,
+}
+
+impl StatusView {
+    /// Adds the fleet as the store last saw it.
+    pub(crate) fn with_fleet(mut self, fleet: Option<ai_key_rotator::FleetView>) -> StatusView {
+        self.fleet = fleet.map(|f| FleetJson {
+            live_processes: f.live_processes,
+            budgets_fallback: f.budgets_fallback,
+            replicas: f
+                .replicas
+                .into_iter()
+                .map(|r| ReplicaJson {
+                    id: r.id,
+                    key_digest: r.key_digest,
+                    credentials: r.credentials,
+                    last_seen_ms_ago: r.last_seen_ms_ago,
+                    keys_differ: r.differs,
+                    this_process: r.this_process,
+                })
+                .collect(),
+        });
+        self
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -197,6 +244,9 @@ impl StatusView {
                                     ("cooling", Some(until.to_string()))
                                 }
                                 CredentialState::Disabled => ("disabled", None),
+                                CredentialState::Depleted { recheck_at } => {
+                                    ("depleted", recheck_at.map(|t| t.to_string()))
+                                }
                                 _ => ("unknown", None),
                             };
                             CredentialView {
@@ -219,6 +269,7 @@ impl StatusView {
                         .collect(),
                 })
                 .collect(),
+            fleet: None,
         }
     }
 }

@@ -91,19 +91,22 @@ pub(crate) async fn forward(
     response
 }
 
-/// The plan of one request: the route's, with the client's session and token estimate when
-/// it has them.
+/// The plan of one request: the route's, with the client's session, model and token estimate
+/// when it has them.
 fn plan<'p>(
     primary: &'p ProviderRoute,
     options: &AcquireOptions,
     own: &'p mut Option<Plan>,
 ) -> &'p Plan {
-    if options.session.is_none() && options.tokens == 0 {
+    if options.session.is_none() && options.tokens == 0 && options.model.is_none() {
         return &primary.plan;
     }
     let mut plan = primary.plan.clone().tokens(options.tokens);
     if let Some(s) = &options.session {
         plan = plan.session(s.clone());
+    }
+    if let Some(m) = &options.model {
+        plan = plan.model(m.as_str());
     }
     own.insert(plan)
 }

@@ -32,6 +32,16 @@ impl Rate {
         })
     }
 
+    /// Cells per period.
+    pub(crate) fn limit(&self) -> u64 {
+        self.limit
+    }
+
+    /// The period, in milliseconds.
+    pub(crate) fn period_ms(&self) -> u64 {
+        self.period_ns / NANOS_PER_MILLI
+    }
+
     /// Nanoseconds per cell, at least 1.
     fn interval(&self) -> u64 {
         (self.period_ns / self.limit).max(1)

@@ -8,11 +8,12 @@
 //! on requests in flight. A budget that would be exceeded makes the key ineligible until the
 //! time it would admit the request, which is what `acquire` reports when no key is left.
 
+pub(crate) mod fleet;
 pub(crate) mod gcra;
 
 use crate::error::InvalidPolicy;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use jiff::civil::Time;
 use jiff::tz::TimeZone;
@@ -20,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::Timestamp;
 use crate::cooldown::calendar;
+use fleet::FleetShare;
 use gcra::{Gcra, Rate};
 
 const MINUTE_MS: u64 = 60_000;
@@ -61,6 +63,11 @@ pub struct Budget {
     /// The daily window's time zone (UTC by default).
     #[serde(default)]
     pub time_zone: Option<String>,
+    /// Keep this budget per process even with a store that shares budgets (Redis). By
+    /// default, with such a store, the requests and tokens limits are shared by every process
+    /// of the fleet (`max_in_flight` is always per process).
+    #[serde(default)]
+    pub per_process: bool,
 }
 
 impl Budget {
@@ -94,6 +101,7 @@ impl Budget {
             max_in_flight: self.max_in_flight,
             day_at: at,
             day_tz: tz,
+            per_process: self.per_process,
         })
     }
 }
@@ -108,6 +116,55 @@ pub(crate) struct Limits {
     max_in_flight: Option<u32>,
     day_at: Time,
     day_tz: TimeZone,
+    per_process: bool,
+}
+
+impl Limits {
+    /// Whether a store that shares budgets should share this one.
+    pub(crate) fn shared(&self) -> bool {
+        !self.per_process
+            && (self.rpm.is_some()
+                || self.tpm.is_some()
+                || self.rpd.is_some()
+                || self.tpd.is_some())
+    }
+
+    /// One process's share of these limits among `n` (each rounded up, at least 1).
+    pub(crate) fn divided(&self, n: u32) -> Limits {
+        let n = u64::from(n.max(1));
+        let part = |l: u64| l.div_ceil(n).max(1);
+        Limits {
+            rpm: self
+                .rpm
+                .and_then(|r| Rate::per(part(r.limit()), r.period_ms())),
+            tpm: self
+                .tpm
+                .and_then(|r| Rate::per(part(r.limit()), r.period_ms())),
+            rpd: self.rpd.map(part),
+            tpd: self.tpd.map(part),
+            ..self.clone()
+        }
+    }
+
+    /// The end of the daily window that holds `now`; `None` without a daily limit.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))] // read by the Redis store's leases
+    pub(crate) fn day_end(&self, now: Timestamp) -> Option<Timestamp> {
+        (self.rpd.is_some() || self.tpd.is_some())
+            .then(|| calendar::next_daily(now, self.day_at, &self.day_tz).unwrap_or(Timestamp::MAX))
+    }
+
+    /// The per-minute (request, token) limits and the daily ones, as the store's lease
+    /// script takes them (0 = none), with the minute's period in ms.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))] // read by the Redis store's leases
+    pub(crate) fn numbers(&self) -> [u64; 5] {
+        [
+            self.rpm.map_or(0, |r| r.limit()),
+            self.tpm.map_or(0, |r| r.limit()),
+            self.rpd.unwrap_or(0),
+            self.tpd.unwrap_or(0),
+            self.rpm.or(self.tpm).map_or(MINUTE_MS, |r| r.period_ms()),
+        ]
+    }
 }
 
 /// A budget's running state.
@@ -117,6 +174,9 @@ pub(crate) struct Usage {
     tpm: Gcra,
     day: Mutex<Day>,
     pub(crate) in_flight: AtomicU32,
+    /// This budget's share of a fleet-wide limit, once the rotator's store shares budgets:
+    /// then the requests and tokens are spent from it instead of the counters above.
+    fleet: OnceLock<Arc<FleetShare>>,
 }
 
 #[derive(Debug, Default)]
@@ -161,7 +221,20 @@ impl Usage {
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
     }
 
+    /// Whether this budget spends from a fleet-wide share.
+    pub(crate) fn in_fleet(&self) -> bool {
+        self.fleet.get().is_some()
+    }
+
+    /// Spends from `share` from now on (once; a later call is ignored).
+    pub(crate) fn join_fleet(&self, share: Arc<FleetShare>) {
+        let _ = self.fleet.set(share);
+    }
+
     fn take(&self, limits: &Limits, now: Timestamp, tokens: u64) -> Result<(), Timestamp> {
+        if let Some(share) = self.fleet.get() {
+            return share.take(now, tokens);
+        }
         if let Some(rate) = limits.rpm {
             self.rpm.try_take(rate, now, 1)?;
         }
@@ -211,6 +284,9 @@ impl Usage {
 
     /// Gives back what `try_admit` took, for a request that was not sent after all.
     pub(crate) fn refund(&self, limits: &Limits, now: Timestamp, tokens: u64) {
+        if let Some(share) = self.fleet.get() {
+            return share.refund(now, tokens);
+        }
         self.refund_minute(limits, now, tokens);
         if limits.rpd.is_some() || limits.tpd.is_some() {
             let mut day = self.day.lock().unwrap_or_else(|e| e.into_inner());
@@ -227,6 +303,9 @@ impl Usage {
         estimated: u64,
         used: u64,
     ) {
+        if let Some(share) = self.fleet.get() {
+            return share.correct(now, estimated, used);
+        }
         let diff = used as i64 - estimated as i64;
         if diff == 0 {
             return;

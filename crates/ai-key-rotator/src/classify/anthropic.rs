@@ -34,6 +34,9 @@ pub(super) fn classify(ctx: &Ctx<'_>) -> Verdict {
             cause: InvalidKeyCause::Invalid,
         },
         402 => credits,
+        // Anthropic's answer to a request from a region it does not serve (observed): every
+        // key gets it, so no key is to blame.
+        403 if f.says("request not allowed") => Verdict::RegionBlocked,
         403 => Verdict::InvalidKey {
             cause: InvalidKeyCause::PermissionDenied,
         },

@@ -120,6 +120,14 @@ struct GoogleDetail<'a> {
 struct Violation<'a> {
     #[serde(borrow, default, rename = "quotaId")]
     quota_id: Option<Scalar<'a>>,
+    #[serde(borrow, default, rename = "quotaDimensions")]
+    quota_dimensions: Option<Lenient<Dimensions<'a>>>,
+}
+
+#[derive(Deserialize, Default)]
+struct Dimensions<'a> {
+    #[serde(borrow, default)]
+    model: Option<Scalar<'a>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -168,6 +176,8 @@ pub(crate) struct Facts<'a> {
     pub(crate) reasons: Vec<Cow<'a, str>>,
     /// Google `QuotaFailure.violations[].quotaId`s.
     pub(crate) quota_ids: Vec<Cow<'a, str>>,
+    /// Google `QuotaFailure.violations[].quotaDimensions.model`: the model a quota counts.
+    pub(crate) quota_model: Option<Cow<'a, str>>,
     /// Google `RetryInfo.retryDelay`.
     pub(crate) retry_delay: Option<Duration>,
     /// A streamed chunk's `choices[].finish_reason` was `"error"` (OpenRouter).
@@ -241,11 +251,15 @@ impl<'a> Facts<'a> {
                             }
                             let violations =
                                 d.violations.and_then(Lenient::val).into_iter().flatten();
-                            f.quota_ids.extend(
-                                violations
-                                    .filter_map(Lenient::val)
-                                    .filter_map(|v| v.quota_id.and_then(Scalar::text)),
-                            );
+                            for v in violations.filter_map(Lenient::val) {
+                                f.quota_ids.extend(v.quota_id.and_then(Scalar::text));
+                                let model = v
+                                    .quota_dimensions
+                                    .and_then(Lenient::val)
+                                    .and_then(|d| d.model)
+                                    .and_then(Scalar::text);
+                                f.quota_model = f.quota_model.take().or(model);
+                            }
                         }
                     }
                     Some(Details::Other(_)) | None => {}

@@ -2,7 +2,7 @@
 //! `QuotaFailure.violations[].quotaId`, `RetryInfo.retryDelay`), no rate-limit headers, and
 //! limits per Google Cloud project.
 
-use super::{Ctx, InvalidKeyCause, LimitKind, LimitScope, Verdict, wait};
+use super::{Ctx, InvalidKeyCause, LimitKind, LimitScope, ModelName, Verdict, wait};
 
 pub(super) fn classify(ctx: &Ctx<'_>) -> Verdict {
     let f = &ctx.facts;
@@ -15,6 +15,8 @@ pub(super) fn classify(ctx: &Ctx<'_>) -> Verdict {
         {
             invalid(InvalidKeyCause::Invalid)
         }
+        // Served from a place the API does not serve: every key fails alike.
+        400 if f.says("location is not supported") => Verdict::RegionBlocked,
         403 if f.says("reported as leaked") => invalid(InvalidKeyCause::Leaked),
         403 if f.has("CONSUMER_SUSPENDED") || f.says("has been suspended") => {
             invalid(InvalidKeyCause::Suspended)
@@ -32,7 +34,13 @@ fn quota(ctx: &Ctx<'_>) -> Verdict {
     let tokens = |q: &str| q.contains("Tokens");
     let daily = ids().find(|q| q.contains("PerDay"));
     let minute = ids().find(|q| q.contains("PerMinute"));
-    let scope = LimitScope::Shared;
+    // A quota counted per model (`...PerProjectPerModel`, `...PerModelPerMinute`, with the
+    // model in `quotaDimensions`) leaves the project's other models alone.
+    let per_model = ids().any(|q| q.contains("PerModel"));
+    let scope = match f.quota_model.as_deref().map(ModelName::new) {
+        Some(Ok(model)) if per_model || ids().next().is_none() => LimitScope::Model(model),
+        _ => LimitScope::Shared,
+    };
     // "limit: 0": this tier has no quota for the model at all; waiting does not help.
     if f.says("limit: 0") {
         let limit = match daily.or(minute) {

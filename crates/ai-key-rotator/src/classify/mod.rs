@@ -50,8 +50,10 @@
 //! only for non-2xx responses: a 2xx reads headers alone and does not allocate.
 //!
 //! # Judgement calls
-//! - OpenAI's 403 "unsupported country, region, or territory" is a [`Verdict::ClientError`]:
-//!   every key fails the same way from the same place, so rotating or cooling keys is wrong.
+//! - OpenAI's 403 "unsupported country, region, or territory", Gemini's 400 "User location is
+//!   not supported" and Anthropic's 403 "Request not allowed" are [`Verdict::RegionBlocked`]:
+//!   every key fails the same way from the same place, so rotating, cooling or disabling keys
+//!   is wrong; the provider's circuit backs off instead.
 //! - OpenRouter's 403 is its moderation refusal, also a [`Verdict::ClientError`]; a 429 that
 //!   OpenRouter relays from an upstream provider (`metadata.provider_code`) is
 //!   [`Verdict::Overloaded`]: the upstream is saturated for everyone, not this key.
@@ -69,6 +71,7 @@ mod cohere;
 mod family;
 mod gemini;
 mod headers;
+mod model;
 mod openai;
 mod openrouter;
 mod usage;
@@ -81,6 +84,7 @@ pub use body::MAX_BODY;
 use family::Classifier;
 pub use family::{Api, FAMILIES, Family, FamilyInfo, UnknownFamily};
 pub use headers::Headers;
+pub use model::{InvalidModelName, MAX_MODEL_NAME, ModelName};
 pub use verdict::{InvalidKeyCause, LimitKind, LimitScope, Usage, Verdict};
 
 use crate::clock::Timestamp;

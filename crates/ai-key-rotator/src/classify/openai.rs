@@ -40,7 +40,7 @@ pub(super) fn classify(ctx: &Ctx<'_>) -> Verdict {
         },
         // OpenAI's 403 "unsupported_country_region_territory": every key fails alike from here.
         403 if f.has("unsupported_country_region_territory") || f.says("country") => {
-            Verdict::ClientError
+            Verdict::RegionBlocked
         }
         403 if ctx.family == Family::Xai => invalid(InvalidKeyCause::Blocked),
         403 => invalid(InvalidKeyCause::PermissionDenied),
@@ -84,6 +84,16 @@ fn too_many_requests(ctx: &Ctx<'_>) -> Verdict {
     if f.says("used all available credits") || f.says("monthly spending limit") {
         return quota(LimitKind::Credits);
     }
+    // OpenAI and Groq count limits per model: "Rate limit reached for gpt-4o in organization
+    // ..." cools the key for that model only.
+    let scope = match f
+        .message
+        .as_deref()
+        .and_then(super::model::in_openai_message)
+    {
+        Some(model) => LimitScope::Model(model),
+        None => scope(ctx.family),
+    };
     let limit = if f.has("dynamic_token_limited") {
         LimitKind::TokensPerMinute
     } else if f.has("dynamic_request_limited") {
@@ -91,5 +101,5 @@ fn too_many_requests(ctx: &Ctx<'_>) -> Verdict {
     } else {
         limit_in_text(f)
     };
-    ctx.rate_limited(scope(ctx.family), limit)
+    ctx.rate_limited(scope, limit)
 }

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::ModelName;
 use crate::clock::Timestamp;
 
 /// What a provider response means for the key that sent it.
@@ -47,9 +48,14 @@ pub enum Verdict {
         /// When the provider suggested retrying, if it did.
         retry_after: Option<Timestamp>,
     },
-    /// The request was at fault (bad parameters, too large, not allowed from this region); the
-    /// key is fine and another key would get the same answer.
+    /// The request was at fault (bad parameters, too large); the key is fine and another key
+    /// would get the same answer.
     ClientError,
+    /// The provider refuses requests from this country, region or address (OpenAI's 403
+    /// `unsupported_country_region_territory`, Gemini's "User location is not supported"):
+    /// every key fails alike from here, so no key is to blame; several in a short window open
+    /// the provider's circuit.
+    RegionBlocked,
 }
 
 impl Verdict {
@@ -62,6 +68,17 @@ impl Verdict {
                 | Verdict::QuotaExhausted { .. }
                 | Verdict::InvalidKey { .. }
         )
+    }
+
+    /// The cause, when the failure is the provider's rather than the key's or the request's:
+    /// what the provider circuit counts (see [`CircuitConfig`](crate::CircuitConfig)).
+    pub fn provider_cause(&self) -> Option<crate::ProviderCause> {
+        match self {
+            Verdict::Overloaded { .. } => Some(crate::ProviderCause::Overloaded),
+            Verdict::ServerError { .. } => Some(crate::ProviderCause::ServerError),
+            Verdict::RegionBlocked => Some(crate::ProviderCause::RegionBlocked),
+            _ => None,
+        }
     }
 
     /// Whether the request succeeded.
@@ -78,7 +95,18 @@ impl Verdict {
             Verdict::Overloaded { retry_after } | Verdict::ServerError { retry_after } => {
                 *retry_after
             }
-            Verdict::InvalidKey { .. } | Verdict::ClientError => None,
+            Verdict::InvalidKey { .. } | Verdict::ClientError | Verdict::RegionBlocked => None,
+        }
+    }
+
+    /// The model the limit applies to, when the provider counts it per model (a
+    /// [`LimitScope::Model`]).
+    pub fn model(&self) -> Option<ModelName> {
+        match self {
+            Verdict::RateLimited { scope, .. } | Verdict::QuotaExhausted { scope, .. } => {
+                scope.model()
+            }
+            _ => None,
         }
     }
 
@@ -117,6 +145,7 @@ impl Verdict {
             Verdict::Overloaded { .. } => "provider overloaded",
             Verdict::ServerError { .. } => "provider server error",
             Verdict::ClientError => "request rejected (not the key's fault)",
+            Verdict::RegionBlocked => "provider refuses this region",
         }
     }
 }
@@ -132,6 +161,20 @@ pub enum LimitScope {
     /// OpenAI/Anthropic/Groq organization limits, billing caps): rotating to a key of the same
     /// scope gains nothing.
     Shared,
+    /// One model's limit (Gemini's per-model quotas, OpenAI's "Rate limit reached for gpt-4o"):
+    /// the key (with its quota scope, whose keys share the model's count) may still serve other
+    /// models, so only requests for this model skip it.
+    Model(ModelName),
+}
+
+impl LimitScope {
+    /// The model, for a [`LimitScope::Model`].
+    pub fn model(&self) -> Option<ModelName> {
+        match self {
+            LimitScope::Model(m) => Some(*m),
+            _ => None,
+        }
+    }
 }
 
 /// Which limit or cap a response reports.

@@ -26,6 +26,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use crate::budget::{Budget, Limits};
+use crate::circuit::CircuitConfig;
 use crate::classify::Family;
 use crate::cooldown::{Cooldown, Policy};
 use crate::error::ConfigError;
@@ -138,6 +139,14 @@ pub struct ProviderConfig {
     /// Client-side limits for all keys of a quota scope together.
     #[serde(default)]
     pub scope_budgets: BTreeMap<String, Budget>,
+    /// When the provider as a whole backs off after correlated failures (see
+    /// [`CircuitConfig`]).
+    #[serde(default)]
+    pub circuit: CircuitConfig,
+    /// How keys out of credits (and, if asked, invalid keys) are re-checked (see
+    /// [`RecheckConfig`](crate::RecheckConfig)).
+    #[serde(default)]
+    pub recheck: crate::recheck::RecheckConfig,
 }
 
 impl ProviderConfig {
@@ -161,6 +170,18 @@ impl ProviderConfig {
     /// Sets the selection strategy.
     pub fn strategy(mut self, strategy: Strategy) -> Self {
         self.strategy = strategy;
+        self
+    }
+
+    /// Sets when the provider's circuit opens and how it backs off.
+    pub fn circuit(mut self, circuit: CircuitConfig) -> Self {
+        self.circuit = circuit;
+        self
+    }
+
+    /// Sets how depleted keys are re-checked.
+    pub fn recheck(mut self, recheck: crate::recheck::RecheckConfig) -> Self {
+        self.recheck = recheck;
         self
     }
 
@@ -235,6 +256,18 @@ impl ProviderConfig {
         }
         self.compiled_cooldown(provider)?;
         self.compiled_budgets(provider)?;
+        self.circuit
+            .validate()
+            .map_err(|reason| ConfigError::InvalidCircuit {
+                provider: provider.to_owned(),
+                reason,
+            })?;
+        self.recheck
+            .validate()
+            .map_err(|reason| ConfigError::InvalidRecheck {
+                provider: provider.to_owned(),
+                reason,
+            })?;
         let mut seen = std::collections::HashSet::new();
         for (i, c) in self.credentials.iter().enumerate() {
             c.validate(provider, i)?;

@@ -117,6 +117,13 @@ impl Plan {
         self
     }
 
+    /// The model the request is for, so that keys resting for that model only are skipped
+    /// (see [`AcquireOptions::model`]).
+    pub fn model(mut self, model: &str) -> Self {
+        self.options = self.options.model(model);
+        self
+    }
+
     /// The tokens the request is expected to use, for token budgets.
     pub fn tokens(mut self, tokens: u64) -> Self {
         self.options.tokens = tokens;
@@ -275,8 +282,11 @@ impl KeyRotator {
                         lease = Some(l);
                         break;
                     }
-                    Err(AcquireError::Unavailable { retry_at, .. }) => {
-                        if let Some(t) = retry_at {
+                    Err(
+                        e @ (AcquireError::Unavailable { .. }
+                        | AcquireError::ProviderDegraded { .. }),
+                    ) => {
+                        if let Some(t) = e.retry_at() {
                             earliest = Some(earliest.map_or(t, |e| e.min(t)));
                         }
                     }
@@ -361,9 +371,9 @@ impl KeyRotator {
                     retry_after
                 }
                 Some(Err(e)) => {
-                    // The lease is dropped without a report: a transport failure says nothing
-                    // about the key.
-                    drop(lease);
+                    // A transport failure says nothing about the key, but counts against the
+                    // provider (its circuit).
+                    lease.transport_failed();
                     attempts.push(AttemptRecord {
                         provider,
                         credential,
@@ -373,7 +383,7 @@ impl KeyRotator {
                     None
                 }
                 None => {
-                    drop(lease);
+                    lease.transport_failed();
                     attempts.push(AttemptRecord {
                         provider,
                         credential,

@@ -67,6 +67,9 @@ pub(crate) struct CredentialState {
     pub(crate) reason: Option<CooldownReason>,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub(crate) consecutive_failures: u32,
+    /// The models it rests for (added without a version bump: older readers ignore it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) model_cooldowns: Vec<crate::status::ModelCooldownStatus>,
 }
 
 fn is_zero(n: &u32) -> bool {

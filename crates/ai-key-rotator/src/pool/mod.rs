@@ -7,6 +7,7 @@
 //! credentials serialize on the rotator's writer lock and publish a new snapshot; writers that
 //! only change a credential's state (mark, reset) touch its atomics and never the snapshot.
 
+mod models;
 mod slot;
 mod usage;
 
@@ -17,12 +18,14 @@ use std::sync::{Arc, Mutex};
 use foldhash::fast::RandomState;
 
 use crate::budget::{Limits, Usage as BudgetUsage};
+use crate::circuit::{Circuit, CircuitConfig};
 use crate::classify::Family;
 use crate::clock::Timestamp;
 use crate::cooldown::Policy;
 use crate::identity::Fingerprint;
 use crate::strategy::Strategy;
 
+pub(crate) use models::{ModelCooldown, ModelCooldowns, ModelEntry};
 pub(crate) use slot::{Slot, SlotState};
 pub(crate) use usage::UsageCounters;
 
@@ -148,6 +151,13 @@ pub(crate) struct ProviderShared {
     pub(crate) scope_budgets: HashMap<Arc<str>, (Limits, Arc<BudgetUsage>), RandomState>,
     /// Fill-first with no budget: `get_key`'s sticky fast path applies.
     pub(crate) plain_fill_first: bool,
+    /// Keys resting for one model only; read by picks for a model, never by `get_key`.
+    pub(crate) models: ModelCooldowns,
+    /// The provider's circuit: one word every pick reads (0 while closed).
+    pub(crate) circuit: Circuit,
+    pub(crate) circuit_config: CircuitConfig,
+    /// How depleted keys are re-checked.
+    pub(crate) recheck: crate::recheck::RecheckConfig,
 }
 
 impl ProviderShared {
@@ -163,6 +173,10 @@ impl ProviderShared {
             budget: None,
             scope_budgets: HashMap::default(),
             plain_fill_first: true,
+            models: ModelCooldowns::default(),
+            circuit: Circuit::default(),
+            circuit_config: CircuitConfig::default(),
+            recheck: crate::recheck::RecheckConfig::default(),
         }
     }
 

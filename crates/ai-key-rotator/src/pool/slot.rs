@@ -96,6 +96,12 @@ pub(crate) struct Detail {
     pub(crate) reason: Option<Box<CooldownReason>>,
     /// Failures blamed on the key in a row; a success resets it.
     pub(crate) failures: u32,
+    /// Depletions and failed re-checks in a row (the re-check backoff doubles with it); a
+    /// real success resets it.
+    pub(crate) recheck_failures: u32,
+    /// When a depleted (or, if configured, invalid) key is due for a re-check. Boxed, as
+    /// `reason`: few keys ever have one.
+    pub(crate) recheck: Option<Box<crate::recheck::Recheck>>,
 }
 
 impl Slot {

@@ -137,7 +137,11 @@ impl KeyRotatorBuilder {
             persistence: self.persistence,
             store_error: OnceLock::new(),
             ticker: Mutex::new(None),
+            fleet: self.store.as_ref().and_then(|s| s.fleet()),
         });
+        for prov in inner.snapshot.load().providers.iter() {
+            inner.join_fleet(prov);
+        }
         if let Some(store) = &self.store {
             let host: Arc<dyn StoreHost> = inner.clone();
             store.attach(StoreLink::new(Arc::downgrade(&host)));
@@ -172,6 +176,8 @@ pub(super) fn new_provider(
     let (budget, scope_budgets) = config.compiled_budgets(name)?;
     let mut shared = ProviderShared::new(policy, family);
     shared.strategy = config.strategy;
+    shared.circuit_config = config.circuit.clone();
+    shared.recheck = config.recheck.clone();
     shared.budget = budget;
     shared.scope_budgets = scope_budgets
         .into_iter()

@@ -77,11 +77,9 @@ impl Inner {
         let mut slots = prov.slots.to_vec();
         slots.push(Arc::new(slot));
         let shared = Arc::clone(&prov.shared);
-        self.publish_with(
-            &snapshot,
-            p,
-            ProviderSnap::new(Arc::clone(&prov.name), slots, Arc::clone(&shared)),
-        );
+        let next = ProviderSnap::new(Arc::clone(&prov.name), slots, Arc::clone(&shared));
+        self.join_fleet(&next);
+        self.publish_with(&snapshot, p, next);
         // A new available credential ends any "all exhausted" the provider was in.
         shared.exhaustion.invalidate();
         Ok(())
@@ -140,6 +138,7 @@ impl Inner {
             });
         }
         let prov = new_provider(name, config, &self.usage)?;
+        self.join_fleet(&prov);
         let mut providers = snapshot.providers.clone();
         providers.push(prov);
         self.snapshot.store(Arc::new(Snapshot::new(providers)));

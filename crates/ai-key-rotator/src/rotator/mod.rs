@@ -3,6 +3,7 @@
 mod admin;
 mod builder;
 mod emitter;
+mod fleet;
 mod headroom;
 mod host;
 mod membership;
@@ -83,6 +84,8 @@ pub(crate) struct Inner {
     /// Why the store's state could not be loaded at build time, if it could not.
     store_error: OnceLock<crate::store::StoreError>,
     ticker: Mutex<Option<Ticker>>,
+    /// The store's hub for fleet-wide budgets, when it shares budgets (`rotator/fleet.rs`).
+    fleet: Option<Arc<crate::budget::fleet::FleetHub>>,
 }
 
 impl KeyRotator {
@@ -115,6 +118,39 @@ impl KeyRotator {
     #[inline]
     pub fn get_key(&self, provider: &str) -> Option<Credential> {
         self.inner.get_key(provider)
+    }
+
+    /// An available credential of `provider` for a request to `model`: as
+    /// [`get_key`](Self::get_key), but skipping keys that rest for this model after a
+    /// per-model limit (see [`LimitScope::Model`](crate::classify::LimitScope::Model)). A text
+    /// that is not a model name is treated as no model.
+    ///
+    /// ```
+    /// use ai_key_rotator::classify::{LimitKind, LimitScope, ModelName, Verdict};
+    /// use ai_key_rotator::{KeyRotator, ProviderConfig, Timestamp};
+    ///
+    /// let rotator = KeyRotator::builder()
+    ///     .provider("openai", ProviderConfig::new().credential("sk-a").credential("sk-b"))
+    ///     .build()?;
+    /// let key = rotator.get_key_for("openai", "gpt-4o").unwrap();
+    /// let limit = Verdict::RateLimited {
+    ///     until: Some(rotator.now().saturating_add(std::time::Duration::from_secs(30))),
+    ///     scope: LimitScope::Model(ModelName::new("gpt-4o").unwrap()),
+    ///     limit: LimitKind::TokensPerMinute,
+    /// };
+    /// rotator.report(&key, &limit);
+    /// // gpt-4o goes to the other key; everything else stays on the first.
+    /// assert_eq!(rotator.get_key_for("openai", "gpt-4o").unwrap().expose_key(), "sk-b");
+    /// assert_eq!(rotator.get_key_for("openai", "gpt-4o-mini").unwrap().expose_key(), "sk-a");
+    /// assert_eq!(rotator.get_key("openai").unwrap().expose_key(), "sk-a");
+    /// # Ok::<(), ai_key_rotator::ConfigError>(())
+    /// ```
+    pub fn get_key_for(&self, provider: &str, model: &str) -> Option<Credential> {
+        let pick = pick::Pick {
+            model: crate::classify::ModelName::new(model).ok(),
+            ..pick::Pick::default()
+        };
+        self.inner.acquire(provider, &pick).ok()
     }
 
     /// Marks a credential exhausted and starts its cooldown; with `key = None`, the provider's
@@ -192,10 +228,70 @@ impl KeyRotator {
         verdict
     }
 
+    /// Records that a request with `credential` never got an answer (connection refused or
+    /// reset, timed out): nothing against the key, but evidence against the provider, whose
+    /// circuit opens when several keys fail so (see [`CircuitConfig`](crate::CircuitConfig)).
+    pub fn report_transport_failure(&self, credential: &Credential) -> ReportOutcome {
+        self.inner.report_transport_failure(credential)
+    }
+
     /// Records a successful request: the key's consecutive-failure count (which exponential
     /// cooldowns grow with) starts again from zero.
     pub fn report_success(&self, credential: &Credential) {
         self.inner.report_success(credential)
+    }
+
+    /// The keys of `provider` due for a re-check now: keys out of credits or over a cap with
+    /// no known reset (and, with [`RecheckConfig::recheck_invalid`](crate::RecheckConfig),
+    /// keys called invalid), on a backoff of 1 minute doubling to a day by default. Prove each
+    /// with the cheapest request that needs a valid key (listing models; never a paid
+    /// completion) and record the outcome with [`probe_succeeded`](Self::probe_succeeded) or
+    /// [`probe_failed`](Self::probe_failed). Each key returned is claimed: it is offered again
+    /// only after another backoff if no outcome is recorded. Empty when re-checks are off.
+    ///
+    /// ```
+    /// use ai_key_rotator::classify::{LimitKind, LimitScope, Verdict};
+    /// use ai_key_rotator::{FakeClock, KeyRotator, ProviderConfig, ReportOutcome, Timestamp};
+    /// use std::time::Duration;
+    ///
+    /// let clock = FakeClock::new(Timestamp::from_secs(1_000));
+    /// let rotator = KeyRotator::builder()
+    ///     .provider("openai", ProviderConfig::new().credential("sk-a").credential("sk-b"))
+    ///     .clock(clock.clone())
+    ///     .build()?;
+    /// let key = rotator.get_key("openai").unwrap();
+    /// let no_credits = Verdict::QuotaExhausted {
+    ///     until: None,
+    ///     scope: LimitScope::Key,
+    ///     limit: LimitKind::Credits,
+    /// };
+    /// assert!(matches!(rotator.report(&key, &no_credits), ReportOutcome::Depleted { .. }));
+    /// assert!(rotator.due_probes("openai").is_empty());
+    ///
+    /// clock.advance(Duration::from_secs(60));
+    /// let due = rotator.due_probes("openai");
+    /// assert_eq!(due[0].credential.expose_key(), "sk-a");
+    /// // ... list models with that key; it answers 200 (someone paid):
+    /// assert!(rotator.probe_succeeded(&due[0].credential));
+    /// assert_eq!(rotator.provider_status("openai").unwrap().available, 2);
+    /// # Ok::<(), ai_key_rotator::ConfigError>(())
+    /// ```
+    pub fn due_probes(&self, provider: &str) -> Vec<crate::DueProbe> {
+        self.inner.due_probes(provider)
+    }
+
+    /// Records that a re-check of a key from [`due_probes`](Self::due_probes) succeeded: it
+    /// is handed out again (`Enabled`). Its backoff is kept until a real request succeeds, so a
+    /// key that is valid but still out of credits is re-checked less and less often. Returns
+    /// `false` if the key was not waiting for a re-check.
+    pub fn probe_succeeded(&self, credential: &Credential) -> bool {
+        self.inner.probe_succeeded(credential)
+    }
+
+    /// Records that a re-check failed: the next is due after a doubled backoff, returned
+    /// (`None` if the key was not waiting for a re-check, or re-checks are off).
+    pub fn probe_failed(&self, credential: &Credential) -> Option<crate::Timestamp> {
+        self.inner.probe_failed(credential)
     }
 
     /// Disables the credential whose key is `key` until [`enable`](Self::enable)d. Returns
@@ -251,17 +347,22 @@ impl KeyRotator {
             session: options.session.as_deref(),
             tokens: options.tokens,
             hold: true,
+            model: options.model,
+            cools: None,
         };
         match self.inner.acquire(provider, &pick) {
             Ok(credential) => Ok(Lease::new(self, credential, options.tokens)),
-            Err(None) if self.inner.snapshot.load().find(provider).is_none() => {
-                Err(AcquireError::UnknownProvider {
-                    provider: provider.to_owned(),
-                })
-            }
-            Err(retry_at) => Err(AcquireError::Unavailable {
+            Err(pick::Refusal::Unknown) => Err(AcquireError::UnknownProvider {
                 provider: provider.to_owned(),
-                retry_at: retry_at.flatten(),
+            }),
+            Err(pick::Refusal::NotNow(retry_at)) => Err(AcquireError::Unavailable {
+                provider: provider.to_owned(),
+                retry_at,
+            }),
+            Err(pick::Refusal::Degraded(cause, retry_at)) => Err(AcquireError::ProviderDegraded {
+                provider: provider.to_owned(),
+                cause,
+                retry_at,
             }),
         }
     }

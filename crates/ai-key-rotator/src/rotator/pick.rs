@@ -15,9 +15,11 @@ use std::sync::atomic::Ordering;
 use arc_swap::Guard;
 
 use super::Inner;
+use crate::circuit::ProviderCause;
+use crate::classify::ModelName;
 use crate::clock::Timestamp;
 use crate::credential::Credential;
-use crate::pool::{ProviderSnap, SlotState, Snapshot};
+use crate::pool::{ModelEntry, ProviderSnap, SlotState, Snapshot};
 use crate::strategy::Strategy;
 use rank::{Now, Order, Rank, Search, best_candidate};
 
@@ -30,10 +32,25 @@ pub(crate) struct Pick<'a> {
     pub(crate) tokens: u64,
     /// Count the pick in flight (a lease) until released.
     pub(crate) hold: bool,
+    /// The model the request is for, if any.
+    pub(crate) model: Option<ModelName>,
+    /// The keys resting for that model (filled in by the pick from the provider's table).
+    pub(crate) cools: Option<&'a ModelEntry>,
 }
 
 /// Why nothing was picked: the earliest time something may be, if any.
 pub(crate) type NotNow = Option<Timestamp>;
+
+/// Why `acquire` handed nothing out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// No such provider.
+    Unknown,
+    /// No key is available; the earliest time one may be, if any.
+    NotNow(NotNow),
+    /// The provider's circuit is open: why, and when to try again.
+    Degraded(ProviderCause, Timestamp),
+}
 
 impl Inner {
     pub(super) fn pick_general(
@@ -46,16 +63,25 @@ impl Inner {
         Ok(Credential::new(snapshot, p, i))
     }
 
-    /// A credential for a lease; `Err(None)` for an unknown provider, `Err(Some(t))` for none
-    /// available (with the earliest time one may be, if any).
-    pub(super) fn acquire(
-        &self,
-        provider: &str,
-        pick: &Pick<'_>,
-    ) -> Result<Credential, Option<NotNow>> {
+    /// A credential for a lease, or why there is none.
+    pub(super) fn acquire(&self, provider: &str, pick: &Pick<'_>) -> Result<Credential, Refusal> {
         let snapshot = self.snapshot.load();
-        let p = snapshot.find(provider).ok_or(None::<NotNow>)?;
+        let p = snapshot.find(provider).ok_or(Refusal::Unknown)?;
         let prov = &snapshot.providers[p];
+        if !prov.shared.circuit.is_closed() {
+            self.circuit_admit(prov, self.clock.now())
+                .map_err(|(cause, t)| Refusal::Degraded(cause, t))?;
+        }
+        // A pick for a model some key rests for: only then is the per-model table read.
+        if let Some(entry) = pick.model.and_then(|m| prov.shared.models.entry(&m)) {
+            let pick = Pick {
+                cools: Some(&entry),
+                ..*pick
+            };
+            return self
+                .pick_for_model(snapshot, p, &pick, &entry)
+                .map_err(Refusal::NotNow);
+        }
         if prov.shared.plain_fill_first && pick.session.is_none() {
             // The sticky path, as `get_key`, plus the in-flight count.
             let i = prov.shared.cursor.load(Ordering::Relaxed) as usize;
@@ -71,7 +97,7 @@ impl Inner {
                         let earliest = snapshot
                             .provider(provider)
                             .and_then(|prov| self.earliest_return(prov));
-                        return Err(Some(earliest));
+                        return Err(Refusal::NotNow(earliest));
                     }
                 },
             };
@@ -79,7 +105,41 @@ impl Inner {
             // keep it (see `Lease`).
             return Ok(credential);
         }
-        self.pick_general(snapshot, p, pick).map_err(Some)
+        self.pick_general(snapshot, p, pick)
+            .map_err(Refusal::NotNow)
+    }
+
+    /// A pick for a model some keys rest for. Fill-first walks from the model's own cursor, so
+    /// that keys resting for the model are stepped over once, not on every pick; the other
+    /// strategies take their usual path and skip the resting keys in `take`.
+    fn pick_for_model(
+        &self,
+        snapshot: Guard<Arc<Snapshot>>,
+        p: usize,
+        pick: &Pick<'_>,
+        entry: &ModelEntry,
+    ) -> Result<Credential, NotNow> {
+        let prov = &snapshot.providers[p];
+        if !(prov.shared.plain_fill_first && pick.session.is_none()) {
+            return self.pick_general(snapshot, p, pick);
+        }
+        let n = prov.slots.len();
+        if n == 0 {
+            return Err(None);
+        }
+        let now = Now::new(&*self.clock);
+        let mut search = Search::default();
+        let start = entry.cursor.load(Ordering::Relaxed) as usize % n;
+        match self.walk(prov, start, &now, pick, &mut search) {
+            Some((_, i)) => {
+                if i != start {
+                    entry.cursor.store(i as u32, Ordering::Relaxed);
+                }
+                self.count_use(&prov.slots[i]);
+                Ok(Credential::new(snapshot, p, i))
+            }
+            None => Err(search.earliest),
+        }
     }
 
     /// The earliest end of a running cooldown, if any credential is cooling.
@@ -109,7 +169,7 @@ impl Inner {
                 .map(|i| (0, i)),
         };
         let Some((k, i)) = found else {
-            if !search.budget_refused {
+            if !search.budget_refused && !search.model_refused {
                 // Every credential is cooling or disabled: the same announcement as fill-first.
                 self.note_exhausted(prov, shared.exhaustion.load());
             }
@@ -228,6 +288,14 @@ impl Inner {
             if let SlotState::Cooling(t) = slot.state() {
                 search.later(t);
             }
+            return false;
+        }
+        if let Some(entry) = pick.cools
+            && let Some(t) = entry.cools(prov.fingerprints[i], now.get())
+        {
+            // Resting for this model only: not an exhaustion of the provider.
+            search.model_refused = true;
+            search.later(t);
             return false;
         }
         if prov.shared.budget.is_none() && prov.shared.scope_budgets.is_empty() {

@@ -11,6 +11,7 @@ use crate::clock::Timestamp;
 use crate::error::StateError;
 use crate::persist::state::{Availability, CredentialState, ProviderState, State, VERSION, parse};
 use crate::pool::SlotState;
+use crate::status::ModelCooldownStatus;
 
 impl Inner {
     pub(crate) fn export_state(&self) -> String {
@@ -20,6 +21,7 @@ impl Inner {
             .providers
             .iter()
             .map(|prov| {
+                let models = prov.shared.models.all();
                 let n = prov.slots.len();
                 let current = (n > 0).then(|| {
                     prov.slots[prov.shared.cursor.load(Ordering::Relaxed) as usize % n]
@@ -38,7 +40,20 @@ impl Inner {
                             _ => Availability::Available,
                         };
                         let detail = slot.detail().clone();
+                        let fp = slot.id.fingerprint.as_u64();
+                        let model_cooldowns = models
+                            .iter()
+                            .filter_map(|(model, entry)| {
+                                let c = entry.keys.get(&fp).filter(|c| c.until > now)?;
+                                Some(ModelCooldownStatus {
+                                    model: *model,
+                                    until: c.until,
+                                    reason: c.reason.clone(),
+                                })
+                            })
+                            .collect();
                         let saved = CredentialState {
+                            model_cooldowns,
                             label: slot.id.label.as_deref().map(str::to_owned),
                             reason: detail
                                 .reason
@@ -109,6 +124,9 @@ impl Inner {
                     Ordering::Relaxed,
                 );
                 self.restore(prov, i, target, c.reason, now, origin);
+                for m in c.model_cooldowns {
+                    self.restore_model(prov, i, m.model, m.until, m.reason, now, origin);
+                }
             }
             if let Some(i) = saved.current.and_then(|fp| prov.position_of(fp)) {
                 prov.shared.cursor.store(i as u32, Ordering::Relaxed);

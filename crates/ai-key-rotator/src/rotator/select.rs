@@ -18,7 +18,10 @@ impl Inner {
         let snapshot = self.snapshot.load();
         let p = snapshot.find(provider)?;
         let prov = &snapshot.providers[p];
-        if !prov.shared.plain_fill_first {
+        if !prov.shared.plain_fill_first || !prov.shared.circuit.is_closed() {
+            if !prov.shared.circuit.is_closed() {
+                return self.acquire(provider, &Pick::default()).ok();
+            }
             return self.pick_general(snapshot, p, &Pick::default()).ok();
         }
         let i = prov.shared.cursor.load(Ordering::Relaxed) as usize;

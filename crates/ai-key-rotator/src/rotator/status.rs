@@ -3,10 +3,14 @@
 use std::sync::atomic::Ordering;
 
 use super::Inner;
+use crate::circuit::CircuitState;
 use crate::clock::Timestamp;
 use crate::identity::mask;
 use crate::pool::{ProviderSnap, SlotState};
-use crate::status::{CredentialState, CredentialStatus, ProviderStatus, RotatorStatus};
+use crate::status::{
+    CircuitStatus, CredentialState, CredentialStatus, ModelCooldownStatus, ProviderStatus,
+    RotatorStatus,
+};
 
 impl Inner {
     pub(super) fn status(&self) -> RotatorStatus {
@@ -32,10 +36,23 @@ impl Inner {
     /// available even before anyone has asked for the credential.
     fn status_of(&self, prov: &ProviderSnap, now: Timestamp) -> ProviderStatus {
         use secrecy::ExposeSecret;
+        let models = prov.shared.models.all();
         let credentials: Vec<CredentialStatus> = prov
             .slots
             .iter()
             .map(|slot| {
+                let fp = slot.id.fingerprint.as_u64();
+                let model_cooldowns = models
+                    .iter()
+                    .filter_map(|(model, entry)| {
+                        let c = entry.keys.get(&fp).filter(|c| c.until > now)?;
+                        Some(ModelCooldownStatus {
+                            model: *model,
+                            until: c.until,
+                            reason: c.reason.clone(),
+                        })
+                    })
+                    .collect();
                 let state = match slot.state() {
                     SlotState::Ready => CredentialState::Available,
                     SlotState::Cooling(t) if t <= now => CredentialState::Available,
@@ -43,7 +60,19 @@ impl Inner {
                     SlotState::Disabled | SlotState::Removed => CredentialState::Disabled,
                 };
                 let detail = slot.detail().clone();
+                let recheck = detail.recheck.as_deref().copied();
+                let state = match (state, recheck) {
+                    (
+                        CredentialState::Disabled,
+                        Some(crate::recheck::Recheck {
+                            kind: crate::RecheckKind::Depleted,
+                            due,
+                        }),
+                    ) => CredentialState::Depleted { recheck_at: due },
+                    (state, _) => state,
+                };
                 CredentialStatus {
+                    recheck_at: recheck.and_then(|r| r.due),
                     id: slot.id.clone(),
                     masked_key: mask(slot.key.expose_secret()),
                     state,
@@ -56,6 +85,7 @@ impl Inner {
                         .map(|r| *r)
                         .filter(|_| state != CredentialState::Available),
                     consecutive_failures: detail.failures,
+                    model_cooldowns,
                 }
             })
             .collect();
@@ -79,7 +109,23 @@ impl Inner {
             .then(|| prov.shared.cursor.load(Ordering::Relaxed) as usize % n)
             .filter(|&i| credentials[i].state == CredentialState::Available)
             .map(|i| credentials[i].id.clone());
+        let circuit = match prov.shared.circuit.state() {
+            CircuitState::Closed => None,
+            CircuitState::Open(until) => Some((until, false)),
+            CircuitState::Probing(until) => Some((until, true)),
+        }
+        .map(|(until, probing)| CircuitStatus {
+            cause: prov
+                .shared
+                .circuit
+                .detail()
+                .cause
+                .unwrap_or(crate::ProviderCause::ServerError),
+            until,
+            probing,
+        });
         ProviderStatus {
+            circuit,
             name: prov.name.to_string(),
             total: n,
             available,

@@ -19,17 +19,20 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use serde::Serialize;
 
 use super::Inner;
+use crate::circuit::{CircuitState, ProviderCause};
 use crate::classify::{LimitScope, Verdict};
 use crate::clock::Timestamp;
 use crate::cooldown::CooldownContext;
 use crate::credential::Credential;
 use crate::events::Event;
 use crate::identity::CredentialId;
-use crate::pool::{ProviderSnap, Slot, SlotState, Snapshot};
+use crate::pool::{ModelCooldown, ProviderSnap, Slot, SlotState, Snapshot};
+use crate::recheck::{Recheck, RecheckKind};
 use crate::status::CooldownReason;
 
 /// What a report did to the rotator's state: data, so callers (and the gateway) can act on it.
@@ -50,6 +53,34 @@ pub enum ReportOutcome {
     },
     /// The credential was disabled.
     Disabled,
+    /// The credential (with `scope`, every credential of its quota scope) is out of credits or
+    /// over a cap with no known reset: out of use until a re-check proves it (see
+    /// [`RecheckConfig`](crate::RecheckConfig)).
+    Depleted {
+        /// When the re-check is due; `None` when re-checks are off.
+        recheck_at: Option<Timestamp>,
+        /// The quota scope depleted with it, if the cap was the scope's.
+        scope: Option<Arc<str>>,
+    },
+    /// Several keys failed alike for a cause not about any key: the provider's circuit opened
+    /// until `until` (no key was cooled).
+    ProviderDegraded {
+        /// What the keys failed with.
+        cause: ProviderCause,
+        /// When a request may probe the provider again.
+        until: Timestamp,
+    },
+    /// The credential (and, with `scope`, every credential of its quota scope) rests for one
+    /// model until `until`, and still serves other models.
+    ModelCooled {
+        /// The model.
+        model: crate::classify::ModelName,
+        /// When it serves the model again (the later of any running cooldown for the model and
+        /// this one).
+        until: Timestamp,
+        /// The quota scope that rests with it, if the key has one.
+        scope: Option<Arc<str>>,
+    },
 }
 
 /// Where a change comes from. It decides where the change's events go.
@@ -178,9 +209,28 @@ impl Inner {
         };
         let slot = &prov.slots[i];
         let now = self.clock.now();
+        if let Some(cause) = verdict.provider_cause() {
+            // Any key would fare the same: nothing to hold against this one, but evidence
+            // against the provider.
+            return match self.provider_failure(prov, i, cause, now) {
+                Some(until) => ReportOutcome::ProviderDegraded { cause, until },
+                None => {
+                    // The next request tries another key (without cooling this one): if it
+                    // fails alike, the failure is the provider's, and the circuit learns so.
+                    self.move_off(prov, |j| j == i, now);
+                    ReportOutcome::Unchanged
+                }
+            };
+        }
+        // The provider answered about the key or the request: it is reachable.
+        self.provider_answered(prov);
         match verdict {
             Verdict::Ok(usage) => {
-                slot.detail().failures = 0;
+                {
+                    let mut d = slot.detail();
+                    d.failures = 0;
+                    d.recheck_failures = 0;
+                }
                 if let Some(left) = usage.remaining_requests.or(usage.remaining_tokens) {
                     slot.remaining.store(left, Ordering::Relaxed);
                 }
@@ -205,6 +255,39 @@ impl Inner {
                     }
                     None => ReportOutcome::Unchanged,
                 }
+            }
+            Verdict::RateLimited {
+                until,
+                scope: LimitScope::Model(model),
+                ..
+            }
+            | Verdict::QuotaExhausted {
+                until,
+                scope: LimitScope::Model(model),
+                ..
+            } => {
+                let t = self.policy_until(prov, slot, now, *until);
+                let reason = CooldownReason {
+                    cause: Cow::Borrowed(verdict.reason()),
+                    verdict: Some(Box::new(verdict.clone())),
+                    provider_reset: *until,
+                    scope: slot.scope.clone(),
+                };
+                self.cool_model(prov, i, *model, t, now, reason, Origin::Local)
+            }
+            // Out of credits or over a cap with no known reset: waiting a minute does not
+            // help; the key is out until a re-check proves it again.
+            Verdict::QuotaExhausted {
+                until: None, scope, ..
+            } => {
+                let shared = *scope == LimitScope::Shared;
+                let reason = CooldownReason {
+                    cause: Cow::Borrowed(verdict.reason()),
+                    verdict: Some(Box::new(verdict.clone())),
+                    provider_reset: None,
+                    scope: slot.scope.clone().filter(|_| shared),
+                };
+                self.deplete(prov, i, shared, reason)
             }
             Verdict::RateLimited { until, scope, .. }
             | Verdict::QuotaExhausted { until, scope, .. } => {
@@ -239,7 +322,29 @@ impl Inner {
     pub(super) fn report_success(&self, credential: &Credential) {
         let snapshot = self.snapshot.load();
         if let Some((prov, i)) = self.locate(&snapshot, credential) {
-            prov.slots[i].detail().failures = 0;
+            {
+                let mut d = prov.slots[i].detail();
+                d.failures = 0;
+                d.recheck_failures = 0;
+            }
+            self.provider_answered(prov);
+        }
+    }
+
+    /// The request with `credential` did not reach the provider or got no answer in time.
+    pub(super) fn report_transport_failure(&self, credential: &Credential) -> ReportOutcome {
+        let snapshot = self.snapshot.load();
+        let Some((prov, i)) = self.locate(&snapshot, credential) else {
+            return ReportOutcome::Unchanged;
+        };
+        let cause = ProviderCause::Transport;
+        let now = self.clock.now();
+        match self.provider_failure(prov, i, cause, now) {
+            Some(until) => ReportOutcome::ProviderDegraded { cause, until },
+            None => {
+                self.move_off(prov, |j| j == i, now);
+                ReportOutcome::Unchanged
+            }
         }
     }
 
@@ -394,6 +499,294 @@ impl Inner {
         reporter_until
     }
 
+    /// Rests credential `i` (and every credential of its quota scope: a provider counts a
+    /// model's limit per project or organization) for `model` until `until`, extending and
+    /// never shortening a running per-model cooldown. The state word is not touched: the keys
+    /// stay available for other models. One `ModelExhausted` event.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn cool_model(
+        &self,
+        prov: &ProviderSnap,
+        i: usize,
+        model: crate::classify::ModelName,
+        until: Timestamp,
+        now: Timestamp,
+        reason: CooldownReason,
+        origin: Origin,
+    ) -> ReportOutcome {
+        let slot = &prov.slots[i];
+        let members: Vec<usize> = match slot.scope.as_ref().and_then(|s| prov.scopes.get(s)) {
+            Some(m) => m.iter().map(|&j| j as usize).collect(),
+            None => vec![i],
+        };
+        // Disabled and removed keys are left alone, as by cooldowns.
+        let members: Vec<usize> = members
+            .into_iter()
+            .filter(|&j| {
+                !matches!(
+                    prov.slots[j].state(),
+                    SlotState::Disabled | SlotState::Removed
+                )
+            })
+            .collect();
+        if members.is_empty() {
+            return ReportOutcome::Unchanged;
+        }
+        let (applied, changed) = prov.shared.models.update(now, |table| {
+            let keys = table.entry(model).or_default();
+            let mut applied = until;
+            let mut changed = false;
+            for &j in &members {
+                let fp = prov.fingerprints[j];
+                match keys.get(&fp) {
+                    Some(c) if c.until > now && c.until >= until => {
+                        if j == i {
+                            applied = c.until;
+                        }
+                    }
+                    _ => {
+                        keys.insert(
+                            fp,
+                            ModelCooldown {
+                                until,
+                                reason: reason.clone(),
+                            },
+                        );
+                        changed = true;
+                    }
+                }
+            }
+            (applied, changed)
+        });
+        if !changed && origin != Origin::Local {
+            return ReportOutcome::Unchanged;
+        }
+        if origin.is_live() {
+            slot.times_exhausted.fetch_add(1, Ordering::Relaxed);
+            slot.last_exhausted_at
+                .store(now.as_millis(), Ordering::Relaxed);
+        }
+        tracing::debug!(provider = %prov.name, credential = %slot.id, model = %model, until = %applied, ?origin, "credential rests for one model");
+        self.emit(origin, || Event::ModelExhausted {
+            provider: Arc::clone(&prov.name),
+            model,
+            credentials: members.iter().map(|&j| prov.slots[j].id.clone()).collect(),
+            until,
+            reason: Box::new(reason),
+        });
+        ReportOutcome::ModelCooled {
+            model,
+            until: applied,
+            scope: slot.scope.clone(),
+        }
+    }
+
+    /// A failure that is not about the key (`cause`) of credential `i`: counted in the
+    /// provider's window; when enough keys failed alike within it, the circuit opens, and a
+    /// failure while a probe is out reopens it with a doubled backoff. Returns when the
+    /// circuit stays open until, if this report opened it.
+    pub(super) fn provider_failure(
+        &self,
+        prov: &ProviderSnap,
+        i: usize,
+        cause: ProviderCause,
+        now: Timestamp,
+    ) -> Option<Timestamp> {
+        let config = &prov.shared.circuit_config;
+        if !config.enabled {
+            return None;
+        }
+        let circuit = &prov.shared.circuit;
+        let mut d = circuit.detail();
+        let open_for = match circuit.state() {
+            // Stragglers of requests sent before it opened say nothing new.
+            CircuitState::Open(_) => return None,
+            // The probe (or a request let through with it) failed: back off longer.
+            CircuitState::Probing(_) => true,
+            CircuitState::Closed => {
+                let window = Duration::from_millis(config.window_ms);
+                while d
+                    .window
+                    .front()
+                    .is_some_and(|&(_, at, _)| at.saturating_add(window) <= now)
+                {
+                    d.window.pop_front();
+                }
+                d.window.push_back((prov.fingerprints[i], now, cause));
+                circuit.has_failures.store(true, Ordering::Release);
+                let same: Vec<u64> = d
+                    .window
+                    .iter()
+                    .filter(|&&(_, _, c)| c == cause)
+                    .map(|&(fp, _, _)| fp)
+                    .collect();
+                let mut keys = same.clone();
+                keys.sort_unstable();
+                keys.dedup();
+                let threshold = config.threshold as usize;
+                // Correlation needs at least two keys: one key failing again and again says
+                // nothing about its neighbours, and retries handle it.
+                let keys_needed = threshold.min(prov.slots.len()).max(2);
+                keys.len() >= keys_needed && same.len() >= threshold
+            }
+        };
+        if !open_for {
+            return None;
+        }
+        let opens = d.opens.saturating_add(1);
+        let until = now.saturating_add(config.backoff(opens));
+        let changed = circuit.update(|state| match state {
+            CircuitState::Open(_) => None,
+            CircuitState::Closed | CircuitState::Probing(_) => Some(CircuitState::Open(until)),
+        });
+        changed?;
+        d.opens = opens;
+        d.cause = Some(cause);
+        d.window.clear();
+        circuit.has_failures.store(false, Ordering::Release);
+        drop(d);
+        tracing::warn!(provider = %prov.name, cause = cause.as_str(), %until, opens, "provider circuit open: keys are not blamed");
+        self.emit(Origin::Local, || Event::ProviderDegraded {
+            provider: Arc::clone(&prov.name),
+            cause,
+            until,
+        });
+        Some(until)
+    }
+
+    /// The provider answered (a success, or an answer about the key or the request): the
+    /// failure window starts again, and an open circuit closes.
+    #[inline]
+    pub(super) fn provider_answered(&self, prov: &ProviderSnap) {
+        let circuit = &prov.shared.circuit;
+        if circuit.is_closed() && !circuit.has_failures.load(Ordering::Acquire) {
+            return;
+        }
+        self.provider_answered_slow(prov);
+    }
+
+    #[cold]
+    fn provider_answered_slow(&self, prov: &ProviderSnap) {
+        let circuit = &prov.shared.circuit;
+        let mut d = circuit.detail();
+        d.window.clear();
+        circuit.has_failures.store(false, Ordering::Release);
+        let closed = circuit.update(|state| match state {
+            CircuitState::Closed => None,
+            _ => Some(CircuitState::Closed),
+        });
+        if closed.is_none() {
+            return;
+        }
+        d.opens = 0;
+        d.cause = None;
+        drop(d);
+        tracing::info!(provider = %prov.name, "provider circuit closed");
+        self.emit(Origin::Local, || Event::ProviderRecovered {
+            provider: Arc::clone(&prov.name),
+        });
+    }
+
+    /// Whether a request may go to the provider while its circuit is not closed: once it has
+    /// been open long enough, exactly one caller probes (until it reports, or for
+    /// `probe_timeout_ms`); the others are told when to try again.
+    #[cold]
+    pub(super) fn circuit_admit(
+        &self,
+        prov: &ProviderSnap,
+        now: Timestamp,
+    ) -> Result<(), (ProviderCause, Timestamp)> {
+        let config = &prov.shared.circuit_config;
+        let circuit = &prov.shared.circuit;
+        let probe_until = now.saturating_add(Duration::from_millis(config.probe_timeout_ms));
+        let mut refused = None;
+        circuit.update(|state| {
+            refused = None;
+            match state {
+                CircuitState::Closed => None,
+                CircuitState::Open(t) if now < t => {
+                    refused = Some(t);
+                    None
+                }
+                // While a probe is out, ask again after one base backoff: by then it has
+                // usually reported.
+                CircuitState::Probing(t) if now < t => {
+                    refused =
+                        Some(t.min(now.saturating_add(Duration::from_millis(config.backoff_ms))));
+                    None
+                }
+                CircuitState::Open(_) | CircuitState::Probing(_) => {
+                    Some(CircuitState::Probing(probe_until))
+                }
+            }
+        });
+        match refused {
+            Some(t) => {
+                let cause = circuit.detail().cause.unwrap_or(ProviderCause::ServerError);
+                Err((cause, t))
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Brings credential `i`'s cooldown for `model` to a saved or shared one (this key only:
+    /// its scope's keys carry their own), under the rules of local changes.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn restore_model(
+        &self,
+        prov: &ProviderSnap,
+        i: usize,
+        model: crate::classify::ModelName,
+        until: Timestamp,
+        reason: CooldownReason,
+        now: Timestamp,
+        origin: Origin,
+    ) {
+        if until <= now {
+            return;
+        }
+        let slot = &prov.slots[i];
+        let fp = prov.fingerprints[i];
+        let changed = prov.shared.models.update(now, |table| {
+            let keys = table.entry(model).or_default();
+            match keys.get(&fp) {
+                Some(c) if c.until >= until => false,
+                _ => {
+                    keys.insert(
+                        fp,
+                        ModelCooldown {
+                            until,
+                            reason: reason.clone(),
+                        },
+                    );
+                    true
+                }
+            }
+        });
+        if changed {
+            self.emit(origin, || Event::ModelExhausted {
+                provider: Arc::clone(&prov.name),
+                model,
+                credentials: vec![slot.id.clone()],
+                until,
+                reason: Box::new(reason),
+            });
+        }
+    }
+
+    /// Ends every per-model cooldown of `prov` (a reset of all), or drops those ended by
+    /// `now`.
+    pub(super) fn end_model_cooldowns(&self, prov: &ProviderSnap, now: Timestamp, all: bool) {
+        if prov.shared.models.is_empty() {
+            return;
+        }
+        prov.shared.models.update(now, |table| {
+            if all {
+                table.clear();
+            }
+        });
+    }
+
     /// Whether credential `i` may be handed out at `now`. A cooldown that has ended is ended
     /// here, by exactly one caller, which emits its `Reset`.
     pub(super) fn ready_at(&self, prov: &ProviderSnap, i: usize, now: Timestamp) -> bool {
@@ -462,7 +855,14 @@ impl Inner {
             return false;
         }
         let cause = reason.cause.clone();
-        slot.detail().reason = Some(Box::new(reason));
+        {
+            let mut d = slot.detail();
+            d.recheck = self.recheck_for(prov, &reason, d.recheck_failures);
+            if d.recheck.is_some() {
+                d.recheck_failures = d.recheck_failures.saturating_add(1);
+            }
+            d.reason = Some(Box::new(reason));
+        }
         match origin {
             Origin::Local => {
                 tracing::warn!(provider = %prov.name, credential = %slot.id, reason = %cause, "credential disabled")
@@ -482,6 +882,129 @@ impl Inner {
         true
     }
 
+    /// The re-check schedule of a key disabled for `reason`: depleted keys (out of credits, a
+    /// cap with no known reset) always, invalid keys when the provider re-checks them.
+    fn recheck_for(
+        &self,
+        prov: &ProviderSnap,
+        reason: &CooldownReason,
+        failures: u32,
+    ) -> Option<Box<Recheck>> {
+        let config = &prov.shared.recheck;
+        let kind = match reason.verdict.as_deref() {
+            Some(Verdict::QuotaExhausted { until: None, .. }) => RecheckKind::Depleted,
+            Some(Verdict::InvalidKey { .. }) if config.recheck_invalid => RecheckKind::Invalid,
+            _ => return None,
+        };
+        let due = config
+            .enabled
+            .then(|| config.due(self.clock.now(), failures));
+        Some(Box::new(Recheck { kind, due }))
+    }
+
+    /// Takes credential `i` (with `shared`, every credential of its quota scope) out of use
+    /// until a re-check: disabled with the reason, which schedules the re-check.
+    fn deplete(
+        &self,
+        prov: &ProviderSnap,
+        i: usize,
+        shared: bool,
+        reason: CooldownReason,
+    ) -> ReportOutcome {
+        let scope = prov.slots[i].scope.clone().filter(|_| shared);
+        let members: Vec<usize> = match scope.as_ref().and_then(|s| prov.scopes.get(s)) {
+            Some(m) => m.iter().map(|&j| j as usize).collect(),
+            None => vec![i],
+        };
+        let mut any = false;
+        for j in members {
+            any |= self.disable_at(prov, j, reason.clone(), Origin::Local);
+        }
+        if !any {
+            return ReportOutcome::Unchanged;
+        }
+        let recheck_at = prov.slots[i].detail().recheck.as_ref().and_then(|r| r.due);
+        ReportOutcome::Depleted { recheck_at, scope }
+    }
+
+    /// The depleted (or re-checked invalid) credentials of `prov` whose re-check is due at
+    /// `now`. Each is claimed: offered again after the first wait if nobody reports (a probe
+    /// lost with its caller is not lost for good).
+    pub(super) fn claim_due(
+        &self,
+        prov: &ProviderSnap,
+        now: Timestamp,
+    ) -> Vec<(usize, RecheckKind)> {
+        let config = &prov.shared.recheck;
+        if !config.enabled {
+            return Vec::new();
+        }
+        let mut due = Vec::new();
+        for (i, slot) in prov.slots.iter().enumerate() {
+            if slot.state() != SlotState::Disabled {
+                continue;
+            }
+            let mut d = slot.detail();
+            if let Some(r) = d.recheck.as_mut()
+                && r.due.is_some_and(|t| t <= now)
+            {
+                r.due = Some(config.due(now, 0));
+                due.push((i, r.kind));
+            }
+        }
+        due
+    }
+
+    pub(super) fn due_probes(&self, provider: &str) -> Vec<crate::recheck::DueProbe> {
+        let snapshot = self.snapshot.load();
+        let Some(p) = snapshot.find(provider) else {
+            return Vec::new();
+        };
+        let due = self.claim_due(&snapshot.providers[p], self.clock.now());
+        due.into_iter()
+            .map(|(i, kind)| crate::recheck::DueProbe {
+                credential: Credential::new(self.snapshot.load(), p, i).detach(),
+                kind,
+            })
+            .collect()
+    }
+
+    pub(super) fn probe_succeeded(&self, credential: &Credential) -> bool {
+        let snapshot = self.snapshot.load();
+        self.locate(&snapshot, credential)
+            .is_some_and(|(prov, i)| self.probe_succeeded_at(prov, i))
+    }
+
+    pub(super) fn probe_failed(&self, credential: &Credential) -> Option<Timestamp> {
+        let snapshot = self.snapshot.load();
+        let (prov, i) = self.locate(&snapshot, credential)?;
+        self.probe_failed_at(prov, i)
+    }
+
+    /// A re-check proved credential `i`: it is enabled again (its backoff is kept until a
+    /// real request succeeds, so a key still out of credits backs off further). Returns
+    /// whether it was waiting for a re-check.
+    pub(super) fn probe_succeeded_at(&self, prov: &ProviderSnap, i: usize) -> bool {
+        if prov.slots[i].detail().recheck.is_none() {
+            return false;
+        }
+        self.enable_at(prov, i, Origin::Local)
+    }
+
+    /// A re-check failed: the next one is due after a doubled backoff. Returns when, or `None`
+    /// if the credential was not waiting for a re-check.
+    pub(super) fn probe_failed_at(&self, prov: &ProviderSnap, i: usize) -> Option<Timestamp> {
+        let config = &prov.shared.recheck;
+        let now = self.clock.now();
+        let mut d = prov.slots[i].detail();
+        let failures = d.recheck_failures;
+        let r = d.recheck.as_mut()?;
+        let due = config.enabled.then(|| config.due(now, failures));
+        r.due = due;
+        d.recheck_failures = failures.saturating_add(1);
+        due
+    }
+
     /// Enables disabled credential `i`. Returns `false` if it was not disabled.
     pub(super) fn enable_at(&self, prov: &ProviderSnap, i: usize, origin: Origin) -> bool {
         let slot = &prov.slots[i];
@@ -496,6 +1019,7 @@ impl Inner {
             let mut d = slot.detail();
             d.reason = None;
             d.failures = 0;
+            d.recheck = None;
         }
         prov.shared.exhaustion.invalidate();
         tracing::info!(provider = %prov.name, credential = %slot.id, ?origin, "credential enabled");
@@ -553,6 +1077,7 @@ impl Inner {
                     .unwrap_or_else(|e| e.into_inner())
                     .clear();
             }
+            self.end_model_cooldowns(prov, self.clock.now(), !expired_only);
             total += self.end_cooldowns(prov, 0..prov.slots.len(), up_to, Origin::Local);
         }
         total

@@ -23,6 +23,13 @@ pub enum StoreFault {
     /// The server accepts no writes (a read-only replica).
     #[error("the server is a read-only replica")]
     ReadOnly,
+    /// The TLS handshake with the server failed: its certificate is not trusted (give its CA
+    /// with `RedisStoreBuilder::ca_certificate_pem`), does not name the host, or expired.
+    #[error("the TLS handshake failed ({reason})")]
+    Tls {
+        /// What TLS said, e.g. `invalid peer certificate: UnknownIssuer`.
+        reason: String,
+    },
     /// The server cannot be reached (refused, reset, no route).
     #[error("the server cannot be reached")]
     Unreachable,

@@ -28,6 +28,7 @@
 
 #[cfg(feature = "file")]
 mod file;
+mod fleet;
 mod health;
 #[cfg(feature = "redis")]
 mod redis;
@@ -42,6 +43,7 @@ use std::sync::{Arc, Weak};
 
 #[cfg(feature = "file")]
 pub use file::FileStore;
+pub use fleet::{FleetView, Replica};
 #[cfg(any(feature = "sqlite", feature = "redis"))]
 pub(crate) use health::HealthCell;
 pub use health::{StoreFault, StoreHealth};
@@ -122,6 +124,17 @@ mod sealed {
         fn health(&self) -> StoreHealth {
             StoreHealth::Healthy
         }
+
+        /// The hub through which the rotator's budgets are shared by every process, for a
+        /// store that shares budgets (Redis); `None` keeps budgets per process.
+        fn fleet(&self) -> Option<std::sync::Arc<crate::budget::fleet::FleetHub>> {
+            None
+        }
+
+        /// The fleet as the store last saw it, for a store that knows one (Redis).
+        fn fleet_view(&self) -> Option<super::FleetView> {
+            None
+        }
     }
 }
 
@@ -199,6 +212,7 @@ impl StoredState {
     }
 
     /// State from one record per credential.
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))] // SQLite's row-per-credential form
     pub(crate) fn from_records(records: impl IntoIterator<Item = CredentialRecord>) -> Self {
         let mut providers: BTreeMap<String, state::ProviderState> = BTreeMap::new();
         let mut saved_at = Timestamp::UNIX_EPOCH;
@@ -223,6 +237,9 @@ impl StoredState {
                         last_exhausted_at: r.last_exhausted_at,
                         reason: r.reason,
                         consecutive_failures: 0,
+                        // Rows carry the state word's cooldown only; per-model cooldowns are
+                        // kept by the file store and saved state (`export_state`).
+                        model_cooldowns: Vec::new(),
                     },
                 );
         }

@@ -8,6 +8,11 @@ use ai_key_rotator::classify::Verdict;
 
 use super::*;
 
+/// A limit counted per model.
+fn per_model(name: &str) -> ai_key_rotator::classify::LimitScope {
+    Model(ai_key_rotator::classify::ModelName::new(name).unwrap())
+}
+
 const OVERLOADED: Verdict = Verdict::Overloaded { retry_after: None };
 const SERVER: Verdict = Verdict::ServerError { retry_after: None };
 
@@ -51,7 +56,7 @@ fn openai() {
         // The wait in the message, when nothing else says.
         (
             resp(OpenAi, 429, &[], OPENAI_TPM),
-            rate(Some(ms(3202)), Shared, TokensPerMinute),
+            rate(Some(ms(3202)), per_model("gpt-4o"), TokensPerMinute),
         ),
         // The reset header for the limit that was hit beats the message.
         (
@@ -64,7 +69,7 @@ fn openai() {
                 ],
                 OPENAI_TPM,
             ),
-            rate(Some(secs(1.0)), Shared, TokensPerMinute),
+            rate(Some(secs(1.0)), per_model("gpt-4o"), TokensPerMinute),
         ),
         // retry-after beats both.
         (
@@ -74,11 +79,11 @@ fn openai() {
                 &[("retry-after", "20"), ("x-ratelimit-reset-tokens", "1s")],
                 OPENAI_TPM,
             ),
-            rate(Some(secs(20.0)), Shared, TokensPerMinute),
+            rate(Some(secs(20.0)), per_model("gpt-4o"), TokensPerMinute),
         ),
         (
             resp(OpenAi, 429, &[], OPENAI_RPD),
-            rate(Some(secs(432.0)), Shared, RequestsPerDay),
+            rate(Some(secs(432.0)), per_model("gpt-4o"), RequestsPerDay),
         ),
         (
             resp(OpenAi, 429, &[], quota_body("insufficient_quota")),
@@ -158,7 +163,7 @@ fn openai() {
                 &[],
                 r#"{"error":{"code":"unsupported_country_region_territory","message":"Country, region, or territory not supported","param":null,"type":"request_forbidden"}}"#,
             ),
-            Verdict::ClientError,
+            Verdict::RegionBlocked,
         ),
         (
             resp(
@@ -475,7 +480,11 @@ fn gemini() {
         // A spent daily quota lifts at midnight Pacific, not after RetryInfo's 47 s.
         (
             resp(Gemini, 429, &[], GEMINI_DAY),
-            quota(Some(pacific_midnight), Shared, RequestsPerDay),
+            quota(
+                Some(pacific_midnight),
+                per_model("gemini-2.0-flash"),
+                RequestsPerDay,
+            ),
         ),
         (
             resp(Gemini, 429, &[], PAID_DAY),
@@ -484,15 +493,27 @@ fn gemini() {
         // Daylight saving: a 23-hour day in March, a 25-hour day in November.
         (
             resp(Gemini, 429, &[], GEMINI_DAY).at(utc(2026, 3, 8, 8, 30, 0)),
-            quota(Some(utc(2026, 3, 9, 7, 0, 0)), Shared, RequestsPerDay),
+            quota(
+                Some(utc(2026, 3, 9, 7, 0, 0)),
+                per_model("gemini-2.0-flash"),
+                RequestsPerDay,
+            ),
         ),
         (
             resp(Gemini, 429, &[], GEMINI_DAY).at(utc(2026, 3, 8, 7, 30, 0)),
-            quota(Some(utc(2026, 3, 8, 8, 0, 0)), Shared, RequestsPerDay),
+            quota(
+                Some(utc(2026, 3, 8, 8, 0, 0)),
+                per_model("gemini-2.0-flash"),
+                RequestsPerDay,
+            ),
         ),
         (
             resp(Gemini, 429, &[], GEMINI_DAY).at(utc(2026, 11, 1, 7, 30, 0)),
-            quota(Some(utc(2026, 11, 2, 8, 0, 0)), Shared, RequestsPerDay),
+            quota(
+                Some(utc(2026, 11, 2, 8, 0, 0)),
+                per_model("gemini-2.0-flash"),
+                RequestsPerDay,
+            ),
         ),
         // Per-minute: RetryInfo beats the message.
         (
@@ -513,6 +534,15 @@ fn gemini() {
         ),
         (resp(Gemini, 429, &[], OLD), rate(None, Shared, Unknown)),
         (resp(Gemini, 400, &[], BAD_KEY), invalid(Invalid)),
+        (
+            resp(
+                Gemini,
+                400,
+                &[],
+                r#"{"error":{"code":400,"message":"User location is not supported for the API use.","status":"FAILED_PRECONDITION"}}"#,
+            ),
+            Verdict::RegionBlocked,
+        ),
         (
             resp(
                 Gemini,
@@ -597,15 +627,27 @@ fn groq() {
         ),
         (
             resp(Groq, 429, &[], TPM),
-            rate(Some(ms(5_289)), Shared, TokensPerMinute),
+            rate(
+                Some(ms(5_289)),
+                per_model("llama-3.3-70b-versatile"),
+                TokensPerMinute,
+            ),
         ),
         (
             resp(Groq, 429, &[("retry-after", "6")], TPM),
-            rate(Some(secs(6.0)), Shared, TokensPerMinute),
+            rate(
+                Some(secs(6.0)),
+                per_model("llama-3.3-70b-versatile"),
+                TokensPerMinute,
+            ),
         ),
         (
             resp(Groq, 429, &[], TPD),
-            rate(Some(ms(660_528)), Shared, TokensPerDay),
+            rate(
+                Some(ms(660_528)),
+                per_model("llama-3.3-70b-versatile"),
+                TokensPerDay,
+            ),
         ),
         (
             resp(

@@ -1,14 +1,18 @@
 //! Black-box tests of the core rotator, one module per area.
 
 mod budgets;
+mod circuit;
 mod concurrency;
 mod config;
+mod e2e;
 mod events;
 mod execute;
 mod get_key;
 mod membership;
+mod models;
 mod persistence;
 mod policies;
+mod recheck;
 mod report;
 mod secrets;
 mod strategies;

@@ -75,18 +75,21 @@ fn each_verdict_has_its_effect() {
         ReportOutcome::Disabled,
         "sk-b",
     );
+    // Not the key's fault: nothing against it, but the next request tries another key, so
+    // that a failure every key shares shows as one (the provider circuit counts keys).
     check(
         Verdict::Overloaded {
             retry_after: Some(at(5)),
         },
         ReportOutcome::Unchanged,
-        "sk-a",
+        "sk-b",
     );
     check(
         Verdict::ServerError { retry_after: None },
         ReportOutcome::Unchanged,
-        "sk-a",
+        "sk-b",
     );
+    check(Verdict::RegionBlocked, ReportOutcome::Unchanged, "sk-b");
     check(Verdict::ClientError, ReportOutcome::Unchanged, "sk-a");
 }
 
@@ -130,13 +133,16 @@ fn a_report_with_raw_response_classifies_with_the_provider_family() {
         matches!(verdict, Verdict::RateLimited { .. }),
         "{verdict:?}"
     );
-    match state_of(&r, "openai", 0) {
-        // 3.202 s, rounded up to the millisecond.
-        CredentialState::Cooling { until } => {
-            assert_eq!(until, START.saturating_add(Duration::from_millis(3202)))
-        }
-        other => panic!("{other:?}"),
-    }
+    // A limit OpenAI counts for gpt-4o: the key rests for that model, 3.202 s (rounded up to
+    // the millisecond), and stays available for the others.
+    assert_eq!(state_of(&r, "openai", 0), CredentialState::Available);
+    let status = r.provider_status("openai").unwrap();
+    let rest = &status.credentials[0].model_cooldowns[0];
+    assert_eq!(rest.model.as_str(), "gpt-4o");
+    assert_eq!(
+        rest.until,
+        START.saturating_add(Duration::from_millis(3202))
+    );
 }
 
 #[test]

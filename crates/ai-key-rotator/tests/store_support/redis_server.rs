@@ -13,6 +13,31 @@ pub struct RedisServer {
     dir: tempfile::TempDir,
     /// Extra `redis-server` arguments (a password, `--replicaof`).
     args: Vec<String>,
+    /// The TLS port, for a server started by [`start_tls`](Self::start_tls).
+    pub tls_port: Option<u16>,
+    /// The test CA and the server's certificate, which a restart reads again.
+    certs: Option<tempfile::TempDir>,
+}
+
+/// A free loopback port (the listener is dropped at once; the OS does not hand it out again
+/// soon).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Runs `openssl` with `args` in `dir`; whether it succeeded.
+fn openssl(dir: &std::path::Path, args: &[&str]) -> bool {
+    Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 impl RedisServer {
@@ -32,19 +57,116 @@ impl RedisServer {
             println!("SKIPPED: no `redis-server` binary on PATH (apt-get install redis-server)");
             return None;
         }
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let mut server = RedisServer {
             child: None,
             port,
             dir: tempfile::tempdir().unwrap(),
             args: args.iter().map(|a| a.to_string()).collect(),
+            tls_port: None,
+            certs: None,
         };
         server.restart();
         Some(server)
+    }
+
+    /// Starts a server that also listens with TLS on [`tls_port`](Self::tls_port), with a
+    /// certificate for `127.0.0.1` and `localhost` signed by a test CA made here (by the
+    /// `openssl` command). Returns the server and the CA certificate (PEM), or `None` when
+    /// `openssl` or `redis-server` is missing.
+    pub fn start_tls() -> Option<(Self, Vec<u8>)> {
+        let certs = tempfile::tempdir().unwrap();
+        let dir = certs.path();
+        let made = openssl(
+            dir,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.crt",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=akr test ca",
+            ],
+        ) && openssl(
+            dir,
+            &[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=localhost",
+            ],
+        ) && std::fs::write(
+            dir.join("ext.cnf"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+        )
+        .is_ok()
+            && openssl(
+                dir,
+                &[
+                    "x509",
+                    "-req",
+                    "-in",
+                    "server.csr",
+                    "-CA",
+                    "ca.crt",
+                    "-CAkey",
+                    "ca.key",
+                    "-CAcreateserial",
+                    "-out",
+                    "server.crt",
+                    "-days",
+                    "2",
+                    "-extfile",
+                    "ext.cnf",
+                ],
+            );
+        if !made {
+            println!(
+                "SKIPPED: the `openssl` command could not make a test CA (apt-get install openssl)"
+            );
+            return None;
+        }
+        let tls_port = free_port();
+        let path = |f: &str| dir.join(f).display().to_string();
+        let args = [
+            "--tls-port".to_owned(),
+            tls_port.to_string(),
+            "--tls-cert-file".to_owned(),
+            path("server.crt"),
+            "--tls-key-file".to_owned(),
+            path("server.key"),
+            "--tls-ca-cert-file".to_owned(),
+            path("ca.crt"),
+            "--tls-auth-clients".to_owned(),
+            "no".to_owned(),
+        ];
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut server = Self::start_with(&args)?;
+        server.tls_port = Some(tls_port);
+        let ca = std::fs::read(dir.join("ca.crt")).unwrap();
+        server.certs = Some(certs);
+        Some((server, ca))
+    }
+
+    /// The `rediss://` URL of a server started by [`start_tls`](Self::start_tls).
+    pub fn tls_url(&self) -> String {
+        format!(
+            "rediss://127.0.0.1:{}",
+            self.tls_port.expect("a TLS server")
+        )
     }
 
     pub fn url(&self) -> String {

@@ -231,6 +231,11 @@ pub(super) fn failure(ctx: &Ctx<'_>, failure: Failure) -> (StatusCode, Headers, 
             id(),
             error(ctx, "not_found_error", "Not found"),
         ),
+        Failure::RegionBlocked => (
+            StatusCode::FORBIDDEN,
+            id(),
+            error(ctx, "permission_error", "Request not allowed"),
+        ),
         Failure::MissingVersion => (
             StatusCode::BAD_REQUEST,
             id(),

@@ -208,6 +208,15 @@ pub(super) fn failure(ctx: &Ctx<'_>, failure: Failure) -> (StatusCode, Headers, 
             StatusCode::NOT_FOUND,
             error(404, "Requested entity was not found.", "NOT_FOUND", None),
         ),
+        Failure::RegionBlocked => (
+            StatusCode::BAD_REQUEST,
+            error(
+                400,
+                "User location is not supported for the API use.",
+                "FAILED_PRECONDITION",
+                None,
+            ),
+        ),
     };
     (status, Vec::new(), body)
 }

@@ -71,6 +71,7 @@ pub(crate) enum Failure {
     NotFound,
     /// Anthropic only: the `anthropic-version` header is required.
     MissingVersion,
+    RegionBlocked,
 }
 
 /// Counters the server keeps whatever the recording mode, because they cost one atomic add
@@ -144,6 +145,16 @@ pub(crate) fn answer(ctx: &Ctx<'_>, behavior: &Behavior, stats: &Arc<Stats>) -> 
         // The service closes the connection before asking for an answer.
         Behavior::CloseConnection => ok(ctx, None),
         Behavior::RateLimited { retry_after } => failure(ctx, Failure::RateLimited(*retry_after)),
+        Behavior::RateLimitedFor { model, retry_after } => {
+            // Gemini's path names the model as `models/{model}` or bare; compare bare names.
+            let asked = ctx.model.strip_prefix("models/").unwrap_or(&ctx.model);
+            if asked == model.strip_prefix("models/").unwrap_or(model) {
+                failure(ctx, Failure::RateLimited(*retry_after))
+            } else {
+                ok(ctx, None)
+            }
+        }
+        Behavior::RegionBlocked => failure(ctx, Failure::RegionBlocked),
         Behavior::InsufficientQuota => failure(ctx, Failure::InsufficientQuota),
         Behavior::SpendCap => failure(ctx, Failure::SpendCap),
         Behavior::InvalidKey => failure(ctx, Failure::InvalidKey),

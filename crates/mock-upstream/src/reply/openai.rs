@@ -402,6 +402,17 @@ pub(super) fn failure(ctx: &Ctx<'_>, failure: Failure) -> (StatusCode, Headers, 
             StatusCode::NOT_FOUND,
             error("Invalid URL", "invalid_request_error", None),
         ),
+        Failure::RegionBlocked => {
+            headers.retain(|(n, _)| !n.starts_with("x-ratelimit"));
+            (
+                StatusCode::FORBIDDEN,
+                error(
+                    "Country, region, or territory not supported",
+                    "request_forbidden",
+                    Some("unsupported_country_region_territory"),
+                ),
+            )
+        }
     };
     (status, headers, body)
 }

@@ -43,6 +43,8 @@ pub(super) struct Search {
     pub(super) earliest: NotNow,
     /// Some credential was available but over its budget.
     pub(super) budget_refused: bool,
+    /// Some credential was available but rests for the pick's model.
+    pub(super) model_refused: bool,
 }
 
 impl Search {

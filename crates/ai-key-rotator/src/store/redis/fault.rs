@@ -1,6 +1,9 @@
 //! Telling Redis failures apart: what an operator must fix (a password, a key of the wrong
 //! type, a replica given as the server) is not what waiting cures (an outage, a slow server).
 
+#[cfg(feature = "redis-tls")]
+use std::sync::Arc;
+
 use redis::{ErrorKind, RedisError, ServerErrorKind};
 
 use crate::store::StoreFault;
@@ -25,6 +28,8 @@ pub(super) fn classify(error: &RedisError, provider: Option<&str>) -> StoreFault
         }
     } else if error.kind() == ErrorKind::Server(ServerErrorKind::ReadOnly) || is("READONLY") {
         StoreFault::ReadOnly
+    } else if let Some(reason) = tls_failure(error) {
+        StoreFault::Tls { reason }
     } else if error.is_timeout() {
         StoreFault::Timeout
     } else if error.is_io_error()
@@ -40,6 +45,33 @@ pub(super) fn classify(error: &RedisError, provider: Option<&str>) -> StoreFault
     }
 }
 
+/// What TLS said, when `error` is a failed TLS handshake (rustls' error inside an I/O error).
+#[cfg(feature = "redis-tls")]
+fn tls_failure(error: &RedisError) -> Option<String> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
+    while let Some(e) = cause {
+        // The redis crate keeps its cause behind an `Arc`, which is itself the `dyn Error`.
+        let e = e
+            .downcast_ref::<Arc<dyn std::error::Error + Send + Sync>>()
+            .map_or(e, |arc| &**arc as &(dyn std::error::Error + 'static));
+        let tls = e.downcast_ref::<rustls::Error>().or_else(|| {
+            e.downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        });
+        if let Some(tls) = tls {
+            return Some(tls.to_string());
+        }
+        cause = e.source();
+    }
+    None
+}
+
+#[cfg(not(feature = "redis-tls"))]
+fn tls_failure(_: &RedisError) -> Option<String> {
+    None
+}
+
 /// Whether retrying the same write later can succeed without anyone changing the data: an
 /// outage ends, a replica is promoted, a password is fixed on the server. A permanent fault
 /// (data of the wrong type, a script the server rejects) is given up on for that credential,
@@ -51,5 +83,6 @@ pub(super) fn is_transient(fault: &StoreFault) -> bool {
             | StoreFault::Timeout
             | StoreFault::ReadOnly
             | StoreFault::AuthenticationFailed
+            | StoreFault::Tls { .. }
     )
 }

@@ -28,7 +28,9 @@
 //! so once per change of health (with the count of failures), not once per write. A
 //! provider whose hash holds the wrong type stops sharing alone: the others go on.
 
+mod con;
 mod fault;
+mod fleet;
 mod scripts;
 mod writer;
 
@@ -39,17 +41,19 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use redis::aio::ConnectionManager;
 
 use super::sealed::Backend;
 use super::worker::Queue;
 use super::{
-    HealthCell, RemoteChange, StoreError, StoreFault, StoreHealth, StoreLink, StoredState,
+    FleetView, HealthCell, RemoteChange, StoreError, StoreFault, StoreHealth, StoreLink,
+    StoredState,
 };
+use crate::budget::fleet::FleetHub;
 use crate::clock::Timestamp;
 use crate::events::Event;
 use crate::identity::Fingerprint;
 use crate::status::{CooldownReason, CredentialState};
+use con::{Con, Target};
 
 /// How long `flush_store` waits, in command timeouts, before it says so and returns.
 const FLUSH_TIMEOUTS: u32 = 2;
@@ -58,12 +62,32 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 const FIRST_BACKOFF: Duration = Duration::from_millis(20);
 
 /// Configures a [`RedisStore`]; see [`RedisStore::builder`].
-#[derive(Debug, Clone)]
+///
+/// Its `Debug` output never shows the URL, which may hold a password.
+#[derive(Clone)]
 #[must_use]
 pub struct RedisStoreBuilder {
     url: String,
+    /// A cluster's nodes (some or all), instead of `url`.
+    cluster: Vec<String>,
     prefix: String,
-    timeout: Duration,
+    connect_timeout: Duration,
+    command_timeout: Duration,
+    /// A PEM certificate authority to trust for `rediss://` instead of the system's roots.
+    ca_pem: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for RedisStoreBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStoreBuilder")
+            .field("url", &"<redacted>")
+            .field("cluster_nodes", &self.cluster.len())
+            .field("prefix", &self.prefix)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("command_timeout", &self.command_timeout)
+            .field("ca_pem", &self.ca_pem.as_ref().map(|_| "<set>"))
+            .finish()
+    }
 }
 
 impl RedisStoreBuilder {
@@ -74,19 +98,50 @@ impl RedisStoreBuilder {
         self
     }
 
-    /// How long connecting, one command, and the first load may take (2 s by default).
+    /// Sets both the [connect](Self::connect_timeout) and the
+    /// [command](Self::command_timeout) timeout (2 s each by default).
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.connect_timeout = timeout;
+        self.command_timeout = timeout;
+        self
+    }
+
+    /// How long opening a connection (TCP, TLS handshake, `AUTH`) may take before the
+    /// attempt counts as a [`StoreFault::Timeout`] (2 s by default).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long one command or script may take before it counts as a
+    /// [`StoreFault::Timeout`] (2 s by default). Building the rotator waits for the first
+    /// load at most the connect timeout plus the command timeout; `flush_store` waits twice
+    /// the command timeout.
+    pub fn command_timeout(mut self, timeout: Duration) -> Self {
+        self.command_timeout = timeout;
+        self
+    }
+
+    /// For `rediss://` URLs: trust the certificate authority in `pem` (PEM text, one or more
+    /// certificates) instead of the system's roots, for a server whose certificate your own
+    /// CA signed. Needs the `redis-tls` feature; without it, [`build`](Self::build) says so.
+    pub fn ca_certificate_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.ca_pem = Some(pem.into());
         self
     }
 
     /// The store. It connects when the rotator is built with it.
     ///
     /// # Errors
-    /// [`StoreError::Backend`] when the URL is invalid.
+    /// [`StoreError::Backend`] when the URL is invalid, names `rediss://` without the
+    /// `redis-tls` feature, or the CA certificate cannot be read. The message never quotes
+    /// the URL (it may hold a password).
     pub fn build(self) -> Result<RedisStore, StoreError> {
-        let client =
-            redis::Client::open(self.url.as_str()).map_err(|e| StoreError::Backend(Box::new(e)))?;
+        let target = if self.cluster.is_empty() {
+            Target::Single(open_client(&self.url, self.ca_pem.as_deref())?)
+        } else {
+            open_cluster(&self.cluster, self.ca_pem.as_deref(), &self)?
+        };
         let origin = format!(
             "{}-{:x}",
             std::process::id(),
@@ -98,18 +153,103 @@ impl RedisStoreBuilder {
             shared: Arc::new(Shared {
                 prefix: self.prefix,
                 origin,
-                timeout: self.timeout,
+                connect_timeout: self.connect_timeout,
+                command_timeout: self.command_timeout,
                 outages: AtomicU64::new(0),
                 connected: AtomicBool::new(false),
                 health: HealthCell::new("redis"),
                 queue: Queue::default(),
                 ready: (Mutex::new(false), Condvar::new()),
                 known: Mutex::new(HashMap::new()),
+                hub: FleetHub::new(),
+                view: Mutex::new(None),
             }),
-            client,
+            target,
             attached: AtomicBool::new(false),
             thread: Mutex::new(None),
         })
+    }
+}
+
+/// A cluster client for `nodes`, and one plain client per node for the subscription.
+fn open_cluster(
+    nodes: &[String],
+    ca_pem: Option<&[u8]>,
+    settings: &RedisStoreBuilder,
+) -> Result<Target, StoreError> {
+    let clients = nodes
+        .iter()
+        .map(|n| open_client(n, ca_pem))
+        .collect::<Result<Vec<_>, _>>()?;
+    let infos = clients.iter().map(|c| c.get_connection_info().clone());
+    #[allow(unused_mut)] // TLS adds to it
+    let mut builder = redis::cluster::ClusterClientBuilder::new(infos)
+        .connection_timeout(settings.connect_timeout)
+        .response_timeout(settings.command_timeout);
+    #[cfg(feature = "redis-tls")]
+    if let Some(pem) = ca_pem {
+        builder = builder.certs(redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(pem.to_vec()),
+        });
+    }
+    let client = builder
+        .build()
+        .map_err(|e| invalid(format!("invalid redis cluster: {}", e.category())))?;
+    Ok(Target::Cluster {
+        client: Box::new(client),
+        nodes: clients,
+    })
+}
+
+/// Why a store URL could not be used, without quoting it.
+fn invalid(what: String) -> StoreError {
+    StoreError::Backend(what.into())
+}
+
+/// A client for `url`, trusting `ca_pem` for TLS when given.
+fn open_client(url: &str, ca_pem: Option<&[u8]>) -> Result<redis::Client, StoreError> {
+    use redis::IntoConnectionInfo;
+    let tls = url.starts_with("rediss://");
+    if tls && !cfg!(feature = "redis-tls") {
+        return Err(invalid(
+            "a rediss:// (TLS) store URL needs the `redis-tls` feature of ai-key-rotator".into(),
+        ));
+    }
+    if ca_pem.is_some() && !tls {
+        return Err(invalid(
+            "a CA certificate was given for a store URL that is not rediss:// (TLS)".into(),
+        ));
+    }
+    // The parser's errors name what is wrong with the URL, never the URL itself.
+    let info = url
+        .into_connection_info()
+        .map_err(|e| invalid(format!("invalid redis URL: {}", e.category())))?;
+    match ca_pem {
+        #[cfg(feature = "redis-tls")]
+        Some(pem) => {
+            use rustls::pki_types::{CertificateDer, pem::PemObject};
+            // The redis crate would take text without a certificate as "trust nothing";
+            // say so instead.
+            let certs = CertificateDer::pem_slice_iter(pem)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| invalid(format!("the CA certificate is not valid PEM: {e}")))?;
+            if certs.is_empty() {
+                return Err(invalid(
+                    "the CA certificate PEM holds no certificate".into(),
+                ));
+            }
+            redis::Client::build_with_tls(
+                info,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem.to_vec()),
+                },
+            )
+            .map_err(|e| invalid(format!("cannot use the CA certificate: {e}")))
+        }
+        _ => redis::Client::open(info)
+            .map_err(|e| invalid(format!("invalid redis URL: {}", e.category()))),
     }
 }
 
@@ -133,7 +273,7 @@ impl RedisStoreBuilder {
 #[derive(Debug)]
 pub struct RedisStore {
     shared: Arc<Shared>,
-    client: redis::Client,
+    target: Target,
     /// Set once the store's thread started, so a store attached twice starts one.
     attached: AtomicBool,
     thread: Mutex<Option<JoinHandle<()>>>,
@@ -144,7 +284,8 @@ struct Shared {
     prefix: String,
     /// This store's id in published messages, to skip its own.
     origin: String,
-    timeout: Duration,
+    connect_timeout: Duration,
+    command_timeout: Duration,
     outages: AtomicU64,
     connected: AtomicBool,
     health: HealthCell,
@@ -154,9 +295,18 @@ struct Shared {
     ready: (Mutex<bool>, Condvar),
     /// The latest cooldown end known here per credential: what a reset covers.
     known: Mutex<HashMap<(Arc<str>, Fingerprint), Timestamp>>,
+    /// The rotator's fleet-wide budgets, leased by the fleet task (`fleet.rs`).
+    hub: Arc<FleetHub>,
+    /// The fleet as the last heartbeat saw it.
+    view: Mutex<Option<FleetView>>,
 }
 
 impl Shared {
+    /// How long connecting and the first reconcile may take together.
+    fn session_timeout(&self) -> Duration {
+        self.connect_timeout + self.command_timeout
+    }
+
     fn key(&self, provider: &str) -> String {
         format!("{{{}:{}}}:cooldowns", self.prefix, provider)
     }
@@ -176,7 +326,10 @@ impl Shared {
         tracing::debug!(%fault, "redis store: {what}");
         let disconnected = matches!(
             fault,
-            StoreFault::Unreachable | StoreFault::Timeout | StoreFault::AuthenticationFailed
+            StoreFault::Unreachable
+                | StoreFault::Timeout
+                | StoreFault::AuthenticationFailed
+                | StoreFault::Tls { .. }
         );
         if disconnected && self.connected.swap(false, Ordering::AcqRel) {
             self.outages.fetch_add(1, Ordering::Relaxed);
@@ -197,12 +350,38 @@ impl Shared {
 }
 
 impl RedisStore {
+    /// A builder for a store on a Redis Cluster, given some of its nodes' URLs (the client
+    /// discovers the rest). Every key the store uses carries a hash tag, so each script runs
+    /// on one slot; after a failover the store follows the promoted replica and writes its
+    /// local view again, so writes the old master acknowledged but had not replicated are not
+    /// lost.
+    ///
+    /// ```no_run
+    /// use ai_key_rotator::RedisStore;
+    ///
+    /// let store = RedisStore::cluster(["redis://10.0.0.5:7000", "redis://10.0.0.6:7000"])
+    ///     .prefix("prod")
+    ///     .build()?;
+    /// # Ok::<(), ai_key_rotator::StoreError>(())
+    /// ```
+    pub fn cluster(nodes: impl IntoIterator<Item = impl Into<String>>) -> RedisStoreBuilder {
+        let cluster: Vec<String> = nodes.into_iter().map(Into::into).collect();
+        RedisStoreBuilder {
+            url: cluster.first().cloned().unwrap_or_default(),
+            cluster,
+            ..Self::builder("")
+        }
+    }
+
     /// A builder for a store on the server at `url` (`redis://host:port/db`).
     pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
         RedisStoreBuilder {
             url: url.into(),
+            cluster: Vec::new(),
             prefix: "akr".into(),
-            timeout: Duration::from_secs(2),
+            connect_timeout: Duration::from_secs(2),
+            command_timeout: Duration::from_secs(2),
+            ca_pem: None,
         }
     }
 
@@ -238,6 +417,23 @@ impl RedisMonitor {
         self.0.connected.load(Ordering::Acquire)
     }
 
+    /// The fleet as this process's last heartbeat saw it (every second): the live
+    /// processes, each one's key-set digest (flagged when it differs from most), and whether
+    /// fleet-wide budgets run on this process's share because Redis is out of reach. `None`
+    /// before the first heartbeat.
+    pub fn fleet(&self) -> Option<FleetView> {
+        let view = self
+            .0
+            .view
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        view.map(|mut v| {
+            v.budgets_fallback = self.0.hub.fallback();
+            v
+        })
+    }
+
     /// How many credentials have changes waiting to be written to Redis. At most one entry
     /// per credential, however many changes it had: during an outage the queue stays as
     /// small as the configuration.
@@ -252,7 +448,7 @@ impl Backend for RedisStore {
             return;
         }
         let shared = Arc::clone(&self.shared);
-        let client = self.client.clone();
+        let target = self.target.clone();
         let spawned = std::thread::Builder::new()
             .name("ai-key-rotator-redis".into())
             .spawn(move || {
@@ -266,7 +462,7 @@ impl Backend for RedisStore {
                         return;
                     }
                 };
-                runtime.block_on(writer::run(shared, client, rotator));
+                runtime.block_on(writer::run(shared, target, rotator));
             });
         match spawned {
             Ok(h) => *self.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(h),
@@ -279,7 +475,7 @@ impl Backend for RedisStore {
         let (flag, cv) = &self.shared.ready;
         let guard = flag.lock().unwrap_or_else(|e| e.into_inner());
         let (guard, _) = cv
-            .wait_timeout_while(guard, self.shared.timeout, |ready| !*ready)
+            .wait_timeout_while(guard, self.shared.session_timeout(), |ready| !*ready)
             .unwrap_or_else(|e| e.into_inner());
         if *guard {
             Ok(None)
@@ -298,7 +494,7 @@ impl Backend for RedisStore {
 
     fn flush(&self) {
         // While Redis is away the writer retries; do not wait for it long.
-        if let Err(error) = self.flush_within(self.shared.timeout * FLUSH_TIMEOUTS) {
+        if let Err(error) = self.flush_within(self.shared.command_timeout * FLUSH_TIMEOUTS) {
             tracing::warn!(%error, "redis store: flush gave up");
         }
     }
@@ -324,6 +520,14 @@ impl Backend for RedisStore {
 
     fn health(&self) -> StoreHealth {
         self.shared.health.get()
+    }
+
+    fn fleet(&self) -> Option<Arc<FleetHub>> {
+        Some(Arc::clone(&self.shared.hub))
+    }
+
+    fn fleet_view(&self) -> Option<FleetView> {
+        self.monitor().fleet()
     }
 }
 
@@ -365,15 +569,13 @@ fn parse_cooling(value: &str) -> Option<Timestamp> {
 }
 
 /// Receives the other processes' changes; on every (re)connection, reconciles first.
-async fn subscribe(
-    shared: Arc<Shared>,
-    client: redis::Client,
-    mut con: ConnectionManager,
-    rotator: StoreLink,
-) {
+async fn subscribe(shared: Arc<Shared>, target: Target, mut con: Con, rotator: StoreLink) {
     let channel = shared.channel();
     let mut backoff = FIRST_BACKOFF;
+    let mut attempt = 0usize;
     while rotator.is_alive() {
+        let client = target.subscriber(attempt);
+        attempt += 1;
         let session = async {
             let mut pubsub = client.get_async_pubsub().await?;
             pubsub.subscribe(&channel).await?;
@@ -381,7 +583,7 @@ async fn subscribe(
             reconcile(&shared, &mut con, &rotator).await?;
             Ok::<_, redis::RedisError>(pubsub)
         };
-        match tokio::time::timeout(shared.timeout, session).await {
+        match tokio::time::timeout(shared.session_timeout(), session).await {
             Ok(Ok(mut pubsub)) => {
                 shared.connected.store(true, Ordering::Release);
                 shared.health.ok();
@@ -440,11 +642,7 @@ fn handle(shared: &Shared, rotator: &StoreLink, payload: &str) {
 }
 
 /// Makes the server and the local view agree, the longer cooldown winning both ways.
-async fn reconcile(
-    shared: &Shared,
-    con: &mut ConnectionManager,
-    rotator: &StoreLink,
-) -> redis::RedisResult<()> {
+async fn reconcile(shared: &Shared, con: &mut Con, rotator: &StoreLink) -> redis::RedisResult<()> {
     let records = rotator.records();
     let mut providers: Vec<Arc<str>> = records.iter().map(|r| Arc::clone(&r.provider)).collect();
     providers.dedup();

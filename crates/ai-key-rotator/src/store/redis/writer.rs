@@ -5,8 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use redis::aio::ConnectionManager;
-
+use super::con::{Con, Target};
 use super::{
     FIRST_BACKOFF, MAX_BACKOFF, Shared, decode_reason, encode_reason, fault, parse_cooling,
     scripts, subscribe,
@@ -16,16 +15,11 @@ use crate::status::CredentialState;
 use crate::store::worker::{Batch, Dirty, Key};
 use crate::store::{CredentialRecord, RemoteChange, StoreLink};
 
-pub(super) async fn run(shared: Arc<Shared>, client: redis::Client, rotator: StoreLink) {
-    let config = redis::aio::ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(shared.timeout))
-        .set_response_timeout(Some(shared.timeout))
-        .set_number_of_retries(1)
-        .set_max_delay(MAX_BACKOFF);
+pub(super) async fn run(shared: Arc<Shared>, target: Target, rotator: StoreLink) {
     let mut backoff = FIRST_BACKOFF;
     let manager = loop {
-        match client
-            .get_connection_manager_with_config(config.clone())
+        match target
+            .connect(shared.connect_timeout, shared.command_timeout)
             .await
         {
             Ok(m) => break m,
@@ -42,7 +36,12 @@ pub(super) async fn run(shared: Arc<Shared>, client: redis::Client, rotator: Sto
     };
     let subscriber = tokio::spawn(subscribe(
         Arc::clone(&shared),
-        client,
+        target,
+        manager.clone(),
+        rotator.clone(),
+    ));
+    let fleet = tokio::spawn(super::fleet::run(
+        Arc::clone(&shared),
         manager.clone(),
         rotator.clone(),
     ));
@@ -59,7 +58,10 @@ pub(super) async fn run(shared: Arc<Shared>, client: redis::Client, rotator: Sto
                 // what changed since, so it never grows past one entry per credential) and
                 // is written when the server answers again. Every script keeps the longer
                 // cooldown, so nothing is lost or shortened by the wait.
-                shared.queue.retry(rest, false);
+                // Everything is written again once it answers: a server that failed over
+                // (a cluster's replica promoted, a restart) may have lost writes it had
+                // acknowledged, and the local view still has them.
+                shared.queue.retry(rest, true);
                 if !rotator.is_alive() || !shared.queue.pause_async(backoff).await {
                     break;
                 }
@@ -68,6 +70,7 @@ pub(super) async fn run(shared: Arc<Shared>, client: redis::Client, rotator: Sto
         }
     }
     subscriber.abort();
+    fleet.abort();
 }
 
 /// Writes each credential of the batch as it stands in the local view now. A permanent
@@ -75,7 +78,7 @@ pub(super) async fn run(shared: Arc<Shared>, client: redis::Client, rotator: Sto
 /// one (an outage), returns the credentials still to write.
 async fn write_batch(
     shared: &Shared,
-    con: &mut ConnectionManager,
+    con: &mut Con,
     rotator: &StoreLink,
     batch: &Batch,
 ) -> Result<(), Vec<(Key, Dirty)>> {
@@ -116,7 +119,7 @@ async fn write_batch(
 /// then here), its disabling or enabling, or the end of a cooldown reset here.
 async fn write(
     shared: &Shared,
-    con: &mut ConnectionManager,
+    con: &mut Con,
     rotator: &StoreLink,
     record: &CredentialRecord,
     dirty: Dirty,
