@@ -282,6 +282,56 @@ fn store_paths_are_relative_to_the_configuration() {
     );
 }
 
+#[test]
+fn retry_and_preamble_settings_have_defaults_and_are_checked() {
+    const PROVIDER: &str = "\n[providers.o]\nfamily = \"openai\"\nkeys = [\"k\"]";
+    let with = |top: &str| {
+        parse(&format!(
+            "client_tokens = [\"a-long-enough-client-token\"]\n{top}{PROVIDER}"
+        ))
+    };
+    let (c, _) = with("").unwrap();
+    assert_eq!(
+        c.retry,
+        RetrySettings {
+            backoff_base: Duration::from_millis(200),
+            backoff_max: Duration::from_secs(5),
+            deadline: None,
+        }
+    );
+    assert_eq!(
+        c.preamble,
+        PreambleLimits {
+            max_bytes: 64 * 1024,
+            max_wait: Duration::from_secs(10),
+        }
+    );
+    assert!(c.preamble.enabled());
+    let (c, _) = with(
+        "retry_backoff_base_ms = 50\nretry_backoff_max_ms = 50\nretry_deadline_ms = 30000\n\
+         stream_preamble_bytes = 0",
+    )
+    .unwrap();
+    assert_eq!(c.retry.backoff_max, Duration::from_millis(50));
+    assert_eq!(c.retry.deadline, Some(Duration::from_secs(30)));
+    assert!(!c.preamble.enabled());
+    for (top, expected) in [
+        (
+            "retry_backoff_base_ms = 500\nretry_backoff_max_ms = 100",
+            "retry_backoff_max_ms must be at least retry_backoff_base_ms",
+        ),
+        (
+            "retry_deadline_ms = 0",
+            "retry_deadline_ms must be positive",
+        ),
+        ("stream_preamble_bytes = -1", "stream_preamble_bytes"),
+        ("retry_backoff_base_ms = \"fast\"", "retry_backoff_base_ms"),
+    ] {
+        let err = with(top).unwrap_err().to_string();
+        assert!(err.contains(expected), "{top}: {err}");
+    }
+}
+
 /// A config file with `store` and one provider, and the directory it is in.
 fn with_store(store: &str) -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();

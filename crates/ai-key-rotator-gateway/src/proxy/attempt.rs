@@ -91,7 +91,7 @@ pub(crate) async fn forward(
     response
 }
 
-/// The plan of one request: the route's, with the client's session, token estimate and model
+/// The plan of one request: the route's, with the client's session, model and token estimate
 /// when it has them.
 fn plan<'p>(
     primary: &'p ProviderRoute,
@@ -105,8 +105,8 @@ fn plan<'p>(
     if let Some(s) = &options.session {
         plan = plan.session(s.clone());
     }
-    if let Some(m) = options.model {
-        plan = plan.model(m);
+    if let Some(m) = &options.model {
+        plan = plan.model(m.as_str());
     }
     own.insert(plan)
 }

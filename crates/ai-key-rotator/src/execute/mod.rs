@@ -117,16 +117,16 @@ impl Plan {
         self
     }
 
-    /// The tokens the request is expected to use, for token budgets.
-    pub fn tokens(mut self, tokens: u64) -> Self {
-        self.options.tokens = tokens;
+    /// The model the request is for, so that keys resting for that model only are skipped
+    /// (see [`AcquireOptions::model`]).
+    pub fn model(mut self, model: &str) -> Self {
+        self.options = self.options.model(model);
         self
     }
 
-    /// The model the request is for (see [`AcquireOptions::model`]): keys resting after this
-    /// model's limit are skipped, and a per-model limit rests the key for this model only.
-    pub fn model(mut self, model: crate::classify::ModelName) -> Self {
-        self.options.model = Some(model);
+    /// The tokens the request is expected to use, for token budgets.
+    pub fn tokens(mut self, tokens: u64) -> Self {
+        self.options.tokens = tokens;
         self
     }
 
