@@ -29,15 +29,20 @@
 //! - `upstream`: the HTTP client (hyper-util, pooled) and its read timeout. `server`: the
 //!   accept loop and graceful shutdown.
 //! - [`check`]: `ai-key-rotator check --probe`.
+//! - `demo` (feature `demo`, default): `ai-key-rotator demo`, the gateway in front of the mock
+//!   providers.
 //! - [`probe`]: probe one key now (its provider's model list), classified and reported.
 //! - [`reload`]: `SIGHUP`, and what a reload changes, as data.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
 mod admin;
+mod alerts;
 mod auth;
 pub mod check;
 pub mod config;
+#[cfg(feature = "demo")]
+pub mod demo;
 mod error;
 mod ops;
 pub mod probe;
@@ -46,6 +51,7 @@ mod recheck;
 pub mod reload;
 mod server;
 mod upstream;
+mod usage;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -104,7 +110,17 @@ impl Gateway {
             tracing::warn!(error = %e, "state store could not be loaded; starting fresh");
         }
         let client = upstream::client(&config).map_err(GatewayError::Client)?;
-        let metrics = ops::metrics::Metrics::new();
+        let keep = match config.store.as_ref() {
+            Some(StoreConfig::Sqlite { path }) => usage::Keep::Sqlite(path),
+            Some(StoreConfig::Redis(r)) => usage::Keep::Redis(r.url(), r.prefix().unwrap_or("akr")),
+            _ => usage::Keep::Memory,
+        };
+        let names = config
+            .providers
+            .iter()
+            .map(|p| Arc::from(p.name.as_str()))
+            .collect();
+        let metrics = ops::metrics::Metrics::with_usage(usage::Usage::new(keep, names));
         let routes = Routes::new(config, client, &metrics);
         Ok(Gateway {
             shared: Arc::new(Shared {
@@ -115,12 +131,17 @@ impl Gateway {
         })
     }
 
-    /// The `/status` document: every configured provider and key, by label and fingerprint.
+    /// The `/status` document: every configured provider and key, by label and fingerprint,
+    /// with each key's answers today. Blocks briefly (it reads today's usage from a SQLite
+    /// store).
     pub fn status_json(&self) -> serde_json::Value {
         let routes = self.shared.routes.load();
         let visible: Vec<&str> = routes.providers.iter().map(|p| &*p.name).collect();
+        // Today's usage as the store has it (this blocks on SQLite, as `new` does).
+        self.shared.metrics.sync_usage();
         let view = ops::StatusView::of(&self.shared.rotator.status(), &visible)
-            .with_fleet(self.shared.rotator.fleet());
+            .with_fleet(self.shared.rotator.fleet())
+            .with_usage(&self.shared.metrics);
         serde_json::to_value(view).unwrap_or_default()
     }
 
@@ -170,6 +191,23 @@ impl Gateway {
         };
         // Depleted keys are re-checked while the gateway serves.
         let rechecks = recheck::spawn(Arc::clone(&self.shared));
+        // Usage statistics reach the store every few seconds, off the request path.
+        let writer = {
+            let metrics = self.shared.metrics.clone();
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(usage::WRITE_EVERY);
+                every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    every.tick().await;
+                    let m = metrics.clone();
+                    let _ = tokio::task::spawn_blocking(move || m.sync_usage()).await;
+                }
+            })
+        };
+        let alerts = {
+            let config = self.shared.routes.load().config.alerts.clone();
+            alerts::start(&self.shared, &config)
+        };
         server::run(
             listener,
             Arc::clone(&self.shared),
@@ -179,13 +217,21 @@ impl Gateway {
         )
         .await;
         rechecks.abort();
+        writer.abort();
+        if let Some(a) = alerts {
+            a.stop();
+        }
         // Everything recorded reaches the store before the process goes. The flush waits for
         // the store's writes (a SQLite fsync, Redis round trips): on a blocking thread, so
         // that the runtime's workers keep serving whatever else shares them.
         let rotator = self.shared.rotator.clone();
-        tokio::task::spawn_blocking(move || rotator.flush_store())
-            .await
-            .map_err(|e| GatewayError::Io(std::io::Error::other(e)))?;
+        let metrics = self.shared.metrics.clone();
+        tokio::task::spawn_blocking(move || {
+            metrics.sync_usage();
+            rotator.flush_store()
+        })
+        .await
+        .map_err(|e| GatewayError::Io(std::io::Error::other(e)))?;
         Ok(())
     }
 

@@ -52,6 +52,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// A gateway in front of mock providers with scripted keys, and a little traffic: see
+    /// rotation, cooldowns and the dashboard without a real key.
+    #[cfg(feature = "demo")]
+    Demo {
+        /// Where the gateway listens.
+        #[arg(long, default_value = "127.0.0.1:8787")]
+        listen: std::net::SocketAddr,
+        /// Send no traffic of its own.
+        #[arg(long)]
+        quiet: bool,
+    },
     /// Validate a configuration; with --probe, ask each provider whether each key works.
     Check {
         /// The configuration file.
@@ -98,6 +109,8 @@ fn main() -> ExitCode {
             Command::Serve { config, listen } => serve(config, listen).await,
             Command::Status { config, url, json } => status(config, url, json).await,
             Command::Check { config, probe } => check_config(config, probe).await,
+            #[cfg(feature = "demo")]
+            Command::Demo { listen, quiet } => demo(listen, quiet).await,
         }
     })
 }
@@ -192,6 +205,34 @@ async fn serve(path: PathBuf, listen: Option<std::net::SocketAddr>) -> ExitCode 
         tracing::info!("shutdown requested");
     };
     match gateway.serve(listener, shutdown).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e.to_string()),
+    }
+}
+
+#[cfg(feature = "demo")]
+async fn demo(listen: std::net::SocketAddr, quiet: bool) -> ExitCode {
+    use ai_key_rotator_gateway::demo::Demo;
+    if !listen.ip().is_loopback() {
+        return fail("the demo listens on loopback only");
+    }
+    let listener = match TcpListener::bind(listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            return fail(&format!(
+                "cannot listen on {listen}: {e} (try --listen 127.0.0.1:0)"
+            ));
+        }
+    };
+    let demo = match Demo::start(listener, !quiet).await {
+        Ok(d) => d,
+        Err(e) => return fail(&e.to_string()),
+    };
+    // Tests and scripts read the port from this line when they ask for port 0.
+    println!("listening on {}", demo.url.trim_start_matches("http://"));
+    println!("{}", demo.banner());
+    let _ = tokio::signal::ctrl_c().await;
+    match demo.stop().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e.to_string()),
     }

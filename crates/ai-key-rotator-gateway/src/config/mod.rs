@@ -17,10 +17,13 @@
 //! config that runs (`ai-key-rotator check` adds what depends on where it runs, such as the
 //! listen address); what is suspicious but allowed comes back as [`Warning`]s.
 
+mod alerts;
 mod client;
 mod secret;
 mod store;
 
+pub use alerts::{AlertKind, AlertsConfig};
+pub(crate) use alerts::{Webhook, host_of};
 pub use client::ClientSettings;
 pub use store::{DEFAULT_STATE_FILE, RedisSettings, StoreConfig};
 
@@ -120,6 +123,8 @@ struct RawConfig {
     #[serde(default)]
     #[allow(dead_code)]
     log_format: Option<LogFormat>,
+    #[serde(default)]
+    alerts: alerts::RawAlerts,
     #[serde(default = "default_retry_backoff_base")]
     retry_backoff_base_ms: u64,
     #[serde(default = "default_retry_backoff_max")]
@@ -309,6 +314,8 @@ pub struct GatewayConfig {
     pub(crate) client_tokens: Vec<SecretString>,
     /// Accept requests without a client token (loopback only).
     pub(crate) allow_unauthenticated: bool,
+    /// Webhooks told when the pool is in trouble.
+    pub(crate) alerts: AlertsConfig,
     /// The admin tokens, each with the name the audit log gives whoever presents it.
     pub(crate) admin_tokens: Vec<(String, SecretString)>,
     /// The file this configuration was read from, for the admin action "reload".
@@ -659,6 +666,7 @@ impl GatewayConfig {
             client_tokens,
             allow_unauthenticated: raw.allow_unauthenticated,
             admin_tokens,
+            alerts: raw.alerts.check()?,
             source: None,
             body_limit: raw.body_limit,
             max_attempts: raw.max_attempts,

@@ -6,6 +6,8 @@
 //! store = { type = "redis", url = "${REDIS_URL}", prefix = "prod" }   # a fleet
 //! # TLS with your own CA, the password from a file, and shorter timeouts:
 //! store = { type = "redis", url = { file = "secrets/redis-url" }, ca_file = "redis-ca.pem", connect_timeout_ms = 1000, command_timeout_ms = 500 }
+//! # A Redis Cluster, given some of its nodes:
+//! store = { type = "redis", cluster = ["redis://10.0.0.5:7000", "${REDIS_NODE_2}"] }
 //! ```
 
 use std::path::Path;
@@ -47,6 +49,8 @@ pub enum StoreConfig {
 #[derive(Clone)]
 pub struct RedisSettings {
     url: SecretString,
+    /// A cluster's nodes, instead of `url` (empty for one server).
+    cluster: Vec<SecretString>,
     prefix: Option<String>,
     connect_timeout: Option<Duration>,
     command_timeout: Option<Duration>,
@@ -60,15 +64,31 @@ impl RedisSettings {
         self.prefix.as_deref()
     }
 
+    /// The server's URL (it may hold a password: never log it).
+    pub(crate) fn url(&self) -> &str {
+        self.url.expose_secret()
+    }
+
     /// Whether the URL asks for TLS (`rediss://`).
     pub fn tls(&self) -> bool {
         self.url.expose_secret().starts_with("rediss://")
+    }
+
+    /// How many cluster nodes are given (0: one server).
+    pub fn cluster_nodes(&self) -> usize {
+        self.cluster.len()
     }
 }
 
 impl PartialEq for RedisSettings {
     fn eq(&self, other: &Self) -> bool {
         self.url.expose_secret() == other.url.expose_secret()
+            && self.cluster.len() == other.cluster.len()
+            && self
+                .cluster
+                .iter()
+                .zip(&other.cluster)
+                .all(|(a, b)| a.expose_secret() == b.expose_secret())
             && self.prefix == other.prefix
             && self.connect_timeout == other.connect_timeout
             && self.command_timeout == other.command_timeout
@@ -83,6 +103,7 @@ impl std::fmt::Debug for RedisSettings {
         f.debug_struct("RedisSettings")
             .field("url", &"<redacted>")
             .field("tls", &self.tls())
+            .field("cluster_nodes", &self.cluster.len())
             .field("prefix", &self.prefix)
             .field("connect_timeout", &self.connect_timeout)
             .field("command_timeout", &self.command_timeout)
@@ -106,7 +127,11 @@ pub(super) enum RawStore {
     },
     Redis {
         /// `redis://…` or `rediss://…`: inline, `"${VAR}"` or `{ file = "…" }`, like keys.
-        url: SecretSpec,
+        #[serde(default)]
+        url: Option<SecretSpec>,
+        /// A Redis Cluster's nodes (some or all), each like `url`, instead of `url`.
+        #[serde(default)]
+        cluster: Vec<SecretSpec>,
         #[serde(default)]
         prefix: Option<String>,
         #[serde(default)]
@@ -136,23 +161,45 @@ impl RawStore {
             RawStore::Sqlite { path: p } => StoreConfig::Sqlite { path: path(p) },
             RawStore::Redis {
                 url,
+                cluster,
                 prefix,
                 connect_timeout_ms,
                 command_timeout_ms,
                 ca_file,
             } => {
-                if url.scope_and_weight() != (None, None) {
-                    return Err(ConfigFileError::Invalid(
-                        "store url: `scope` and `weight` apply to provider keys only".into(),
-                    ));
-                }
-                let r = url.resolve("store url", base)?;
-                let text = r.secret.expose_secret();
-                if !(text.starts_with("redis://") || text.starts_with("rediss://")) {
-                    // The scheme only: the rest may hold a password.
-                    return Err(ConfigFileError::Invalid(
-                        "store url must start with redis:// or rediss:// (TLS)".into(),
-                    ));
+                let is_cluster = !cluster.is_empty();
+                let specs: Vec<(String, SecretSpec)> = match (url, cluster.is_empty()) {
+                    (Some(u), true) => vec![("store url".to_owned(), u)],
+                    (None, false) => cluster
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, s)| (format!("store cluster node #{}", i + 1), s))
+                        .collect(),
+                    _ => {
+                        return Err(ConfigFileError::Invalid(
+                            "a redis store needs either `url` or `cluster` (a list of node URLs)"
+                                .into(),
+                        ));
+                    }
+                };
+                let mut urls = Vec::new();
+                let mut inline_password = false;
+                for (what, spec) in specs {
+                    if spec.scope_and_weight() != (None, None) {
+                        return Err(ConfigFileError::Invalid(format!(
+                            "{what}: `scope` and `weight` apply to provider keys only"
+                        )));
+                    }
+                    let r = spec.resolve(&what, base)?;
+                    let text = r.secret.expose_secret();
+                    if !(text.starts_with("redis://") || text.starts_with("rediss://")) {
+                        // The scheme only: the rest may hold a password.
+                        return Err(ConfigFileError::Invalid(format!(
+                            "{what} must start with redis:// or rediss:// (TLS)"
+                        )));
+                    }
+                    inline_password |= r.inline && has_userinfo(text);
+                    urls.push(r.secret);
                 }
                 let timeout = |name: &str, ms: Option<u64>| match ms {
                     Some(0) => Err(ConfigFileError::Invalid(format!(
@@ -177,12 +224,15 @@ impl RawStore {
                         Some((file, pem))
                     }
                 };
+                let url = urls.first().cloned().expect("one URL at least");
+                let cluster = if is_cluster { urls } else { Vec::new() };
                 let settings = RedisSettings {
+                    cluster,
                     prefix,
                     connect_timeout: timeout("connect_timeout_ms", connect_timeout_ms)?,
                     command_timeout: timeout("command_timeout_ms", command_timeout_ms)?,
                     ca,
-                    url: r.secret.clone(),
+                    url,
                 };
                 if settings.ca.is_some() && !settings.tls() {
                     return Err(ConfigFileError::Invalid(
@@ -190,7 +240,7 @@ impl RawStore {
                     ));
                 }
                 return Ok(Resolved {
-                    inline_password: r.inline && has_userinfo(settings.url.expose_secret()),
+                    inline_password,
                     store: StoreConfig::Redis(settings),
                 });
             }
@@ -227,7 +277,11 @@ impl StoreConfig {
 
 impl RedisSettings {
     fn builder(&self) -> ai_key_rotator::RedisStoreBuilder {
-        let mut b = ai_key_rotator::RedisStore::builder(self.url.expose_secret());
+        let mut b = if self.cluster.is_empty() {
+            ai_key_rotator::RedisStore::builder(self.url.expose_secret())
+        } else {
+            ai_key_rotator::RedisStore::cluster(self.cluster.iter().map(|u| u.expose_secret()))
+        };
         if let Some(p) = &self.prefix {
             b = b.prefix(p.clone());
         }

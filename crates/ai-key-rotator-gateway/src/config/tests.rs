@@ -282,6 +282,56 @@ fn store_paths_are_relative_to_the_configuration() {
     );
 }
 
+#[test]
+fn retry_and_preamble_settings_have_defaults_and_are_checked() {
+    const PROVIDER: &str = "\n[providers.o]\nfamily = \"openai\"\nkeys = [\"k\"]";
+    let with = |top: &str| {
+        parse(&format!(
+            "client_tokens = [\"a-long-enough-client-token\"]\n{top}{PROVIDER}"
+        ))
+    };
+    let (c, _) = with("").unwrap();
+    assert_eq!(
+        c.retry,
+        RetrySettings {
+            backoff_base: Duration::from_millis(200),
+            backoff_max: Duration::from_secs(5),
+            deadline: None,
+        }
+    );
+    assert_eq!(
+        c.preamble,
+        PreambleLimits {
+            max_bytes: 64 * 1024,
+            max_wait: Duration::from_secs(10),
+        }
+    );
+    assert!(c.preamble.enabled());
+    let (c, _) = with(
+        "retry_backoff_base_ms = 50\nretry_backoff_max_ms = 50\nretry_deadline_ms = 30000\n\
+         stream_preamble_bytes = 0",
+    )
+    .unwrap();
+    assert_eq!(c.retry.backoff_max, Duration::from_millis(50));
+    assert_eq!(c.retry.deadline, Some(Duration::from_secs(30)));
+    assert!(!c.preamble.enabled());
+    for (top, expected) in [
+        (
+            "retry_backoff_base_ms = 500\nretry_backoff_max_ms = 100",
+            "retry_backoff_max_ms must be at least retry_backoff_base_ms",
+        ),
+        (
+            "retry_deadline_ms = 0",
+            "retry_deadline_ms must be positive",
+        ),
+        ("stream_preamble_bytes = -1", "stream_preamble_bytes"),
+        ("retry_backoff_base_ms = \"fast\"", "retry_backoff_base_ms"),
+    ] {
+        let err = with(top).unwrap_err().to_string();
+        assert!(err.contains(expected), "{top}: {err}");
+    }
+}
+
 /// A config file with `store` and one provider, and the directory it is in.
 fn with_store(store: &str) -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
@@ -348,6 +398,7 @@ fn a_store_url_from_a_file_is_not_inline_and_its_options_are_read() {
     };
     assert_eq!(s.prefix(), Some("prod"));
     assert!(!s.tls());
+    assert_eq!(s.cluster_nodes(), 0);
     let shown = format!("{s:?}");
     assert!(
         shown.contains("700ms") && shown.contains("300ms"),
@@ -383,6 +434,15 @@ fn store_options_say_what_is_wrong_without_quoting_the_url() {
             r#"{ type = "redis", url = "redis://h", timeout = 3 }"#,
             "timeout",
         ),
+        (
+            r#"{ type = "redis", url = "redis://h", cluster = ["redis://h:7000"] }"#,
+            "either `url` or `cluster`",
+        ),
+        (r#"{ type = "redis" }"#, "either `url` or `cluster`"),
+        (
+            r#"{ type = "redis", cluster = ["redis://h:7000", "${AKR_TEST_SURELY_UNSET}"] }"#,
+            "store cluster node #2",
+        ),
     ];
     for (store, expected) in cases {
         let (_dir, path) = with_store(store);
@@ -395,4 +455,33 @@ fn store_options_say_what_is_wrong_without_quoting_the_url() {
     std::fs::write(dir.path().join("ca.pem"), "-----BEGIN CERTIFICATE-----\n").unwrap();
     let e = GatewayConfig::load(&path).unwrap_err().to_string();
     assert!(e.contains("rediss://"), "{e}");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_cluster_is_a_list_of_node_urls_each_a_secret() {
+    let (dir, path) = with_store(
+        r#"{ type = "redis", cluster = ["redis://127.0.0.1:7000", { file = "node-2" }] }"#,
+    );
+    std::fs::write(
+        dir.path().join("node-2"),
+        format!("redis://:{PASSWORD}@127.0.0.1:7001\n"),
+    )
+    .unwrap();
+    chmod(&path, 0o644);
+    let (c, w) = GatewayConfig::load(&path).unwrap();
+    assert!(w.is_empty(), "{w:?}");
+    let Some(StoreConfig::Redis(s)) = c.store() else {
+        panic!("{:?}", c.store());
+    };
+    assert_eq!(s.cluster_nodes(), 2);
+    assert!(!format!("{s:?}").contains(PASSWORD));
+    // An inline password in one node's URL is warned about.
+    let (_dir, path) = with_store(&format!(
+        "{{ type = \"redis\", cluster = [\"redis://127.0.0.1:7000\", \"redis://:{PASSWORD}@127.0.0.1:7001\"] }}"
+    ));
+    chmod(&path, 0o644);
+    let (_, w) = GatewayConfig::load(&path).unwrap();
+    assert!(w.iter().any(|w| w.0.contains("store password")), "{w:?}");
+    assert!(!format!("{w:?}").contains(PASSWORD));
 }

@@ -46,6 +46,12 @@ struct KeyLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AlertLabels {
+    /// `sent`, `failed` (every try refused or unanswered) or `dropped` (a full queue).
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StoreLabels {
     /// `degraded` (part of the data unusable) or `failing` (no reads or writes).
     state: &'static str,
@@ -152,6 +158,13 @@ struct Inner {
     /// Each provider's window, by name: kept across reloads, which make new handles.
     windows: Mutex<HashMap<String, Arc<Window>>>,
     keys: KeyTable,
+    /// Today's per-key counts, kept in the state store.
+    usage: crate::usage::Usage,
+    key_answers_today: Family<KeyLabels, Gauge>,
+    alerts: Family<AlertLabels, Counter>,
+    /// The last `/dashboard.json` document and when it was built (Unix ms): every open
+    /// dashboard polls, and they share one build per second.
+    dashboard: Mutex<Option<(u64, bytes::Bytes)>>,
 }
 
 fn provider(p: &str) -> ProviderLabels {
@@ -161,7 +174,8 @@ fn provider(p: &str) -> ProviderLabels {
 }
 
 impl Metrics {
-    pub(crate) fn new() -> Self {
+    /// Metrics whose per-key usage statistics go to `usage`.
+    pub(crate) fn with_usage(usage: crate::usage::Usage) -> Self {
         let mut registry = Registry::with_prefix("akr_gateway");
         let requests = Family::<StatusLabels, Counter>::default();
         let upstream = Family::<StatusLabels, Counter>::default();
@@ -218,6 +232,19 @@ impl Metrics {
              quota_exhausted, invalid_key, overloaded, server_error, client_error)",
             key_answers.clone(),
         );
+        let key_answers_today = Family::<KeyLabels, Gauge>::default();
+        registry.register(
+            "key_answers_today",
+            "Upstream answers per key today (UTC), by class, as kept in the state store \
+             (with a shared store: every gateway's)",
+            key_answers_today.clone(),
+        );
+        let alerts = Family::<AlertLabels, Counter>::default();
+        registry.register(
+            "alerts",
+            "Webhook alerts, by outcome (sent, failed, dropped from a full queue)",
+            alerts.clone(),
+        );
         let store_up = Gauge::default();
         registry.register(
             "store_up",
@@ -260,6 +287,10 @@ impl Metrics {
                 store_seen: Mutex::new(None),
                 windows: Mutex::new(HashMap::new()),
                 keys: KeyTable::default(),
+                usage,
+                key_answers_today,
+                alerts,
+                dashboard: Mutex::new(None),
             }),
         }
     }
@@ -282,6 +313,43 @@ impl Metrics {
         fingerprint: Fingerprint,
     ) -> super::stats::KeyCountsView {
         self.inner.keys.get(p, fingerprint)
+    }
+
+    /// The dashboard document, built by `build` at most once a second.
+    pub(crate) fn dashboard_json(&self, build: impl FnOnce() -> bytes::Bytes) -> bytes::Bytes {
+        let now = now_ms();
+        let mut cached = self
+            .inner
+            .dashboard
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some((at, body)) = &*cached
+            && now.saturating_sub(*at) < 1000
+        {
+            return body.clone();
+        }
+        let body = build();
+        *cached = Some((now, body.clone()));
+        body
+    }
+
+    /// Counts a webhook alert's outcome.
+    pub(crate) fn alert(&self, outcome: &'static str) {
+        self.inner
+            .alerts
+            .get_or_create(&AlertLabels { outcome })
+            .inc();
+    }
+
+    /// A key's answers today by class (stored totals and what is not written yet).
+    pub(crate) fn key_today(&self, p: &str, fingerprint: Fingerprint) -> crate::usage::Counts {
+        self.inner.usage.today(&self.inner.keys, p, fingerprint)
+    }
+
+    /// Writes the usage statistics and reads today's totals back. Blocks: call it on a
+    /// blocking thread.
+    pub(crate) fn sync_usage(&self) {
+        self.inner.usage.sync(&self.inner.keys);
     }
 
     /// Reads the store's health into `store_up` and `store_errors`. The store counts failures
@@ -372,6 +440,23 @@ impl Metrics {
             self.inner.keys_total.get_or_create(&l).set(p.total as i64);
             // Per configured key only (bounded), and only classes it has seen.
             for c in &p.credentials {
+                let today = self.key_today(&p.name, c.id.fingerprint);
+                for (i, n) in today.iter().enumerate().filter(|(_, n)| **n > 0) {
+                    let fingerprint = c.id.fingerprint.to_string();
+                    self.inner
+                        .key_answers_today
+                        .get_or_create(&KeyLabels {
+                            provider: p.name.clone(),
+                            key: c
+                                .id
+                                .label
+                                .as_deref()
+                                .map_or(fingerprint.clone(), str::to_owned),
+                            fingerprint,
+                            class: CLASSES[i],
+                        })
+                        .set(*n as i64);
+                }
                 let counts = self.inner.keys.get(&p.name, c.id.fingerprint);
                 for (i, n) in counts.by_class.iter().enumerate().filter(|(_, n)| **n > 0) {
                     let fingerprint = c.id.fingerprint.to_string();

@@ -51,7 +51,11 @@ pub(crate) async fn serve<B>(
                     br#"{"error":"a client token is needed (Authorization: Bearer ...)"}"#.to_vec(),
                 ));
             }
-            let body = serde_json::to_vec(&dashboard::build(shared, routes)).unwrap_or_default();
+            let body = shared.metrics.dashboard_json(|| {
+                Bytes::from(
+                    serde_json::to_vec(&dashboard::build(shared, routes)).unwrap_or_default(),
+                )
+            });
             json(StatusCode::OK, body)
         }
         _ if path.starts_with("/admin/") => {
@@ -61,8 +65,18 @@ pub(crate) async fn serve<B>(
     })
 }
 
-fn json(status: StatusCode, body: Vec<u8>) -> Response<GatewayBody> {
-    let mut r = Response::new(GatewayBody::full(Bytes::from(body)));
+/// Counts by class as a JSON object with the classes seen, and their sum as `requests`.
+pub(crate) fn classes(counts: &[u64]) -> serde_json::Map<String, serde_json::Value> {
+    let mut m = serde_json::Map::new();
+    m.insert("requests".into(), counts.iter().sum::<u64>().into());
+    for (i, n) in counts.iter().enumerate().filter(|(_, n)| **n > 0) {
+        m.insert(stats::CLASSES[i].into(), (*n).into());
+    }
+    m
+}
+
+fn json(status: StatusCode, body: impl Into<Bytes>) -> Response<GatewayBody> {
+    let mut r = Response::new(GatewayBody::full(body.into()));
     *r.status_mut() = status;
     let h = r.headers_mut();
     h.insert(
@@ -210,6 +224,9 @@ struct CredentialView {
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<ReasonView>,
     consecutive_failures: u32,
+    /// Upstream answers today (UTC) by class, as kept in the state store.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    today: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -222,6 +239,19 @@ struct ReasonView {
 }
 
 impl StatusView {
+    /// Adds each key's answers today from `metrics`' usage statistics.
+    pub(crate) fn with_usage(mut self, metrics: &metrics::Metrics) -> StatusView {
+        for p in &mut self.providers {
+            for c in &mut p.credentials {
+                let Ok(fp) = c.fingerprint.parse() else {
+                    continue;
+                };
+                c.today = Some(classes(&metrics.key_today(&p.name, fp)));
+            }
+        }
+        self
+    }
+
     pub(crate) fn of(status: &RotatorStatus, visible: &[&str]) -> StatusView {
         StatusView {
             at: status.at.to_string(),
@@ -264,6 +294,7 @@ impl StatusView {
                                     scope: r.scope.as_deref().map(str::to_owned),
                                 }),
                                 consecutive_failures: c.consecutive_failures,
+                                today: None,
                             }
                         })
                         .collect(),

@@ -171,35 +171,52 @@ type KeyName = (Arc<str>, Fingerprint);
 
 /// Every key's [`KeyCounts`], by provider and fingerprint. Keys are few and configured, so
 /// the table is bounded by the configuration (a removed key's counts stay until restart).
+/// Nested by provider so that the request path looks a key up with the `&str` it has,
+/// without allocating.
 #[derive(Debug, Default)]
 pub(crate) struct KeyTable {
-    keys: RwLock<HashMap<KeyName, Arc<KeyCounts>>>,
+    keys: RwLock<HashMap<Arc<str>, ProviderKeys>>,
 }
 
+/// One provider's keys' counts.
+type ProviderKeys = HashMap<Fingerprint, Arc<KeyCounts>>;
+
 impl KeyTable {
-    /// Counts a verdict for a key at `now_ms`.
+    /// Counts a verdict for a key now.
     pub(crate) fn record(&self, provider: &str, fingerprint: Fingerprint, verdict: &Verdict) {
         let class = class_of(verdict);
         let now = now_ms();
         {
             let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
-            // A borrowed lookup would need the tuple's parts borrowed together; the key is
-            // small and this path is taken once per upstream answer.
-            if let Some(k) = keys.get(&(Arc::from(provider), fingerprint)) {
+            if let Some(k) = keys.get(provider).and_then(|p| p.get(&fingerprint)) {
                 k.record(class, now);
                 return;
             }
         }
         let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
-        keys.entry((Arc::from(provider), fingerprint))
+        keys.entry(Arc::from(provider))
+            .or_default()
+            .entry(fingerprint)
             .or_default()
             .record(class, now);
+    }
+
+    /// Every key's counts by class.
+    pub(crate) fn all(&self) -> Vec<(KeyName, [u64; CLASSES.len()])> {
+        let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
+        keys.iter()
+            .flat_map(|(p, ks)| {
+                ks.iter()
+                    .map(|(fp, k)| ((Arc::clone(p), *fp), k.view().by_class))
+            })
+            .collect()
     }
 
     /// A key's counts, if it has any.
     pub(crate) fn get(&self, provider: &str, fingerprint: Fingerprint) -> KeyCountsView {
         let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
-        keys.get(&(Arc::from(provider), fingerprint))
+        keys.get(provider)
+            .and_then(|p| p.get(&fingerprint))
             .map(|k| k.view())
             .unwrap_or_default()
     }

@@ -91,19 +91,22 @@ pub(crate) async fn forward(
     response
 }
 
-/// The plan of one request: the route's, with the client's session and token estimate when
-/// it has them.
+/// The plan of one request: the route's, with the client's session, model and token estimate
+/// when it has them.
 fn plan<'p>(
     primary: &'p ProviderRoute,
     options: &AcquireOptions,
     own: &'p mut Option<Plan>,
 ) -> &'p Plan {
-    if options.session.is_none() && options.tokens == 0 {
+    if options.session.is_none() && options.tokens == 0 && options.model.is_none() {
         return &primary.plan;
     }
     let mut plan = primary.plan.clone().tokens(options.tokens);
     if let Some(s) = &options.session {
         plan = plan.session(s.clone());
+    }
+    if let Some(m) = &options.model {
+        plan = plan.model(m.as_str());
     }
     own.insert(plan)
 }
@@ -143,16 +146,7 @@ async fn run(
         .await;
     match result {
         Ok(response) => response,
-        // No answer, and the provider's circuit is open (several keys failed alike for a
-        // cause not about any key): 503 with the time of its next probe, not "keys cooling".
-        Err(e)
-            if matches!(e.kind, ExecuteErrorKind::NoKeyAvailable)
-                && circuit_open_until(rotator, &primary.name).is_some() =>
-        {
-            let at = circuit_open_until(rotator, &primary.name).unwrap_or(rotator.now());
-            provider_degraded(primary, at, rotator.now())
-        }
-        Err(e) => gave_up(primary, e, rotator.now()),
+        Err(e) => gave_up(primary, e, rotator),
     }
 }
 
@@ -376,41 +370,23 @@ async fn send(
 /// The answer when the loop gave up: 429 with the exact time the first key of the chain comes
 /// back when no key was left; else the last upstream answer (the client learns what the
 /// provider said), or 502/504 when the last attempt got none.
-/// When the provider's circuit lets a request through again, if it is not closed.
-fn circuit_open_until(rotator: &KeyRotator, provider: &str) -> Option<Timestamp> {
-    rotator.provider_status(provider)?.circuit.map(|c| c.until)
-}
-
-/// The provider's circuit is open: 503 with the time its next probe may go in `retry-after`,
-/// in the provider's error shape.
-fn provider_degraded(
-    primary: &ProviderRoute,
-    at: Timestamp,
-    now: Timestamp,
-) -> Response<GatewayBody> {
-    let secs = at
-        .as_millis()
-        .saturating_sub(now.as_millis())
-        .div_ceil(1000)
-        .max(1);
-    let mut response = error_response(
-        primary.dialect,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "api_error",
-        &format!("the provider is failing for every key; retry in {secs} s"),
-    );
-    response
-        .headers_mut()
-        .insert(http::header::RETRY_AFTER, HeaderValue::from(secs));
-    response
-}
-
 fn gave_up(
     primary: &ProviderRoute,
     e: ExecuteError<Response<GatewayBody>, NoAnswer>,
-    now: Timestamp,
+    rotator: &KeyRotator,
 ) -> Response<GatewayBody> {
     let dialect = primary.dialect;
+    let now = rotator.now();
+    // No upstream answer to pass on, and the provider's circuit is open (several keys failed
+    // alike for a cause not about any key): 503, not "every key is cooling".
+    if e.last.is_none()
+        && let Some(at) = e.retry_at
+        && rotator
+            .provider_status(&primary.name)
+            .is_some_and(|s| s.circuit.is_some())
+    {
+        return provider_degraded(primary, at, now);
+    }
     match (e.kind, e.retry_at, e.last) {
         (ExecuteErrorKind::NoKeyAvailable, Some(at), _) | (_, Some(at), None) => {
             let wait_ms = at.as_millis().saturating_sub(now.as_millis());
@@ -447,6 +423,30 @@ fn gave_up(
             "no usable key for this provider",
         ),
     }
+}
+
+/// The provider's circuit is open (several keys failed alike for a cause not about any key):
+/// 503 with the time its next probe may go in `retry-after`, in the provider's error shape.
+fn provider_degraded(
+    primary: &ProviderRoute,
+    at: Timestamp,
+    now: Timestamp,
+) -> Response<GatewayBody> {
+    let secs = at
+        .as_millis()
+        .saturating_sub(now.as_millis())
+        .div_ceil(1000)
+        .max(1);
+    let mut response = error_response(
+        primary.dialect,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "api_error",
+        &format!("the provider is failing for every key; retry in {secs} s"),
+    );
+    response
+        .headers_mut()
+        .insert(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
+    response
 }
 
 /// Adds the pool's headroom for the provider that answered (see [`POOL_REMAINING_REQUESTS`]).

@@ -186,7 +186,9 @@ async fn route(
             let status = shared.rotator.status();
             return if path == "/status" {
                 let visible: Vec<&str> = routes.providers.iter().map(|p| &*p.name).collect();
-                let view = StatusView::of(&status, &visible).with_fleet(shared.rotator.fleet());
+                let view = StatusView::of(&status, &visible)
+                    .with_fleet(shared.rotator.fleet())
+                    .with_usage(&shared.metrics);
                 let body = serde_json::to_vec_pretty(&view).unwrap_or_default();
                 json_response(StatusCode::OK, Bytes::from(body))
             } else {
@@ -302,6 +304,11 @@ async fn proxy(
     {
         options.session = Some(session.to_owned());
     }
+    // The model, so that a key resting for this model only (a per-model limit) is skipped:
+    // Gemini names it in the path, the others in the body.
+    if let Some(model) = model_of(&rest, &body) {
+        options = options.model(&model);
+    }
     let forward = attempt::Forward {
         method: parts.method,
         rest,
@@ -310,6 +317,26 @@ async fn proxy(
         options,
     };
     attempt::forward(routes, &shared.rotator, &shared.metrics, provider, forward).await
+}
+
+/// The model a request is for: Gemini's `/models/{model}:method` path segment, else the JSON
+/// body's `model` field (read without building the rest of the document).
+fn model_of(rest: &str, body: &[u8]) -> Option<String> {
+    if let Some(after) = rest.split_once("/models/").map(|(_, a)| a) {
+        let model = after.split([':', '/', '?']).next().unwrap_or_default();
+        if !model.is_empty() {
+            return Some(model.to_owned());
+        }
+    }
+    #[derive(serde::Deserialize)]
+    struct ModelOnly<'a> {
+        #[serde(borrow, default)]
+        model: Option<std::borrow::Cow<'a, str>>,
+    }
+    serde_json::from_slice::<ModelOnly<'_>>(body)
+        .ok()?
+        .model
+        .map(std::borrow::Cow::into_owned)
 }
 
 /// Asks hyper to close the connection after this response.

@@ -117,6 +117,13 @@ impl Plan {
         self
     }
 
+    /// The model the request is for, so that keys resting for that model only are skipped
+    /// (see [`AcquireOptions::model`]).
+    pub fn model(mut self, model: &str) -> Self {
+        self.options = self.options.model(model);
+        self
+    }
+
     /// The tokens the request is expected to use, for token budgets.
     pub fn tokens(mut self, tokens: u64) -> Self {
         self.options.tokens = tokens;

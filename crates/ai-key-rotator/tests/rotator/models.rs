@@ -246,3 +246,40 @@ fn model_names_are_checked() {
     let (r, _clock) = rotator(&["sk-a"]);
     assert_eq!(for_model(&r, "not a model").as_deref(), Some("sk-a"));
 }
+
+#[test]
+fn a_gemini_per_model_quota_through_a_lease_rests_the_key_for_the_model_in_status() {
+    // The body the mock upstream sends for a spent per-minute quota (as Google does).
+    let body = br#"{"error":{"code":429,"message":"You exceeded your current quota. Please retry in 20s.","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[{"quotaMetric":"generativelanguage.googleapis.com/generate_content_free_tier_requests","quotaId":"GenerateRequestsPerMinutePerProjectPerModel-FreeTier","quotaDimensions":{"location":"global","model":"gemini-2.0-flash"},"quotaValue":"15"}]},{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"20s"}]}}"#;
+    let clock = clock();
+    let r = KeyRotator::builder()
+        .provider(
+            "gemini",
+            ProviderConfig::new()
+                .family(Family::Gemini)
+                .credential(CredentialConfig::new("g-a").label("a"))
+                .credential(CredentialConfig::new("g-b").label("b")),
+        )
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let options = AcquireOptions::default().model("gemini-2.0-flash");
+    let lease = r.acquire_with("gemini", &options).unwrap();
+    let verdict = lease.report_response(&Response::new(429, &[] as &[(&str, &str)], body));
+    assert_eq!(
+        verdict.model(),
+        Some(model("gemini-2.0-flash")),
+        "{verdict:?}"
+    );
+    let status = r.provider_status("gemini").unwrap();
+    let a = &status.credentials[0];
+    assert_eq!(a.model_cooldowns.len(), 1, "{status:?}");
+    assert_eq!(
+        a.model_cooldowns[0].until,
+        START.saturating_add(Duration::from_secs(20))
+    );
+    assert_eq!(
+        r.acquire_with("gemini", &options).unwrap().expose_key(),
+        "g-b"
+    );
+}

@@ -19,6 +19,7 @@
   const countdown = (until) => `<span class="countdown" data-until="${until}">${esc(left(until))}</span>`;
 
   function answers(a) {
+    if (!a || !a.requests) return '<span class="mute">none yet</span>';
     const parts = Object.keys(a).map((k) => `${esc(k)}&nbsp;${a[k]}`);
     return parts.length ? parts.join(", ") : '<span class="mute">none yet</span>';
   }
@@ -35,7 +36,7 @@
     let acts = "";
     if (admin) {
       const b = (a, t) => `<button data-act="${a}" data-p="${esc(p.name)}" data-fp="${esc(k.fingerprint)}">${t}</button>`;
-      acts = (k.state === "disabled" ? b("enable", "enable") : b("disable", "disable")) + (k.state === "cooling" ? b("reset", "reset") : "") + b("probe", "probe");
+      acts = (k.state === "disabled" || k.state === "depleted" ? b("enable", "enable") : b("disable", "disable")) + (k.state === "cooling" ? b("reset", "reset") : "") + b("probe", "probe");
     }
     return `<tr class="key" data-fp="${esc(k.fingerprint)}" data-state="${esc(k.state)}">
 <td data-l="key">${esc(k.label || "")} <code class="fp">${esc(k.fingerprint)}</code></td>
@@ -43,7 +44,7 @@
 <td data-l="when">${when}</td>
 <td data-l="last">${k.last ? esc(k.last.class) + " " + esc(time(k.last.at)) : ""}</td>
 <td data-l="used" class="used">${k.used}</td>
-<td data-l="answers" class="answers">${answers(k.answers)}</td>
+<td data-l="today" class="answers">${answers(k.today)}</td>
 <td data-l="headroom">${k.remaining == null ? "" : k.remaining}</td>
 <td data-l="scope">${esc(k.scope || "")}${k.weight ? " w" + k.weight : ""}</td>
 <td data-l="">${acts}</td></tr>`;
@@ -61,7 +62,7 @@
 <span>last minute <b class="minute">${p.minute.requests}</b> requests, <b>${p.minute.errors}</b> errors</span>
 <span>today <b class="today">${p.today.requests}</b> requests, <b>${p.today.errors}</b> errors</span>
 ${p.budget ? `<span>budget per key <b>${esc(JSON.stringify(p.budget))}</b></span>` : ""}</div>
-<div class="wrap"><table><thead><tr><th>key</th><th>state</th><th>when</th><th>last verdict</th><th>used</th><th>answers</th><th>headroom</th><th>scope</th><th></th></tr></thead>
+<div class="wrap"><table><thead><tr><th>key</th><th>state</th><th>when</th><th>last verdict</th><th>used</th><th>today</th><th>headroom</th><th>scope</th><th></th></tr></thead>
 <tbody>${p.keys.map((k) => keyRow(p, k)).join("")}</tbody></table></div></section>`;
   }
 

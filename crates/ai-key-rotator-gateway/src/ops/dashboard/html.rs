@@ -113,7 +113,7 @@ fn provider(out: &mut String, p: &ProviderView, at: u64) {
     }
     out.push_str(
         "</div><div class=\"wrap\"><table><thead><tr><th>key</th><th>state</th><th>when</th>\
-         <th>last verdict</th><th>used</th><th>answers</th><th>headroom</th><th>scope</th>\
+         <th>last verdict</th><th>used</th><th>today</th><th>headroom</th><th>scope</th>\
          <th></th></tr></thead><tbody>",
     );
     for k in &p.keys {
@@ -148,10 +148,10 @@ fn key(out: &mut String, k: &KeyView, at: u64) {
             left(t, at)
         ));
     }
-    let answers = if k.answers.is_empty() {
+    let answers = if k.today.len() <= 1 {
         "<span class=\"mute\">none yet</span>".to_owned()
     } else {
-        k.answers
+        k.today
             .iter()
             .map(|(c, n)| format!("{}&nbsp;{n}", esc(c)))
             .collect::<Vec<_>>()
@@ -162,7 +162,7 @@ fn key(out: &mut String, k: &KeyView, at: u64) {
         "<tr class=\"key\" data-fp=\"{fp}\" data-state=\"{state}\"><td data-l=\"key\">{} <code \
          class=\"fp\">{fp}</code></td><td data-l=\"state\"><span class=\"state {state}\">{state}\
          </span> {why}</td><td data-l=\"when\">{}</td><td data-l=\"last\">{}</td><td \
-         data-l=\"used\" class=\"used\">{}</td><td data-l=\"answers\" class=\"answers\">{answers}\
+         data-l=\"used\" class=\"used\">{}</td><td data-l=\"today\" class=\"answers\">{answers}\
          </td><td data-l=\"headroom\">{}</td><td data-l=\"scope\">{}{}</td><td></td></tr>",
         esc(k.label.as_deref().unwrap_or("")),
         when.join("<br>"),

@@ -65,7 +65,7 @@ pub(crate) struct KeyView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) label: Option<String>,
     pub(crate) fingerprint: String,
-    /// `available`, `cooling` or `disabled`.
+    /// `available`, `cooling`, `depleted` (until a re-check, `until`) or `disabled`.
     pub(crate) state: &'static str,
     /// Since when it cools (its last exhaustion), Unix ms.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -82,6 +82,9 @@ pub(crate) struct KeyView {
     pub(crate) used: u64,
     /// Upstream answers since start, by class (only the classes seen).
     pub(crate) answers: serde_json::Map<String, serde_json::Value>,
+    /// Upstream answers today (UTC), by class, with their sum as `requests`: kept in the
+    /// state store, so they survive restarts (and, shared, add up across gateways).
+    pub(crate) today: serde_json::Map<String, serde_json::Value>,
     pub(crate) consecutive_failures: u32,
     /// Requests (or tokens) the provider last said remain.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -140,7 +143,20 @@ pub(crate) fn build(shared: &Shared, routes: &Routes) -> Dashboard {
         .filter_map(|settings| {
             let p = status.providers.iter().find(|p| p.name == settings.name)?;
             let (minute, today) = shared.metrics.window(&p.name).read(at);
-            let remaining = shared.rotator.remaining(&p.name);
+            // Looked up by fingerprint: one pass each, not one per key (1 000 keys are fine).
+            let remaining: std::collections::HashMap<_, _> =
+                shared.rotator.remaining(&p.name).into_iter().collect();
+            let weights: std::collections::HashMap<_, _> = settings
+                .rotator
+                .credentials
+                .iter()
+                .filter_map(|k| {
+                    let fp = ai_key_rotator::Fingerprint::of(secrecy::ExposeSecret::expose_secret(
+                        &k.key,
+                    ));
+                    k.weight.map(|w| (fp, w))
+                })
+                .collect();
             let keys = p
                 .credentials
                 .iter()
@@ -148,6 +164,10 @@ pub(crate) fn build(shared: &Shared, routes: &Routes) -> Dashboard {
                     let (state, until) = match c.state {
                         CredentialState::Available => ("available", None),
                         CredentialState::Cooling { until } => ("cooling", Some(until.as_millis())),
+                        // Out of credits with no known reset: back when a re-check proves it.
+                        CredentialState::Depleted { recheck_at } => {
+                            ("depleted", recheck_at.map(|t| t.as_millis()))
+                        }
                         _ => ("disabled", None),
                     };
                     let counts = shared.metrics.key_counts(&p.name, c.id.fingerprint);
@@ -158,16 +178,7 @@ pub(crate) fn build(shared: &Shared, routes: &Routes) -> Dashboard {
                         .filter(|(_, n)| **n > 0)
                         .map(|(i, n)| (CLASSES[i].to_owned(), serde_json::Value::from(*n)))
                         .collect();
-                    let weight = settings
-                        .rotator
-                        .credentials
-                        .iter()
-                        .find(|k| {
-                            ai_key_rotator::Fingerprint::of(secrecy::ExposeSecret::expose_secret(
-                                &k.key,
-                            )) == c.id.fingerprint
-                        })
-                        .and_then(|k| k.weight);
+                    let weight = weights.get(&c.id.fingerprint).copied();
                     KeyView {
                         label: c.id.label.as_deref().map(str::to_owned),
                         fingerprint: c.id.fingerprint.to_string(),
@@ -189,11 +200,11 @@ pub(crate) fn build(shared: &Shared, routes: &Routes) -> Dashboard {
                         last: counts.last.map(|(class, at)| LastView { class, at }),
                         used: c.times_used,
                         answers,
+                        today: crate::ops::classes(
+                            &shared.metrics.key_today(&p.name, c.id.fingerprint),
+                        ),
                         consecutive_failures: c.consecutive_failures,
-                        remaining: remaining
-                            .iter()
-                            .find(|(f, _)| *f == c.id.fingerprint)
-                            .and_then(|(_, r)| *r),
+                        remaining: remaining.get(&c.id.fingerprint).copied().flatten(),
                         scope: c.scope.as_deref().map(str::to_owned),
                         weight,
                     }

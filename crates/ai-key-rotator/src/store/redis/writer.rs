@@ -47,26 +47,34 @@ pub(super) async fn run(shared: Arc<Shared>, target: Target, rotator: StoreLink)
     ));
     let mut con = manager;
     let mut backoff = FIRST_BACKOFF;
+    // Set by a transient failure: once the server answers again, the whole local view is
+    // written again, because a server that failed over (a cluster's replica promoted) may
+    // have lost writes it had acknowledged, and the local view still has them.
+    let mut rewrite = false;
     while let Some(batch) = shared.queue.next().await {
-        match write_batch(&shared, &mut con, &rotator, &batch).await {
+        let failed = match write_batch(&shared, &mut con, &rotator, &batch).await {
             Ok(()) => {
                 shared.queue.done(batch);
-                backoff = FIRST_BACKOFF;
+                rewrite && rewrite_all(&shared, &mut con, &rotator).await.is_err()
             }
             Err(rest) => {
-                // A transient failure: what is left goes back into the queue (merged with
-                // what changed since, so it never grows past one entry per credential) and
-                // is written when the server answers again. Every script keeps the longer
-                // cooldown, so nothing is lost or shortened by the wait.
-                // Everything is written again once it answers: a server that failed over
-                // (a cluster's replica promoted, a restart) may have lost writes it had
-                // acknowledged, and the local view still has them.
-                shared.queue.retry(rest, true);
-                if !rotator.is_alive() || !shared.queue.pause_async(backoff).await {
-                    break;
-                }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
+                // What is left goes back into the queue (merged with what changed since, so
+                // it never grows past one entry per credential) and is written when the
+                // server answers again. Every script keeps the longer cooldown, so nothing
+                // is lost or shortened by the wait.
+                shared.queue.retry(rest, false);
+                true
             }
+        };
+        if failed {
+            rewrite = true;
+            if !rotator.is_alive() || !shared.queue.pause_async(backoff).await {
+                break;
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        } else {
+            rewrite = false;
+            backoff = FIRST_BACKOFF;
         }
     }
     subscriber.abort();
@@ -95,9 +103,44 @@ async fn write_batch(
     } else {
         batch.items.clone()
     };
+    write_items(shared, con, rotator, &records, items).await
+}
+
+/// Writes every cooling or disabled credential's state again (see `rewrite` in [`run`]).
+async fn rewrite_all(shared: &Shared, con: &mut Con, rotator: &StoreLink) -> Result<(), ()> {
+    let records: HashMap<Key, CredentialRecord> = rotator
+        .records()
+        .into_iter()
+        .map(|r| ((Arc::clone(&r.provider), r.credential.fingerprint), r))
+        .collect();
+    let items = records
+        .keys()
+        .map(|k| (k.clone(), Dirty::default()))
+        .collect();
+    // On a failure nothing goes back into the queue: the next rewrite covers them all.
+    write_items(shared, con, rotator, &records, items)
+        .await
+        .map_err(drop)
+}
+
+async fn write_items(
+    shared: &Shared,
+    con: &mut Con,
+    rotator: &StoreLink,
+    records: &HashMap<Key, CredentialRecord>,
+    items: Vec<(Key, Dirty)>,
+) -> Result<(), Vec<(Key, Dirty)>> {
     for (i, (key, dirty)) in items.iter().enumerate() {
-        // A credential removed since is nobody's business any more.
-        let Some(record) = records.get(key) else {
+        // A credential removed since is nobody's business any more; one available with no
+        // reset or enabling to write has nothing to write (and proves nothing about the
+        // server's health).
+        let Some(record) = records.get(key).filter(|r| {
+            matches!(
+                r.state,
+                CredentialState::Cooling { .. } | CredentialState::Disabled
+            ) || dirty.enabled
+                || dirty.reset
+        }) else {
             continue;
         };
         match write(shared, con, rotator, record, *dirty).await {
