@@ -173,6 +173,16 @@ struct ReplicaJson {
     this_process: bool,
 }
 
+impl ReasonView {
+    fn of(r: &ai_key_rotator::CooldownReason) -> ReasonView {
+        ReasonView {
+            cause: r.cause.to_string(),
+            provider_reset: r.provider_reset.map(|t| t.to_string()),
+            scope: r.scope.as_deref().map(str::to_owned),
+        }
+    }
+}
+
 impl StatusView {
     /// Adds the fleet as the store last saw it.
     pub(crate) fn with_fleet(mut self, fleet: Option<ai_key_rotator::FleetView>) -> StatusView {
@@ -202,7 +212,26 @@ struct ProviderView {
     total: usize,
     available: usize,
     next_available_at: Option<String>,
+    /// The provider's circuit, while it is open or probing (several keys failed alike for a
+    /// cause not about any key).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    circuit: Option<CircuitView>,
     credentials: Vec<CredentialView>,
+}
+
+#[derive(Debug, Serialize)]
+struct CircuitView {
+    cause: &'static str,
+    until: String,
+    probing: bool,
+}
+
+/// A key resting for one model only after that model's limit: it serves the others.
+#[derive(Debug, Serialize)]
+struct ModelCooldownView {
+    model: String,
+    until: String,
+    reason: ReasonView,
 }
 
 #[derive(Debug, Serialize)]
@@ -223,6 +252,8 @@ struct CredentialView {
     /// the quota scope, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<ReasonView>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    model_cooldowns: Vec<ModelCooldownView>,
     consecutive_failures: u32,
     /// Upstream answers today (UTC) by class, as kept in the state store.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -264,6 +295,11 @@ impl StatusView {
                     total: p.total,
                     available: p.available,
                     next_available_at: p.next_available_at.map(|t| t.to_string()),
+                    circuit: p.circuit.as_ref().map(|c| CircuitView {
+                        cause: c.cause.as_str(),
+                        until: c.until.to_string(),
+                        probing: c.probing,
+                    }),
                     credentials: p
                         .credentials
                         .iter()
@@ -288,11 +324,16 @@ impl StatusView {
                                 times_exhausted: c.times_exhausted,
                                 last_exhausted_at: c.last_exhausted_at.map(|t| t.to_string()),
                                 scope: c.scope.as_deref().map(str::to_owned),
-                                reason: c.reason.as_ref().map(|r| ReasonView {
-                                    cause: r.cause.to_string(),
-                                    provider_reset: r.provider_reset.map(|t| t.to_string()),
-                                    scope: r.scope.as_deref().map(str::to_owned),
-                                }),
+                                reason: c.reason.as_ref().map(ReasonView::of),
+                                model_cooldowns: c
+                                    .model_cooldowns
+                                    .iter()
+                                    .map(|m| ModelCooldownView {
+                                        model: m.model.as_str().to_owned(),
+                                        until: m.until.to_string(),
+                                        reason: ReasonView::of(&m.reason),
+                                    })
+                                    .collect(),
                                 consecutive_failures: c.consecutive_failures,
                                 today: None,
                             }
