@@ -147,6 +147,10 @@ pub(crate) trait StoreHost: Send + Sync {
     fn export_state(&self) -> String;
     /// Every credential's current state.
     fn records(&self) -> Vec<CredentialRecord>;
+    /// A digest of the key set (providers and fingerprints, never keys) and its size. The
+    /// fleet heartbeat asks every second: it must not collect the records, which at a
+    /// million credentials took the store's one thread most of each second.
+    fn key_digest(&self) -> (u64, usize);
     /// Applies a change made by another process; whether the local view changed.
     fn apply_remote(&self, provider: &str, fingerprint: Fingerprint, change: RemoteChange) -> bool;
 }
@@ -350,6 +354,12 @@ impl StoreLink {
     /// Every credential's current state, or nothing when the rotator is gone.
     pub(crate) fn records(&self) -> Vec<CredentialRecord> {
         self.host.upgrade().map_or_else(Vec::new, |h| h.records())
+    }
+
+    /// The key set's digest and size (see [`StoreHost::key_digest`]), or `None` when the
+    /// rotator is gone.
+    pub(crate) fn key_digest(&self) -> Option<(u64, usize)> {
+        self.host.upgrade().map(|h| h.key_digest())
     }
 
     /// Applies a change made by another process. Returns whether the local view changed.

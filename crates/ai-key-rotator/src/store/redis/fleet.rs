@@ -13,7 +13,6 @@ use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use redis::Script;
-use sha2::{Digest, Sha256};
 
 use super::con::Con;
 use super::{Shared, fault};
@@ -118,21 +117,10 @@ impl Shared {
     }
 }
 
-/// A digest of the key set: the providers and fingerprints, sorted, hashed (never a key).
+/// A digest of the key set (providers and fingerprints, never a key), as hex, and its size.
 pub(super) fn key_digest(rotator: &StoreLink) -> (String, usize) {
-    let mut lines: Vec<String> = rotator
-        .records()
-        .iter()
-        .map(|r| format!("{}\t{}\n", r.provider, r.credential.fingerprint))
-        .collect();
-    lines.sort_unstable();
-    let mut h = Sha256::new();
-    for l in &lines {
-        h.update(l.as_bytes());
-    }
-    let digest = h.finalize();
-    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
-    (hex, lines.len())
+    let (digest, count) = rotator.key_digest().unwrap_or((0, 0));
+    (format!("{digest:016x}"), count)
 }
 
 /// Leases for the shares that asked, and beats the heart every [`HEARTBEAT`]; while the
