@@ -517,3 +517,41 @@ fn a_remote_cooldown_over_one_that_ended_unobserved_resets_it_first() {
         1
     );
 }
+
+#[test]
+fn a_per_model_rest_reaches_the_other_rotator_on_the_same_file() {
+    use ai_key_rotator::classify::{LimitKind, LimitScope, ModelName, Verdict};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    let clock = clock();
+    let one = builder(&["sk-a", "sk-b"], &clock)
+        .store(store(&db))
+        .build()
+        .unwrap();
+    let two = builder(&["sk-a", "sk-b"], &clock)
+        .store(store(&db))
+        .build()
+        .unwrap();
+    let a = one.get_key_for("openai", "gpt-4o").unwrap();
+    one.report_for_model(
+        &a,
+        &Verdict::RateLimited {
+            until: Some(START.saturating_add(Duration::from_secs(300))),
+            scope: LimitScope::Model(ModelName::new("gpt-4o").unwrap()),
+            limit: LimitKind::TokensPerMinute,
+        },
+    );
+    let expected = status_of(&one, "label-a").model_cooldowns;
+    assert_eq!(expected.len(), 1);
+    assert!(
+        wait_until(PATIENCE, || status_of(&two, "label-a").model_cooldowns
+            == expected),
+        "the rest never reached the other rotator"
+    );
+    assert_eq!(
+        two.get_key_for("openai", "gpt-4o")
+            .map(|c| c.expose_key().to_owned())
+            .as_deref(),
+        Some("sk-b")
+    );
+}
