@@ -164,7 +164,10 @@ mod tests {
         // new day's.
         clock.advance(Duration::from_secs(30 * 60));
         let t = usage.today(&keys, &rotator, "gemini").unwrap();
-        assert_eq!((t.date.as_str(), t.of(fp)), ("2026-11-30", Counts::default()));
+        assert_eq!(
+            (t.date.as_str(), t.of(fp)),
+            ("2026-11-30", Counts::default())
+        );
         keys.record("gemini", fp, &Verdict::ClientError);
         usage.sync(&keys, &rotator);
         let t = usage.today(&keys, &rotator, "gemini").unwrap();
