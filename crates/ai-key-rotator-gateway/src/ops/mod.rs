@@ -65,13 +65,17 @@ pub(crate) async fn serve<B>(
     })
 }
 
-/// Counts by class as a JSON object with the classes seen, and their sum as `requests`.
-pub(crate) fn classes(counts: &[u64]) -> serde_json::Map<String, serde_json::Value> {
+/// Usage counts ([`stats::USAGE_FIELDS`] order) as a JSON object: the answers' sum as
+/// `requests`, the classes seen, and `tokens_in` and `tokens_out` (always, 0 when none).
+pub(crate) fn classes(counts: &stats::UsageCounts) -> serde_json::Map<String, serde_json::Value> {
     let mut m = serde_json::Map::new();
-    m.insert("requests".into(), counts.iter().sum::<u64>().into());
-    for (i, n) in counts.iter().enumerate().filter(|(_, n)| **n > 0) {
+    let answers = &counts[..stats::CLASSES.len()];
+    m.insert("requests".into(), answers.iter().sum::<u64>().into());
+    for (i, n) in answers.iter().enumerate().filter(|(_, n)| **n > 0) {
         m.insert(stats::CLASSES[i].into(), (*n).into());
     }
+    m.insert("tokens_in".into(), counts[stats::TOKENS_IN].into());
+    m.insert("tokens_out".into(), counts[stats::TOKENS_OUT].into());
     m
 }
 
@@ -216,7 +220,19 @@ struct ProviderView {
     /// cause not about any key).
     #[serde(skip_serializing_if = "Option::is_none")]
     circuit: Option<CircuitView>,
+    /// The day the credentials' `today` counts are for: the provider's day, in the time zone
+    /// where its daily quotas reset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage_day: Option<UsageDayView>,
     credentials: Vec<CredentialView>,
+}
+
+#[derive(Debug, Serialize)]
+struct UsageDayView {
+    /// `YYYY-MM-DD`.
+    date: String,
+    /// The IANA time zone of the day (`UTC`, `America/Los_Angeles`).
+    time_zone: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -255,7 +271,8 @@ struct CredentialView {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     model_cooldowns: Vec<ModelCooldownView>,
     consecutive_failures: u32,
-    /// Upstream answers today (UTC) by class, as kept in the state store.
+    /// Upstream answers today (the provider's day, see `usage_day`) by class, and the tokens
+    /// in and out, as kept in the state store.
     #[serde(skip_serializing_if = "Option::is_none")]
     today: Option<serde_json::Map<String, serde_json::Value>>,
 }
@@ -270,15 +287,26 @@ struct ReasonView {
 }
 
 impl StatusView {
-    /// Adds each key's answers today from `metrics`' usage statistics.
-    pub(crate) fn with_usage(mut self, metrics: &metrics::Metrics) -> StatusView {
+    /// Adds each key's usage today (answers by class, tokens) and the day it is for.
+    pub(crate) fn with_usage(
+        mut self,
+        metrics: &metrics::Metrics,
+        rotator: &ai_key_rotator::KeyRotator,
+    ) -> StatusView {
         for p in &mut self.providers {
+            let Some(today) = metrics.usage_today(rotator, &p.name) else {
+                continue;
+            };
             for c in &mut p.credentials {
                 let Ok(fp) = c.fingerprint.parse() else {
                     continue;
                 };
-                c.today = Some(classes(&metrics.key_today(&p.name, fp)));
+                c.today = Some(classes(&today.of(fp)));
             }
+            p.usage_day = Some(UsageDayView {
+                date: today.date,
+                time_zone: today.time_zone,
+            });
         }
         self
     }
@@ -300,6 +328,7 @@ impl StatusView {
                         until: c.until.to_string(),
                         probing: c.probing,
                     }),
+                    usage_day: None,
                     credentials: p
                         .credentials
                         .iter()
