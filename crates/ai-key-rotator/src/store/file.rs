@@ -176,6 +176,11 @@ impl Backend for FileStore {
         self.shared.changed.notify_all();
     }
 
+    fn models_reset(&self, _provider: &Arc<str>, _credentials: &[crate::identity::Fingerprint]) {
+        // The file holds the whole state: write it again.
+        drop(self.request_write());
+    }
+
     fn flush(&self) {
         let mut progress = self.request_write();
         let target = progress.requested;

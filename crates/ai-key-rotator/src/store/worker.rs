@@ -29,12 +29,15 @@ pub(crate) struct Dirty {
     pub(crate) enabled: bool,
     /// Its cooldown was reset here: the only change that may end a stored cooldown early.
     pub(crate) reset: bool,
+    /// Its per-model rests were reset here: the only change that may end stored ones early.
+    pub(crate) models_reset: bool,
 }
 
 impl Dirty {
     fn merge(&mut self, other: Dirty) {
         self.enabled |= other.enabled;
         self.reset |= other.reset;
+        self.models_reset |= other.models_reset;
     }
 }
 
@@ -89,12 +92,26 @@ impl Queue {
         let dirty = Dirty {
             enabled: matches!(event, Event::Enabled { .. }),
             reset: matches!(event, Event::Reset { .. }),
+            models_reset: false,
         };
+        self.mark(super::touched(event), dirty);
+    }
+
+    /// Notes that the per-model rests of `keys` were reset here.
+    pub(crate) fn models_reset(&self, keys: Vec<Key>) {
+        let dirty = Dirty {
+            models_reset: true,
+            ..Dirty::default()
+        };
+        self.mark(keys, dirty);
+    }
+
+    fn mark(&self, keys: Vec<Key>, dirty: Dirty) {
         let mut state = self.lock();
         if state.closed {
             return;
         }
-        for key in super::touched(event) {
+        for key in keys {
             let full = state.dirty.len() >= MAX_DIRTY;
             match state.dirty.get_mut(&key) {
                 Some(d) => d.merge(dirty),

@@ -520,6 +520,15 @@ impl Backend for RedisStore {
         self.shared.queue.record(change);
     }
 
+    fn models_reset(&self, provider: &Arc<str>, credentials: &[Fingerprint]) {
+        self.shared.queue.models_reset(
+            credentials
+                .iter()
+                .map(|fp| (Arc::clone(provider), *fp))
+                .collect(),
+        );
+    }
+
     fn flush(&self) {
         // While Redis is away the writer retries; do not wait for it long.
         if let Err(error) = self.flush_within(self.shared.command_timeout * FLUSH_TIMEOUTS) {

@@ -169,6 +169,7 @@ async fn write_items(
                 CredentialState::Cooling { .. } | CredentialState::Disabled
             ) || dirty.enabled
                 || dirty.reset
+                || dirty.models_reset
                 || !r.model_cooldowns.is_empty()
         }) else {
             continue;
@@ -202,6 +203,15 @@ async fn write(
     let fp = record.credential.fingerprint;
     let why = encode_reason(record.reason.as_ref());
     let now = rotator.now().unwrap_or(Timestamp::UNIX_EPOCH);
+    if dirty.models_reset {
+        // A reset here ends the credential's rests on the server too (those made since are
+        // written just below).
+        let _: i64 = scripts::RESET_MODELS
+            .key(shared.models_key(provider))
+            .arg(format!("{fp}:"))
+            .invoke_async(con)
+            .await?;
+    }
     for m in &record.model_cooldowns {
         let stored = mark_model(shared, con, record, m, now).await?;
         // Another process may rest it longer: agree on it, and on why.

@@ -59,7 +59,7 @@ use super::{
 use crate::clock::Timestamp;
 use crate::error::StateError;
 use crate::events::Event;
-use crate::identity::CredentialId;
+use crate::identity::{CredentialId, Fingerprint};
 use crate::status::{CooldownReason, CredentialState, ModelCooldownStatus};
 use writer::Writer;
 
@@ -376,6 +376,15 @@ impl Backend for SqliteStore {
 
     fn record(&self, change: &Event) {
         self.queue.record(change);
+    }
+
+    fn models_reset(&self, provider: &Arc<str>, credentials: &[Fingerprint]) {
+        self.queue.models_reset(
+            credentials
+                .iter()
+                .map(|fp| (Arc::clone(provider), *fp))
+                .collect(),
+        );
     }
 
     fn flush(&self) {
