@@ -219,13 +219,13 @@ impl Queue {
     }
 
     /// Waits until every change recorded before the call is written or given up on, for at
-    /// most `timeout`, and the writer wrote one batch after the call (with it, the counters
-    /// that change without events). Returns how many credentials still wait when it times
+    /// most `timeout`, and with `sync` until the writer wrote one batch after the call (with
+    /// it, the counters that change without events). Returns how many credentials still wait when it times
     /// out.
-    pub(crate) fn flush(&self, timeout: Duration) -> Result<(), usize> {
+    pub(crate) fn flush(&self, timeout: Duration, sync: bool) -> Result<(), usize> {
         let deadline = Instant::now() + timeout;
         let mut state = self.lock();
-        if !state.closed {
+        if sync && !state.closed {
             state.sync = true;
             state.recorded += 1;
             self.work.notify_one();

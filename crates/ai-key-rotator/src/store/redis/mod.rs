@@ -551,9 +551,12 @@ impl Backend for RedisStore {
             return Ok(());
         }
         let start = std::time::Instant::now();
+        // While Redis is away, counters cannot be written: wait only for the changes (as a
+        // flush always did), not for a batch that waits for the server.
+        let sync = self.shared.connected.load(Ordering::Acquire);
         self.shared
             .queue
-            .flush(timeout)
+            .flush(timeout, sync)
             .map_err(|pending| StoreError::FlushTimedOut {
                 waited: timeout,
                 pending,
