@@ -260,8 +260,17 @@ fn sqlite_child() {
         .unwrap();
     println!("ready");
     std::io::stdout().flush().unwrap();
-    // The parent marks the canary key: wait until this process skips it too.
+    // The parent rests the canary key for one model, then marks it: wait until this process
+    // skips it too, and rests it for that model.
     assert!(wait_until(PATIENCE, || key(&r).as_deref() == Some("sk-b")));
+    let canary = r
+        .provider_status("openai")
+        .unwrap()
+        .credentials
+        .into_iter()
+        .find(|c| c.id.fingerprint == ai_key_rotator::Fingerprint::of(CANARY))
+        .unwrap();
+    assert_eq!(canary.model_cooldowns.len(), 1, "{canary:?}");
     r.mark_exhausted("openai", Some("sk-b"));
     r.flush_store();
     println!("marked");
@@ -300,6 +309,21 @@ fn two_processes_share_one_database() {
         }
     };
     expect("ready");
+    // Uses and a per-model rest of the canary key reach the database too (by fingerprint).
+    let canary = r.get_key_for("openai", "gpt-4o").unwrap();
+    assert_eq!(canary.expose_key(), CANARY);
+    r.report_for_model(
+        &canary,
+        &ai_key_rotator::classify::Verdict::RateLimited {
+            until: Some(START.saturating_add(Duration::from_secs(300))),
+            scope: ai_key_rotator::classify::LimitScope::Model(
+                ai_key_rotator::classify::ModelName::new("gpt-4o").unwrap(),
+            ),
+            limit: ai_key_rotator::classify::LimitKind::TokensPerMinute,
+        },
+    );
+    drop(canary);
+    r.flush_store();
     r.mark_exhausted("openai", Some(CANARY));
     r.flush_store();
     expect("marked");
