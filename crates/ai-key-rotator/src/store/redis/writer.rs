@@ -79,7 +79,8 @@ pub(super) async fn run(shared: Arc<Shared>, target: Target, rotator: StoreLink)
                 None => break,
             },
             _ = tick.tick() => {
-                if !rewrite {
+                // While the server is away, batches find out (and back off); a tick waits.
+                if !rewrite && shared.connected.load(std::sync::atomic::Ordering::Acquire) {
                     // A failure is noted in the health; the counters are written next time.
                     let _ = write_counters(&shared, &mut con, &rotator).await;
                 }
