@@ -324,7 +324,7 @@ impl Backend for SqliteStore {
         }
         // Today's stored usage, read now so that a restarted process resumes from it.
         if let Some(ledger) = self.ledger.get() {
-            writer.usage = Some((Arc::clone(ledger), std::time::Instant::now()));
+            writer.usage = Some(usage::UsageSync::new(Arc::clone(ledger)));
             writer.sync_usage();
         }
         let spawned = std::thread::Builder::new()

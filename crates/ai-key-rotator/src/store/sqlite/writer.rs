@@ -38,7 +38,7 @@ pub(super) struct Writer {
     pub(super) health: Arc<HealthCell>,
     /// The rotator's usage ledger, when the store keeps usage, and when it is next synced
     /// (`usage.rs`).
-    pub(super) usage: Option<(Arc<crate::ledger::Ledger>, std::time::Instant)>,
+    pub(super) usage: Option<super::usage::UsageSync>,
     /// Rows already reported as malformed, so a poll does not report them again.
     malformed: HashSet<RowKey>,
     prune_after: Option<Duration>,
