@@ -1,5 +1,6 @@
 //! Black-box tests of the core rotator, one module per area.
 
+mod affinity;
 mod budgets;
 mod circuit;
 mod concurrency;
