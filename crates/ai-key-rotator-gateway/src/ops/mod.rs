@@ -216,6 +216,8 @@ struct ProviderView {
     /// cause not about any key).
     #[serde(skip_serializing_if = "Option::is_none")]
     circuit: Option<CircuitView>,
+    /// Requests placed on their key by prompt-cache affinity (their prompt prefix's hash).
+    affinity_placed: u64,
     credentials: Vec<CredentialView>,
 }
 
@@ -300,6 +302,7 @@ impl StatusView {
                         until: c.until.to_string(),
                         probing: c.probing,
                     }),
+                    affinity_placed: p.affinity_placed,
                     credentials: p
                         .credentials
                         .iter()
