@@ -3,6 +3,7 @@
 mod affinity;
 mod budgets;
 mod circuit;
+mod circuit_429;
 mod concurrency;
 mod config;
 mod e2e;
