@@ -117,6 +117,29 @@ pub(crate) const CLASSES: [&str; 7] = [
     "client_error",
 ];
 
+/// What a key's usage counts: its answers by class ([`CLASSES`], indices 0..7), then the
+/// tokens its requests sent (`tokens_in`) and its answers returned (`tokens_out`), as the
+/// providers' usage reports said.
+pub(crate) const USAGE_FIELDS: [&str; CLASSES.len() + 2] = [
+    "ok",
+    "rate_limited",
+    "quota_exhausted",
+    "invalid_key",
+    "overloaded",
+    "server_error",
+    "client_error",
+    "tokens_in",
+    "tokens_out",
+];
+
+/// The index of `tokens_in` in [`USAGE_FIELDS`]; `tokens_out` follows it.
+pub(crate) const TOKENS_IN: usize = CLASSES.len();
+/// The index of `tokens_out` in [`USAGE_FIELDS`].
+pub(crate) const TOKENS_OUT: usize = CLASSES.len() + 1;
+
+/// A key's usage: its answers by class, then its tokens in and out (see [`USAGE_FIELDS`]).
+pub(crate) type UsageCounts = [u64; USAGE_FIELDS.len()];
+
 /// The class of a verdict: an index into [`CLASSES`].
 pub(crate) fn class_of(verdict: &Verdict) -> usize {
     match verdict {
@@ -131,10 +154,13 @@ pub(crate) fn class_of(verdict: &Verdict) -> usize {
     }
 }
 
-/// One key's answers since the gateway started: by class, and the last verdict and when.
+/// One key's answers since the gateway started: by class, its tokens in and out, and the last
+/// verdict and when.
 #[derive(Debug, Default)]
 pub(crate) struct KeyCounts {
     by_class: [AtomicU64; CLASSES.len()],
+    tokens_in: AtomicU64,
+    tokens_out: AtomicU64,
     /// The last verdict's class + 1 (0 = none yet) and its time in Unix ms.
     last_class: AtomicU64,
     last_at: AtomicU64,
@@ -144,6 +170,8 @@ pub(crate) struct KeyCounts {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct KeyCountsView {
     pub(crate) by_class: [u64; CLASSES.len()],
+    pub(crate) tokens_in: u64,
+    pub(crate) tokens_out: u64,
     pub(crate) last: Option<(&'static str, u64)>,
 }
 
@@ -154,15 +182,38 @@ impl KeyCounts {
         self.last_class.store(class as u64 + 1, Ordering::Relaxed);
     }
 
+    fn add_tokens(&self, tokens_in: u64, tokens_out: u64) {
+        self.tokens_in.fetch_add(tokens_in, Ordering::Relaxed);
+        self.tokens_out.fetch_add(tokens_out, Ordering::Relaxed);
+    }
+
     pub(crate) fn view(&self) -> KeyCountsView {
         let by_class = std::array::from_fn(|i| self.by_class[i].load(Ordering::Relaxed));
+        let tokens_in = self.tokens_in.load(Ordering::Relaxed);
+        let tokens_out = self.tokens_out.load(Ordering::Relaxed);
         let last = match self.last_class.load(Ordering::Relaxed) as usize {
             0 => None,
             c => CLASSES
                 .get(c - 1)
                 .map(|name| (*name, self.last_at.load(Ordering::Relaxed))),
         };
-        KeyCountsView { by_class, last }
+        KeyCountsView {
+            by_class,
+            tokens_in,
+            tokens_out,
+            last,
+        }
+    }
+}
+
+impl KeyCountsView {
+    /// The answers by class and the tokens, in [`USAGE_FIELDS`] order.
+    pub(crate) fn usage(&self) -> UsageCounts {
+        std::array::from_fn(|i| match i {
+            TOKENS_IN => self.tokens_in,
+            TOKENS_OUT => self.tokens_out,
+            c => self.by_class[c],
+        })
     }
 }
 
@@ -201,13 +252,42 @@ impl KeyTable {
             .record(class, now);
     }
 
-    /// Every key's counts by class.
-    pub(crate) fn all(&self) -> Vec<(KeyName, [u64; CLASSES.len()])> {
+    /// Counts the tokens a key's request sent (`tokens_in`, the prompt) and its answer
+    /// returned (`tokens_out`, the completion), as the provider's usage report said (for a
+    /// stream, its final usage event). Called once per answer that reported usage; the
+    /// tokens flow into the stored usage, `/status` and `/metrics` like the verdict counts.
+    pub(crate) fn record_tokens(
+        &self,
+        provider: &str,
+        fingerprint: Fingerprint,
+        tokens_in: u64,
+        tokens_out: u64,
+    ) {
+        if tokens_in == 0 && tokens_out == 0 {
+            return;
+        }
+        {
+            let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(k) = keys.get(provider).and_then(|p| p.get(&fingerprint)) {
+                k.add_tokens(tokens_in, tokens_out);
+                return;
+            }
+        }
+        let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
+        keys.entry(Arc::from(provider))
+            .or_default()
+            .entry(fingerprint)
+            .or_default()
+            .add_tokens(tokens_in, tokens_out);
+    }
+
+    /// Every key's usage: counts by class and tokens, in [`USAGE_FIELDS`] order.
+    pub(crate) fn all(&self) -> Vec<(KeyName, UsageCounts)> {
         let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
         keys.iter()
             .flat_map(|(p, ks)| {
                 ks.iter()
-                    .map(|(fp, k)| ((Arc::clone(p), *fp), k.view().by_class))
+                    .map(|(fp, k)| ((Arc::clone(p), *fp), k.view().usage()))
             })
             .collect()
     }
@@ -294,5 +374,28 @@ mod tests {
         assert_eq!(v.by_class[6], 1);
         assert_eq!(v.last.map(|(c, _)| c), Some("ok"));
         assert_eq!(t.get("other", fp), KeyCountsView::default());
+    }
+
+    #[test]
+    fn tokens_add_up_per_key_next_to_the_classes() {
+        let t = KeyTable::default();
+        let a = Fingerprint::of("sk-a");
+        let b = Fingerprint::of("sk-b");
+        // Tokens may arrive for a key before any verdict (a stream's usage comes last, but
+        // the order is the caller's).
+        t.record_tokens("openai", a, 12, 30);
+        t.record("openai", a, &Verdict::Ok(Default::default()));
+        t.record_tokens("openai", a, 8, 0);
+        t.record_tokens("openai", b, 0, 0);
+        let v = t.get("openai", a);
+        assert_eq!((v.tokens_in, v.tokens_out), (20, 30));
+        let usage = v.usage();
+        assert_eq!(usage[0], 1);
+        assert_eq!((usage[TOKENS_IN], usage[TOKENS_OUT]), (20, 30));
+        assert_eq!(USAGE_FIELDS[TOKENS_IN], "tokens_in");
+        assert_eq!(USAGE_FIELDS[TOKENS_OUT], "tokens_out");
+        // Zero tokens do not make a key appear.
+        assert_eq!(t.get("openai", b), KeyCountsView::default());
+        assert_eq!(t.all().len(), 1);
     }
 }
