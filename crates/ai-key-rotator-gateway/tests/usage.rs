@@ -59,6 +59,11 @@ async fn usage_survives_a_restart_and_adds_up_across_gateways() {
     );
     assert_eq!(today(&status, "sk-good")["ok"], 1, "{status}");
     assert_eq!(today(&status, "sk-good")["requests"], 1, "{status}");
+    // The tokens next to the classes, and the day the counts are for: OpenAI's is UTC's.
+    assert_eq!(today(&status, "sk-good")["tokens_in"], 0, "{status}");
+    let day = &status["providers"][0]["usage_day"];
+    assert_eq!(day["time_zone"], "UTC", "{status}");
+    assert_eq!(day["date"].as_str().map(str::len), Some(10), "{status}");
     // A graceful stop writes what is new.
     let _ = gw.stop();
 

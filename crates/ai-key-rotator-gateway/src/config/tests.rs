@@ -119,6 +119,14 @@ fn rejects_unsafe_or_incomplete_configs() {
             keys = ["k"]"#,
             "typo",
         ),
+        (
+            r#"client_tokens = ["t"]
+            [providers.o]
+            family = "openai"
+            usage_day_timezone = "Pacific/Atlantis"
+            keys = ["k"]"#,
+            "usage_day_timezone `Pacific/Atlantis`",
+        ),
     ];
     for (text, needle) in cases {
         let err = parse(text).unwrap_err().to_string();

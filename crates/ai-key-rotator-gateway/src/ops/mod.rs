@@ -222,7 +222,19 @@ struct ProviderView {
     circuit: Option<CircuitView>,
     /// Requests placed on their key by prompt-cache affinity (their prompt prefix's hash).
     affinity_placed: u64,
+    /// The day the credentials' `today` counts are for: the provider's day, in the time zone
+    /// where its daily quotas reset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage_day: Option<UsageDayView>,
     credentials: Vec<CredentialView>,
+}
+
+#[derive(Debug, Serialize)]
+struct UsageDayView {
+    /// `YYYY-MM-DD`.
+    date: String,
+    /// The IANA time zone of the day (`UTC`, `America/Los_Angeles`).
+    time_zone: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -261,7 +273,8 @@ struct CredentialView {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     model_cooldowns: Vec<ModelCooldownView>,
     consecutive_failures: u32,
-    /// Upstream answers today (UTC) by class, as kept in the state store.
+    /// Upstream answers today (the provider's day, see `usage_day`) by class, and the tokens
+    /// in and out, as kept in the state store.
     #[serde(skip_serializing_if = "Option::is_none")]
     today: Option<serde_json::Map<String, serde_json::Value>>,
 }
@@ -276,15 +289,26 @@ struct ReasonView {
 }
 
 impl StatusView {
-    /// Adds each key's answers today from `metrics`' usage statistics.
-    pub(crate) fn with_usage(mut self, metrics: &metrics::Metrics) -> StatusView {
+    /// Adds each key's usage today (answers by class, tokens) and the day it is for.
+    pub(crate) fn with_usage(
+        mut self,
+        metrics: &metrics::Metrics,
+        rotator: &ai_key_rotator::KeyRotator,
+    ) -> StatusView {
         for p in &mut self.providers {
+            let Some(today) = metrics.usage_today(rotator, &p.name) else {
+                continue;
+            };
             for c in &mut p.credentials {
                 let Ok(fp) = c.fingerprint.parse() else {
                     continue;
                 };
-                c.today = Some(classes(&metrics.key_today(&p.name, fp)));
+                c.today = Some(classes(&today.of(fp)));
             }
+            p.usage_day = Some(UsageDayView {
+                date: today.date,
+                time_zone: today.time_zone,
+            });
         }
         self
     }
@@ -307,6 +331,7 @@ impl StatusView {
                         probing: c.probing,
                     }),
                     affinity_placed: p.affinity_placed,
+                    usage_day: None,
                     credentials: p
                         .credentials
                         .iter()

@@ -192,15 +192,15 @@ async fn route(
                 let visible: Vec<&str> = routes.providers.iter().map(|p| &*p.name).collect();
                 let view = StatusView::of(&status, &visible)
                     .with_fleet(shared.rotator.fleet())
-                    .with_usage(&shared.metrics);
+                    .with_usage(&shared.metrics, &shared.rotator);
                 let body = serde_json::to_vec_pretty(&view).unwrap_or_default();
                 json_response(StatusCode::OK, Bytes::from(body))
             } else {
-                let mut r = Response::new(GatewayBody::full(
-                    shared
-                        .metrics
-                        .render(&status, &shared.rotator.store_health()),
-                ));
+                let mut r = Response::new(GatewayBody::full(shared.metrics.render(
+                    &status,
+                    &shared.rotator.store_health(),
+                    &shared.rotator,
+                )));
                 // prometheus-client writes OpenMetrics text (it ends with `# EOF`); a scraper
                 // told `text/plain; version=0.0.4` parses it with the wrong grammar.
                 r.headers_mut().insert(

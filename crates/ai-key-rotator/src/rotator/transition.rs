@@ -952,15 +952,40 @@ impl Inner {
 
     /// Ends every per-model cooldown of `prov` (a reset of all), or drops those ended by
     /// `now`.
+    ///
+    /// A reset of all is told to the store for the keys that rested, so that it forgets their
+    /// rests too (a restart must not bring them back). Subscribers are not told, as before: a
+    /// rest for one model never made the key unavailable.
     pub(super) fn end_model_cooldowns(&self, prov: &ProviderSnap, now: Timestamp, all: bool) {
         if prov.shared.models.is_empty() {
             return;
         }
-        prov.shared.models.update(now, |table| {
-            if all {
-                table.clear();
+        let rested: Vec<u64> = prov.shared.models.update(now, |table| {
+            if !all {
+                return Vec::new();
             }
+            let mut rested: Vec<u64> = table
+                .values()
+                .flat_map(|keys| keys.keys().copied())
+                .collect();
+            table.clear();
+            rested.sort_unstable();
+            rested.dedup();
+            rested
         });
+        if rested.is_empty() || self.events.store().is_none() {
+            return;
+        }
+        let credentials: Vec<_> = prov
+            .slots
+            .iter()
+            .zip(prov.fingerprints.iter())
+            .filter(|(_, fp)| rested.binary_search(fp).is_ok())
+            .map(|(slot, _)| slot.id.fingerprint)
+            .collect();
+        if !credentials.is_empty() {
+            self.events.models_reset(&prov.name, &credentials);
+        }
     }
 
     /// Whether credential `i` may be handed out at `now`. A cooldown that has ended is ended

@@ -146,6 +146,10 @@ pub(crate) fn build(shared: &Shared, routes: &Routes) -> Dashboard {
             // Looked up by fingerprint: one pass each, not one per key (1 000 keys are fine).
             let remaining: std::collections::HashMap<_, _> =
                 shared.rotator.remaining(&p.name).into_iter().collect();
+            let usage = shared
+                .metrics
+                .usage_today(&shared.rotator, &p.name)
+                .unwrap_or_default();
             let weights: std::collections::HashMap<_, _> = settings
                 .rotator
                 .credentials
@@ -200,9 +204,7 @@ pub(crate) fn build(shared: &Shared, routes: &Routes) -> Dashboard {
                         last: counts.last.map(|(class, at)| LastView { class, at }),
                         used: c.times_used,
                         answers,
-                        today: crate::ops::classes(
-                            &shared.metrics.key_today(&p.name, c.id.fingerprint),
-                        ),
+                        today: crate::ops::classes(&usage.of(c.id.fingerprint)),
                         consecutive_failures: c.consecutive_failures,
                         remaining: remaining.get(&c.id.fingerprint).copied().flatten(),
                         scope: c.scope.as_deref().map(str::to_owned),
