@@ -158,6 +158,7 @@ struct Inner {
     stream_errors: Family<ProviderLabels, Counter>,
     keys_available: Family<ProviderLabels, Gauge>,
     keys_total: Family<ProviderLabels, Gauge>,
+    affinity_placed: Family<ProviderLabels, Gauge>,
     duration: HistogramFamily<ProviderLabels>,
     upstream_duration: HistogramFamily<ProviderLabels>,
     key_answers: Family<KeyLabels, Gauge>,
@@ -237,6 +238,13 @@ impl Metrics {
             keys_available.clone(),
         );
         registry.register("keys", "Keys configured, per provider", keys_total.clone());
+        let affinity_placed = Family::<ProviderLabels, Gauge>::default();
+        registry.register(
+            "affinity_placed",
+            "Requests placed on their key by prompt-cache affinity since start, per provider \
+             (read from the rotator's status)",
+            affinity_placed.clone(),
+        );
         let key_answers = Family::<KeyLabels, Gauge>::default();
         registry.register(
             "key_answers",
@@ -305,6 +313,7 @@ impl Metrics {
                 stream_errors,
                 keys_available,
                 keys_total,
+                affinity_placed,
                 duration,
                 upstream_duration,
                 key_answers,
@@ -489,6 +498,10 @@ impl Metrics {
                 .get_or_create(&l)
                 .set(p.available as i64);
             self.inner.keys_total.get_or_create(&l).set(p.total as i64);
+            self.inner
+                .affinity_placed
+                .get_or_create(&l)
+                .set(i64::try_from(p.affinity_placed).unwrap_or(i64::MAX));
             // Per configured key only (bounded), and only classes it has seen.
             for c in &p.credentials {
                 let today = usage.of(c.id.fingerprint);

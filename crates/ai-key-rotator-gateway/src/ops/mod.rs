@@ -220,6 +220,8 @@ struct ProviderView {
     /// cause not about any key).
     #[serde(skip_serializing_if = "Option::is_none")]
     circuit: Option<CircuitView>,
+    /// Requests placed on their key by prompt-cache affinity (their prompt prefix's hash).
+    affinity_placed: u64,
     /// The day the credentials' `today` counts are for: the provider's day, in the time zone
     /// where its daily quotas reset.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -328,6 +330,7 @@ impl StatusView {
                         until: c.until.to_string(),
                         probing: c.probing,
                     }),
+                    affinity_placed: p.affinity_placed,
                     usage_day: None,
                     credentials: p
                         .credentials

@@ -70,6 +70,9 @@ pub(crate) struct ProviderRoute {
     /// The core loop's plan for a request of this route without a session or token estimate:
     /// built once, so the common request allocates none.
     pub(crate) plan: Plan,
+    /// Whether requests are placed by the hash of their stable prompt prefix
+    /// (`cache_affinity`).
+    pub(crate) cache_affinity: bool,
 }
 
 impl ProviderRoute {
@@ -94,6 +97,7 @@ impl ProviderRoute {
             authority: p.origin.authority.clone(),
             base_path: p.origin.base_path.clone(),
             metrics: metrics.provider(&p.name),
+            cache_affinity: p.rotator.cache_affinity,
         }
     }
 }
@@ -308,6 +312,12 @@ async fn proxy(
     // Gemini names it in the path, the others in the body.
     if let Some(model) = model_of(&rest, &body) {
         options = options.model(&model);
+    }
+    if provider.cache_affinity {
+        // Requests sharing a prompt prefix go to one key, where the provider caches it. The
+        // body is scanned in place (no parse); a body with no recognizable prefix is placed by
+        // the strategy as usual.
+        options.affinity = ai_key_rotator::prefix_hash(provider.family.info().api, &body);
     }
     let forward = attempt::Forward {
         method: parts.method,
