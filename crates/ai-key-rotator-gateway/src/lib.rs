@@ -141,7 +141,8 @@ impl Gateway {
         self.shared.metrics.sync_usage();
         let view = ops::StatusView::of(&self.shared.rotator.status(), &visible)
             .with_fleet(self.shared.rotator.fleet())
-            .with_usage(&self.shared.metrics);
+            .with_usage(&self.shared.metrics)
+            .with_budgets(&self.shared.rotator);
         serde_json::to_value(view).unwrap_or_default()
     }
 

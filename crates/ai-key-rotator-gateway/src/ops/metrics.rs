@@ -46,6 +46,24 @@ struct KeyLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TokenLabels {
+    provider: String,
+    key: String,
+    fingerprint: String,
+    /// `in` (prompt, with cached input) or `out` (completion, with reasoning).
+    direction: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BudgetLabels {
+    provider: String,
+    /// `keys` (every key's own budget, summed) or `scope:<name>`: bounded by configuration.
+    budget: String,
+    /// The budget field (`requests_per_minute`, …, `max_in_flight`).
+    limit: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct AlertLabels {
     /// `sent`, `failed` (every try refused or unanswered) or `dropped` (a full queue).
     outcome: &'static str,
@@ -161,6 +179,9 @@ struct Inner {
     /// Today's per-key counts, kept in the state store.
     usage: crate::usage::Usage,
     key_answers_today: Family<KeyLabels, Gauge>,
+    key_tokens_today: Family<TokenLabels, Gauge>,
+    budget_used: Family<BudgetLabels, Gauge>,
+    budget_limit: Family<BudgetLabels, Gauge>,
     alerts: Family<AlertLabels, Counter>,
     /// The last `/dashboard.json` document and when it was built (Unix ms): every open
     /// dashboard polls, and they share one build per second.
@@ -239,6 +260,26 @@ impl Metrics {
              (with a shared store: every gateway's)",
             key_answers_today.clone(),
         );
+        let key_tokens_today = Family::<TokenLabels, Gauge>::default();
+        registry.register(
+            "key_tokens_today",
+            "Tokens per key today (UTC) from the answers' usage, by direction (in: prompt with \
+             cached input, out: completion with reasoning)",
+            key_tokens_today.clone(),
+        );
+        let budget_used = Family::<BudgetLabels, Gauge>::default();
+        registry.register(
+            "budget_used",
+            "Client-side budget use now, per provider, budget (keys summed, or scope:<name>) \
+             and limit; per-minute limits drain continuously",
+            budget_used.clone(),
+        );
+        let budget_limit = Family::<BudgetLabels, Gauge>::default();
+        registry.register(
+            "budget_limit",
+            "Client-side budget limits, per provider, budget and limit (keys: summed over keys)",
+            budget_limit.clone(),
+        );
         let alerts = Family::<AlertLabels, Counter>::default();
         registry.register(
             "alerts",
@@ -289,6 +330,9 @@ impl Metrics {
                 keys: KeyTable::default(),
                 usage,
                 key_answers_today,
+                key_tokens_today,
+                budget_used,
+                budget_limit,
                 alerts,
                 dashboard: Mutex::new(None),
             }),
@@ -304,6 +348,19 @@ impl Metrics {
     /// Counts an upstream answer's verdict against its key.
     pub(crate) fn verdict(&self, p: &str, fingerprint: Fingerprint, verdict: &Verdict) {
         self.inner.keys.record(p, fingerprint, verdict);
+    }
+
+    /// Counts the tokens an answer of a key said it used.
+    pub(crate) fn tokens(
+        &self,
+        p: &str,
+        fingerprint: Fingerprint,
+        tokens_in: u64,
+        tokens_out: u64,
+    ) {
+        self.inner
+            .keys
+            .record_tokens(p, fingerprint, tokens_in, tokens_out);
     }
 
     /// A key's answers by class since start, and its last verdict.
@@ -427,6 +484,25 @@ impl Metrics {
         self.inner.stream_errors.get_or_create(&provider(p)).inc();
     }
 
+    /// Sets the budget gauges from `rows`.
+    pub(crate) fn observe_budgets(&self, p: &str, rows: &[super::budgets::BudgetRow<u64>]) {
+        for r in rows {
+            let l = BudgetLabels {
+                provider: p.to_owned(),
+                budget: r.budget.clone(),
+                limit: r.kind,
+            };
+            self.inner
+                .budget_used
+                .get_or_create(&l)
+                .set(i64::try_from(r.used).unwrap_or(i64::MAX));
+            self.inner
+                .budget_limit
+                .get_or_create(&l)
+                .set(i64::try_from(r.limit).unwrap_or(i64::MAX));
+        }
+    }
+
     /// The text exposition, with the key gauges read from `status` and the store's health
     /// first.
     pub(crate) fn render(&self, status: &RotatorStatus, store: &StoreHealth) -> String {
@@ -458,6 +534,28 @@ impl Metrics {
                         .set(*n as i64);
                 }
                 let counts = self.inner.keys.get(&p.name, c.id.fingerprint);
+                for (direction, n) in [
+                    ("in", counts.tokens_today.input),
+                    ("out", counts.tokens_today.output),
+                ] {
+                    if counts.tokens == Default::default() {
+                        break;
+                    }
+                    let fingerprint = c.id.fingerprint.to_string();
+                    self.inner
+                        .key_tokens_today
+                        .get_or_create(&TokenLabels {
+                            provider: p.name.clone(),
+                            key: c
+                                .id
+                                .label
+                                .as_deref()
+                                .map_or(fingerprint.clone(), str::to_owned),
+                            fingerprint,
+                            direction,
+                        })
+                        .set(i64::try_from(n).unwrap_or(i64::MAX));
+                }
                 for (i, n) in counts.by_class.iter().enumerate().filter(|(_, n)| **n > 0) {
                     let fingerprint = c.id.fingerprint.to_string();
                     self.inner

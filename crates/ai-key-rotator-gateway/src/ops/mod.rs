@@ -2,6 +2,7 @@
 //! dashboard (`/dashboard`, `/dashboard.json`; `/` redirects to it) and the admin actions
 //! (`/admin/…`, in `crate::admin`).
 
+pub(crate) mod budgets;
 pub(crate) mod dashboard;
 pub(crate) mod metrics;
 pub(crate) mod stats;
@@ -216,6 +217,9 @@ struct ProviderView {
     /// cause not about any key).
     #[serde(skip_serializing_if = "Option::is_none")]
     circuit: Option<CircuitView>,
+    /// Its client-side budgets' use against their limits (keys summed, then each scope).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    budgets: Vec<budgets::BudgetRow<String>>,
     credentials: Vec<CredentialView>,
 }
 
@@ -258,6 +262,12 @@ struct CredentialView {
     /// Upstream answers today (UTC) by class, as kept in the state store.
     #[serde(skip_serializing_if = "Option::is_none")]
     today: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Tokens in and out today (UTC), from the answers' usage.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tokens_today: Option<stats::TokenCounts>,
+    /// The key's own budget's use against its limits.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    budget: Vec<budgets::BudgetRow<String>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -278,6 +288,30 @@ impl StatusView {
                     continue;
                 };
                 c.today = Some(classes(&metrics.key_today(&p.name, fp)));
+                c.tokens_today = Some(metrics.key_counts(&p.name, fp).tokens_today);
+            }
+        }
+        self
+    }
+
+    /// Adds each provider's and each key's budget use.
+    pub(crate) fn with_budgets(mut self, rotator: &ai_key_rotator::KeyRotator) -> StatusView {
+        for p in &mut self.providers {
+            let Some(b) = rotator.budgets(&p.name) else {
+                continue;
+            };
+            p.budgets = budgets::rows(&b, |t| t.to_string());
+            for k in &b.keys {
+                let fp = k.id.fingerprint.to_string();
+                if let Some(c) = p.credentials.iter_mut().find(|c| c.fingerprint == fp) {
+                    let own = ai_key_rotator::ProviderBudgets {
+                        provider: b.provider.clone(),
+                        at: b.at,
+                        keys: vec![k.clone()],
+                        scopes: Vec::new(),
+                    };
+                    c.budget = budgets::rows(&own, |t| t.to_string());
+                }
             }
         }
         self
@@ -300,6 +334,7 @@ impl StatusView {
                         until: c.until.to_string(),
                         probing: c.probing,
                     }),
+                    budgets: Vec::new(),
                     credentials: p
                         .credentials
                         .iter()
@@ -336,6 +371,8 @@ impl StatusView {
                                     .collect(),
                                 consecutive_failures: c.consecutive_failures,
                                 today: None,
+                                tokens_today: None,
+                                budget: Vec::new(),
                             }
                         })
                         .collect(),

@@ -131,13 +131,30 @@ pub(crate) fn class_of(verdict: &Verdict) -> usize {
     }
 }
 
-/// One key's answers since the gateway started: by class, and the last verdict and when.
+/// One key's answers since the gateway started: by class, and the last verdict and when;
+/// and the tokens its answers said they used.
 #[derive(Debug, Default)]
 pub(crate) struct KeyCounts {
     by_class: [AtomicU64; CLASSES.len()],
     /// The last verdict's class + 1 (0 = none yet) and its time in Unix ms.
     last_class: AtomicU64,
     last_at: AtomicU64,
+    /// Tokens in and out since start.
+    tokens_in: AtomicU64,
+    tokens_out: AtomicU64,
+    /// Tokens in and out today (UTC), and the day (days since the epoch) they are for.
+    day: AtomicU64,
+    today_in: AtomicU64,
+    today_out: AtomicU64,
+}
+
+/// Tokens in (prompt, with cached input) and out (completion, with reasoning).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub(crate) struct TokenCounts {
+    #[serde(rename = "in")]
+    pub(crate) input: u64,
+    #[serde(rename = "out")]
+    pub(crate) output: u64,
 }
 
 /// What [`KeyCounts`] say at one moment.
@@ -145,6 +162,10 @@ pub(crate) struct KeyCounts {
 pub(crate) struct KeyCountsView {
     pub(crate) by_class: [u64; CLASSES.len()],
     pub(crate) last: Option<(&'static str, u64)>,
+    /// Tokens since start.
+    pub(crate) tokens: TokenCounts,
+    /// Tokens today (UTC).
+    pub(crate) tokens_today: TokenCounts,
 }
 
 impl KeyCounts {
@@ -152,6 +173,31 @@ impl KeyCounts {
         self.by_class[class].fetch_add(1, Ordering::Relaxed);
         self.last_at.store(now_ms, Ordering::Relaxed);
         self.last_class.store(class as u64 + 1, Ordering::Relaxed);
+    }
+
+    fn record_tokens(&self, input: u64, output: u64, now_ms: u64) {
+        self.tokens_in.fetch_add(input, Ordering::Relaxed);
+        self.tokens_out.fetch_add(output, Ordering::Relaxed);
+        let day = now_ms / DAY_MS;
+        // As in `Window::record`: the first writer of a new day zeroes it; a racing writer
+        // may lose its count, which a dashboard tolerates.
+        if self.day.load(Ordering::Relaxed) != day && self.day.swap(day, Ordering::AcqRel) != day {
+            self.today_in.store(0, Ordering::Relaxed);
+            self.today_out.store(0, Ordering::Relaxed);
+        }
+        self.today_in.fetch_add(input, Ordering::Relaxed);
+        self.today_out.fetch_add(output, Ordering::Relaxed);
+    }
+
+    fn view_at(&self, now_ms: u64) -> KeyCountsView {
+        let mut v = self.view();
+        if self.day.load(Ordering::Acquire) == now_ms / DAY_MS {
+            v.tokens_today = TokenCounts {
+                input: self.today_in.load(Ordering::Relaxed),
+                output: self.today_out.load(Ordering::Relaxed),
+            };
+        }
+        v
     }
 
     pub(crate) fn view(&self) -> KeyCountsView {
@@ -162,7 +208,15 @@ impl KeyCounts {
                 .get(c - 1)
                 .map(|name| (*name, self.last_at.load(Ordering::Relaxed))),
         };
-        KeyCountsView { by_class, last }
+        KeyCountsView {
+            by_class,
+            last,
+            tokens: TokenCounts {
+                input: self.tokens_in.load(Ordering::Relaxed),
+                output: self.tokens_out.load(Ordering::Relaxed),
+            },
+            tokens_today: TokenCounts::default(),
+        }
     }
 }
 
@@ -186,19 +240,38 @@ impl KeyTable {
     pub(crate) fn record(&self, provider: &str, fingerprint: Fingerprint, verdict: &Verdict) {
         let class = class_of(verdict);
         let now = now_ms();
+        self.with_key(provider, fingerprint, |k| k.record(class, now));
+    }
+
+    /// Counts the tokens an answer of a key said it used (in: the prompt with cached input;
+    /// out: the completion with reasoning).
+    pub(crate) fn record_tokens(
+        &self,
+        provider: &str,
+        fingerprint: Fingerprint,
+        tokens_in: u64,
+        tokens_out: u64,
+    ) {
+        let now = now_ms();
+        self.with_key(provider, fingerprint, |k| {
+            k.record_tokens(tokens_in, tokens_out, now)
+        });
+    }
+
+    /// Runs `f` on a key's counts, made on first use.
+    fn with_key(&self, provider: &str, fingerprint: Fingerprint, f: impl FnOnce(&KeyCounts)) {
         {
             let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
             if let Some(k) = keys.get(provider).and_then(|p| p.get(&fingerprint)) {
-                k.record(class, now);
-                return;
+                return f(k);
             }
         }
         let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
-        keys.entry(Arc::from(provider))
+        f(keys
+            .entry(Arc::from(provider))
             .or_default()
             .entry(fingerprint)
-            .or_default()
-            .record(class, now);
+            .or_default());
     }
 
     /// Every key's counts by class.
@@ -217,7 +290,7 @@ impl KeyTable {
         let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
         keys.get(provider)
             .and_then(|p| p.get(&fingerprint))
-            .map(|k| k.view())
+            .map(|k| k.view_at(now_ms()))
             .unwrap_or_default()
     }
 }
@@ -294,5 +367,46 @@ mod tests {
         assert_eq!(v.by_class[6], 1);
         assert_eq!(v.last.map(|(c, _)| c), Some("ok"));
         assert_eq!(t.get("other", fp), KeyCountsView::default());
+    }
+
+    #[test]
+    fn tokens_add_up_per_key_and_per_day() {
+        let t = KeyTable::default();
+        let (a, b) = (Fingerprint::of("sk-a"), Fingerprint::of("sk-b"));
+        t.record_tokens("openai", a, 10, 3);
+        t.record_tokens("openai", a, 5, 2);
+        t.record_tokens("openai", b, 1, 1);
+        let v = t.get("openai", a);
+        let want = TokenCounts {
+            input: 15,
+            output: 5,
+        };
+        assert_eq!((v.tokens, v.tokens_today), (want, want));
+        assert_eq!(t.get("openai", b).tokens.input, 1);
+        // A new day starts today's counts from zero; the totals since start go on.
+        let k = KeyCounts::default();
+        let day1 = 10 * DAY_MS + 1;
+        k.record_tokens(7, 1, day1);
+        assert_eq!(k.view_at(day1).tokens_today.input, 7);
+        assert_eq!(
+            k.view_at(day1 + DAY_MS).tokens_today,
+            TokenCounts::default()
+        );
+        k.record_tokens(2, 2, day1 + DAY_MS);
+        let v = k.view_at(day1 + DAY_MS);
+        assert_eq!(
+            v.tokens_today,
+            TokenCounts {
+                input: 2,
+                output: 2
+            }
+        );
+        assert_eq!(
+            v.tokens,
+            TokenCounts {
+                input: 9,
+                output: 3
+            }
+        );
     }
 }
