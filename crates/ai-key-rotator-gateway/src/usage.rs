@@ -19,15 +19,15 @@ use std::time::Duration;
 
 use ai_key_rotator::Fingerprint;
 
-use crate::ops::stats::{CLASSES, KeyTable, now_ms};
+use crate::ops::stats::{KeyTable, USAGE_FIELDS, UsageCounts, now_ms};
 
 /// How often new counts are written.
 pub(crate) const WRITE_EVERY: Duration = Duration::from_secs(5);
 
 const DAY_MS: u64 = 86_400_000;
 
-/// A key's counts by class.
-pub(crate) type Counts = [u64; CLASSES.len()];
+/// A key's counts by class, then its tokens in and out.
+pub(crate) type Counts = UsageCounts;
 
 /// A key by provider and fingerprint.
 type KeyName = (Arc<str>, Fingerprint);
@@ -110,7 +110,7 @@ impl Usage {
         provider: &str,
         fingerprint: Fingerprint,
     ) -> Counts {
-        let now = keys.get(provider, fingerprint).by_class;
+        let now = keys.get(provider, fingerprint).usage();
         let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let name = (Arc::from(provider), fingerprint);
         let written = st.written.get(&name).copied().unwrap_or_default();
@@ -224,7 +224,7 @@ fn write_redis(
     pipe.atomic();
     for ((provider, fp), _, delta) in deltas {
         for (i, n) in delta.iter().enumerate().filter(|(_, n)| **n > 0) {
-            pipe.hincr(hash(provider), format!("{fp}:{}", CLASSES[i]), *n)
+            pipe.hincr(hash(provider), format!("{fp}:{}", USAGE_FIELDS[i]), *n)
                 .ignore();
         }
         pipe.expire(hash(provider), 35 * 86_400).ignore();
@@ -247,7 +247,7 @@ fn write_redis(
             };
             let (Ok(fp), Some(i)) = (
                 fp.parse::<Fingerprint>(),
-                CLASSES.iter().position(|c| *c == class),
+                USAGE_FIELDS.iter().position(|c| *c == class),
             ) else {
                 continue;
             };
@@ -291,7 +291,7 @@ fn write_sqlite(
                     &**provider,
                     fp.to_string(),
                     day as i64,
-                    CLASSES[i],
+                    USAGE_FIELDS[i],
                     *n as i64
                 ])?;
             }
@@ -316,7 +316,7 @@ fn write_sqlite(
             // are left alone.
             let (Ok(fp), Some(i)) = (
                 fp.parse::<Fingerprint>(),
-                CLASSES.iter().position(|c| *c == class),
+                USAGE_FIELDS.iter().position(|c| *c == class),
             ) else {
                 continue;
             };

@@ -38,7 +38,7 @@ fn n(v: &Value) -> u64 {
     v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
 }
 
-/// The key's `tokens_today` in `/status`.
+/// The key's tokens today in `/status` (`today.tokens_in`, `today.tokens_out`).
 fn status_tokens(status: &Value, provider: &str, key: &str) -> (u64, u64) {
     let p = status["providers"]
         .as_array()
@@ -52,10 +52,10 @@ fn status_tokens(status: &Value, provider: &str, key: &str) -> (u64, u64) {
         .iter()
         .find(|c| c["fingerprint"] == Fingerprint::of(key).to_string())
         .unwrap();
-    let t = &c["tokens_today"];
+    let t = &c["today"];
     (
-        t["in"].as_u64().unwrap_or(0),
-        t["out"].as_u64().unwrap_or(0),
+        t["tokens_in"].as_u64().unwrap_or(0),
+        t["tokens_out"].as_u64().unwrap_or(0),
     )
 }
 

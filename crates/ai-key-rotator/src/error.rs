@@ -52,6 +52,16 @@ pub enum ConfigError {
         /// What is wrong.
         reason: InvalidPolicy,
     },
+    /// A `usage_day_timezone` that names no time zone the bundled database knows.
+    #[error(
+        "provider `{provider}` has an unknown usage_day_timezone `{zone}` (an IANA name such as `America/Los_Angeles` or `UTC` is expected)"
+    )]
+    UnknownTimeZone {
+        /// The provider.
+        provider: String,
+        /// The name given.
+        zone: String,
+    },
     /// A credential with weight 0 (it would never be picked).
     #[error("credential {credential} of provider `{provider}` has weight 0")]
     ZeroWeight {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use ai_key_rotator::classify::Verdict;
 use ai_key_rotator::{Fingerprint, RotatorStatus, StoreHealth};
 
-use super::stats::{CLASSES, KeyTable, Window, now_ms};
+use super::stats::{CLASSES, KeyTable, TOKENS_IN, TOKENS_OUT, Window, now_ms};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -48,9 +48,10 @@ struct KeyLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TokenLabels {
     provider: String,
+    /// The key's label, or its fingerprint: bounded by the configuration.
     key: String,
     fingerprint: String,
-    /// `in` (prompt, with cached input) or `out` (completion, with reasoning).
+    /// `in` (the prompt) or `out` (the completion).
     direction: &'static str,
 }
 
@@ -179,6 +180,7 @@ struct Inner {
     /// Today's per-key counts, kept in the state store.
     usage: crate::usage::Usage,
     key_answers_today: Family<KeyLabels, Gauge>,
+    key_tokens: Family<TokenLabels, Counter>,
     key_tokens_today: Family<TokenLabels, Gauge>,
     budget_used: Family<BudgetLabels, Gauge>,
     budget_limit: Family<BudgetLabels, Gauge>,
@@ -260,11 +262,18 @@ impl Metrics {
              (with a shared store: every gateway's)",
             key_answers_today.clone(),
         );
+        let key_tokens = Family::<TokenLabels, Counter>::default();
+        registry.register(
+            "key_tokens",
+            "Tokens per key since start, by direction (in: prompt, out: completion), as the \
+             providers' usage reports said",
+            key_tokens.clone(),
+        );
         let key_tokens_today = Family::<TokenLabels, Gauge>::default();
         registry.register(
             "key_tokens_today",
-            "Tokens per key today (UTC) from the answers' usage, by direction (in: prompt with \
-             cached input, out: completion with reasoning)",
+            "Tokens per key today (in the provider's day), by direction, as kept in the state \
+             store (with a shared store: every gateway's)",
             key_tokens_today.clone(),
         );
         let budget_used = Family::<BudgetLabels, Gauge>::default();
@@ -330,6 +339,7 @@ impl Metrics {
                 keys: KeyTable::default(),
                 usage,
                 key_answers_today,
+                key_tokens,
                 key_tokens_today,
                 budget_used,
                 budget_limit,
@@ -350,7 +360,7 @@ impl Metrics {
         self.inner.keys.record(p, fingerprint, verdict);
     }
 
-    /// Counts the tokens an answer of a key said it used.
+    /// Counts the tokens of one answer against its key (see [`KeyTable::record_tokens`]).
     pub(crate) fn tokens(
         &self,
         p: &str,
@@ -517,7 +527,11 @@ impl Metrics {
             // Per configured key only (bounded), and only classes it has seen.
             for c in &p.credentials {
                 let today = self.key_today(&p.name, c.id.fingerprint);
-                for (i, n) in today.iter().enumerate().filter(|(_, n)| **n > 0) {
+                for (i, n) in today[..CLASSES.len()]
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, n)| **n > 0)
+                {
                     let fingerprint = c.id.fingerprint.to_string();
                     self.inner
                         .key_answers_today
@@ -534,27 +548,32 @@ impl Metrics {
                         .set(*n as i64);
                 }
                 let counts = self.inner.keys.get(&p.name, c.id.fingerprint);
-                for (direction, n) in [
-                    ("in", counts.tokens_today.input),
-                    ("out", counts.tokens_today.output),
-                ] {
-                    if counts.tokens == Default::default() {
-                        break;
+                let tokens = [
+                    ("in", counts.tokens_in, today[TOKENS_IN]),
+                    ("out", counts.tokens_out, today[TOKENS_OUT]),
+                ];
+                for (direction, since_start, today) in tokens {
+                    if since_start == 0 && today == 0 {
+                        continue;
                     }
                     let fingerprint = c.id.fingerprint.to_string();
+                    let labels = TokenLabels {
+                        provider: p.name.clone(),
+                        key: c
+                            .id
+                            .label
+                            .as_deref()
+                            .map_or(fingerprint.clone(), str::to_owned),
+                        fingerprint,
+                        direction,
+                    };
+                    // The counter follows the key's own (monotonic) count since start.
+                    let counter = self.inner.key_tokens.get_or_create(&labels);
+                    counter.inc_by(since_start.saturating_sub(counter.get()));
                     self.inner
                         .key_tokens_today
-                        .get_or_create(&TokenLabels {
-                            provider: p.name.clone(),
-                            key: c
-                                .id
-                                .label
-                                .as_deref()
-                                .map_or(fingerprint.clone(), str::to_owned),
-                            fingerprint,
-                            direction,
-                        })
-                        .set(i64::try_from(n).unwrap_or(i64::MAX));
+                        .get_or_create(&labels)
+                        .set(today as i64);
                 }
                 for (i, n) in counts.by_class.iter().enumerate().filter(|(_, n)| **n > 0) {
                     let fingerprint = c.id.fingerprint.to_string();
@@ -578,5 +597,62 @@ impl Metrics {
         // Writing into a `String` cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.inner.registry);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ai_key_rotator::{CredentialConfig, KeyRotator, ProviderConfig};
+
+    #[test]
+    fn tokens_reach_the_metrics_and_today_by_key_label() {
+        let rotator = KeyRotator::builder()
+            .provider(
+                "openai",
+                ProviderConfig::new()
+                    .credential(CredentialConfig::new("sk-canary-tokens-1").label("work")),
+            )
+            .build()
+            .unwrap();
+        let fp = Fingerprint::of("sk-canary-tokens-1");
+        let metrics = Metrics::with_usage(crate::usage::Usage::new(
+            crate::usage::Keep::Memory,
+            vec![Arc::from("openai")],
+        ));
+        metrics.verdict("openai", fp, &Verdict::Ok(Default::default()));
+        metrics.tokens("openai", fp, 120, 45);
+        metrics.tokens("openai", fp, 10, 5);
+        let today = metrics.key_today("openai", fp);
+        assert_eq!(
+            (today[TOKENS_IN], today[TOKENS_OUT], today[0]),
+            (130, 50, 1)
+        );
+        let text = metrics.render(&rotator.status(), &StoreHealth::Healthy);
+        let line = |name: &str, direction: &str| {
+            format!(
+                "akr_gateway_{name}{{provider=\"openai\",key=\"work\",fingerprint=\"{fp}\",direction=\"{direction}\"}}"
+            )
+        };
+        assert!(
+            text.contains(&format!("{} 130", line("key_tokens_total", "in"))),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("{} 50", line("key_tokens_total", "out"))),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("{} 130", line("key_tokens_today", "in"))),
+            "{text}"
+        );
+        // A second scrape after more tokens counts on from the first (a counter, not reset).
+        metrics.tokens("openai", fp, 1, 0);
+        let text = metrics.render(&rotator.status(), &StoreHealth::Healthy);
+        assert!(
+            text.contains(&format!("{} 131", line("key_tokens_total", "in"))),
+            "{text}"
+        );
+        assert!(!text.contains("sk-canary"), "{text}");
     }
 }

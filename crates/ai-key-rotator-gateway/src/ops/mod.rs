@@ -66,13 +66,17 @@ pub(crate) async fn serve<B>(
     })
 }
 
-/// Counts by class as a JSON object with the classes seen, and their sum as `requests`.
-pub(crate) fn classes(counts: &[u64]) -> serde_json::Map<String, serde_json::Value> {
+/// Usage counts ([`stats::USAGE_FIELDS`] order) as a JSON object: the answers' sum as
+/// `requests`, the classes seen, and `tokens_in` and `tokens_out` (always, 0 when none).
+pub(crate) fn classes(counts: &stats::UsageCounts) -> serde_json::Map<String, serde_json::Value> {
     let mut m = serde_json::Map::new();
-    m.insert("requests".into(), counts.iter().sum::<u64>().into());
-    for (i, n) in counts.iter().enumerate().filter(|(_, n)| **n > 0) {
+    let answers = &counts[..stats::CLASSES.len()];
+    m.insert("requests".into(), answers.iter().sum::<u64>().into());
+    for (i, n) in answers.iter().enumerate().filter(|(_, n)| **n > 0) {
         m.insert(stats::CLASSES[i].into(), (*n).into());
     }
+    m.insert("tokens_in".into(), counts[stats::TOKENS_IN].into());
+    m.insert("tokens_out".into(), counts[stats::TOKENS_OUT].into());
     m
 }
 
@@ -262,9 +266,6 @@ struct CredentialView {
     /// Upstream answers today (UTC) by class, as kept in the state store.
     #[serde(skip_serializing_if = "Option::is_none")]
     today: Option<serde_json::Map<String, serde_json::Value>>,
-    /// Tokens in and out today (UTC), from the answers' usage.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tokens_today: Option<stats::TokenCounts>,
     /// The key's own budget's use against its limits.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     budget: Vec<budgets::BudgetRow<String>>,
@@ -288,7 +289,6 @@ impl StatusView {
                     continue;
                 };
                 c.today = Some(classes(&metrics.key_today(&p.name, fp)));
-                c.tokens_today = Some(metrics.key_counts(&p.name, fp).tokens_today);
             }
         }
         self
@@ -371,7 +371,6 @@ impl StatusView {
                                     .collect(),
                                 consecutive_failures: c.consecutive_failures,
                                 today: None,
-                                tokens_today: None,
                                 budget: Vec::new(),
                             }
                         })

@@ -117,6 +117,29 @@ pub(crate) const CLASSES: [&str; 7] = [
     "client_error",
 ];
 
+/// What a key's usage counts: its answers by class ([`CLASSES`], indices 0..7), then the
+/// tokens its requests sent (`tokens_in`) and its answers returned (`tokens_out`), as the
+/// providers' usage reports said.
+pub(crate) const USAGE_FIELDS: [&str; CLASSES.len() + 2] = [
+    "ok",
+    "rate_limited",
+    "quota_exhausted",
+    "invalid_key",
+    "overloaded",
+    "server_error",
+    "client_error",
+    "tokens_in",
+    "tokens_out",
+];
+
+/// The index of `tokens_in` in [`USAGE_FIELDS`]; `tokens_out` follows it.
+pub(crate) const TOKENS_IN: usize = CLASSES.len();
+/// The index of `tokens_out` in [`USAGE_FIELDS`].
+pub(crate) const TOKENS_OUT: usize = CLASSES.len() + 1;
+
+/// A key's usage: its answers by class, then its tokens in and out (see [`USAGE_FIELDS`]).
+pub(crate) type UsageCounts = [u64; USAGE_FIELDS.len()];
+
 /// The class of a verdict: an index into [`CLASSES`].
 pub(crate) fn class_of(verdict: &Verdict) -> usize {
     match verdict {
@@ -131,41 +154,25 @@ pub(crate) fn class_of(verdict: &Verdict) -> usize {
     }
 }
 
-/// One key's answers since the gateway started: by class, and the last verdict and when;
-/// and the tokens its answers said they used.
+/// One key's answers since the gateway started: by class, its tokens in and out, and the last
+/// verdict and when.
 #[derive(Debug, Default)]
 pub(crate) struct KeyCounts {
     by_class: [AtomicU64; CLASSES.len()],
+    tokens_in: AtomicU64,
+    tokens_out: AtomicU64,
     /// The last verdict's class + 1 (0 = none yet) and its time in Unix ms.
     last_class: AtomicU64,
     last_at: AtomicU64,
-    /// Tokens in and out since start.
-    tokens_in: AtomicU64,
-    tokens_out: AtomicU64,
-    /// Tokens in and out today (UTC), and the day (days since the epoch) they are for.
-    day: AtomicU64,
-    today_in: AtomicU64,
-    today_out: AtomicU64,
-}
-
-/// Tokens in (prompt, with cached input) and out (completion, with reasoning).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub(crate) struct TokenCounts {
-    #[serde(rename = "in")]
-    pub(crate) input: u64,
-    #[serde(rename = "out")]
-    pub(crate) output: u64,
 }
 
 /// What [`KeyCounts`] say at one moment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct KeyCountsView {
     pub(crate) by_class: [u64; CLASSES.len()],
+    pub(crate) tokens_in: u64,
+    pub(crate) tokens_out: u64,
     pub(crate) last: Option<(&'static str, u64)>,
-    /// Tokens since start.
-    pub(crate) tokens: TokenCounts,
-    /// Tokens today (UTC).
-    pub(crate) tokens_today: TokenCounts,
 }
 
 impl KeyCounts {
@@ -175,33 +182,15 @@ impl KeyCounts {
         self.last_class.store(class as u64 + 1, Ordering::Relaxed);
     }
 
-    fn record_tokens(&self, input: u64, output: u64, now_ms: u64) {
-        self.tokens_in.fetch_add(input, Ordering::Relaxed);
-        self.tokens_out.fetch_add(output, Ordering::Relaxed);
-        let day = now_ms / DAY_MS;
-        // As in `Window::record`: the first writer of a new day zeroes it; a racing writer
-        // may lose its count, which a dashboard tolerates.
-        if self.day.load(Ordering::Relaxed) != day && self.day.swap(day, Ordering::AcqRel) != day {
-            self.today_in.store(0, Ordering::Relaxed);
-            self.today_out.store(0, Ordering::Relaxed);
-        }
-        self.today_in.fetch_add(input, Ordering::Relaxed);
-        self.today_out.fetch_add(output, Ordering::Relaxed);
-    }
-
-    fn view_at(&self, now_ms: u64) -> KeyCountsView {
-        let mut v = self.view();
-        if self.day.load(Ordering::Acquire) == now_ms / DAY_MS {
-            v.tokens_today = TokenCounts {
-                input: self.today_in.load(Ordering::Relaxed),
-                output: self.today_out.load(Ordering::Relaxed),
-            };
-        }
-        v
+    fn add_tokens(&self, tokens_in: u64, tokens_out: u64) {
+        self.tokens_in.fetch_add(tokens_in, Ordering::Relaxed);
+        self.tokens_out.fetch_add(tokens_out, Ordering::Relaxed);
     }
 
     pub(crate) fn view(&self) -> KeyCountsView {
         let by_class = std::array::from_fn(|i| self.by_class[i].load(Ordering::Relaxed));
+        let tokens_in = self.tokens_in.load(Ordering::Relaxed);
+        let tokens_out = self.tokens_out.load(Ordering::Relaxed);
         let last = match self.last_class.load(Ordering::Relaxed) as usize {
             0 => None,
             c => CLASSES
@@ -210,13 +199,21 @@ impl KeyCounts {
         };
         KeyCountsView {
             by_class,
+            tokens_in,
+            tokens_out,
             last,
-            tokens: TokenCounts {
-                input: self.tokens_in.load(Ordering::Relaxed),
-                output: self.tokens_out.load(Ordering::Relaxed),
-            },
-            tokens_today: TokenCounts::default(),
         }
+    }
+}
+
+impl KeyCountsView {
+    /// The answers by class and the tokens, in [`USAGE_FIELDS`] order.
+    pub(crate) fn usage(&self) -> UsageCounts {
+        std::array::from_fn(|i| match i {
+            TOKENS_IN => self.tokens_in,
+            TOKENS_OUT => self.tokens_out,
+            c => self.by_class[c],
+        })
     }
 }
 
@@ -240,11 +237,25 @@ impl KeyTable {
     pub(crate) fn record(&self, provider: &str, fingerprint: Fingerprint, verdict: &Verdict) {
         let class = class_of(verdict);
         let now = now_ms();
-        self.with_key(provider, fingerprint, |k| k.record(class, now));
+        {
+            let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(k) = keys.get(provider).and_then(|p| p.get(&fingerprint)) {
+                k.record(class, now);
+                return;
+            }
+        }
+        let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
+        keys.entry(Arc::from(provider))
+            .or_default()
+            .entry(fingerprint)
+            .or_default()
+            .record(class, now);
     }
 
-    /// Counts the tokens an answer of a key said it used (in: the prompt with cached input;
-    /// out: the completion with reasoning).
+    /// Counts the tokens a key's request sent (`tokens_in`, the prompt) and its answer
+    /// returned (`tokens_out`, the completion), as the provider's usage report said (for a
+    /// stream, its final usage event). Called once per answer that reported usage; the
+    /// tokens flow into the stored usage, `/status` and `/metrics` like the verdict counts.
     pub(crate) fn record_tokens(
         &self,
         provider: &str,
@@ -252,35 +263,31 @@ impl KeyTable {
         tokens_in: u64,
         tokens_out: u64,
     ) {
-        let now = now_ms();
-        self.with_key(provider, fingerprint, |k| {
-            k.record_tokens(tokens_in, tokens_out, now)
-        });
-    }
-
-    /// Runs `f` on a key's counts, made on first use.
-    fn with_key(&self, provider: &str, fingerprint: Fingerprint, f: impl FnOnce(&KeyCounts)) {
+        if tokens_in == 0 && tokens_out == 0 {
+            return;
+        }
         {
             let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
             if let Some(k) = keys.get(provider).and_then(|p| p.get(&fingerprint)) {
-                return f(k);
+                k.add_tokens(tokens_in, tokens_out);
+                return;
             }
         }
         let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
-        f(keys
-            .entry(Arc::from(provider))
+        keys.entry(Arc::from(provider))
             .or_default()
             .entry(fingerprint)
-            .or_default());
+            .or_default()
+            .add_tokens(tokens_in, tokens_out);
     }
 
-    /// Every key's counts by class.
-    pub(crate) fn all(&self) -> Vec<(KeyName, [u64; CLASSES.len()])> {
+    /// Every key's usage: counts by class and tokens, in [`USAGE_FIELDS`] order.
+    pub(crate) fn all(&self) -> Vec<(KeyName, UsageCounts)> {
         let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
         keys.iter()
             .flat_map(|(p, ks)| {
                 ks.iter()
-                    .map(|(fp, k)| ((Arc::clone(p), *fp), k.view().by_class))
+                    .map(|(fp, k)| ((Arc::clone(p), *fp), k.view().usage()))
             })
             .collect()
     }
@@ -290,7 +297,7 @@ impl KeyTable {
         let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
         keys.get(provider)
             .and_then(|p| p.get(&fingerprint))
-            .map(|k| k.view_at(now_ms()))
+            .map(|k| k.view())
             .unwrap_or_default()
     }
 }
@@ -370,43 +377,25 @@ mod tests {
     }
 
     #[test]
-    fn tokens_add_up_per_key_and_per_day() {
+    fn tokens_add_up_per_key_next_to_the_classes() {
         let t = KeyTable::default();
-        let (a, b) = (Fingerprint::of("sk-a"), Fingerprint::of("sk-b"));
-        t.record_tokens("openai", a, 10, 3);
-        t.record_tokens("openai", a, 5, 2);
-        t.record_tokens("openai", b, 1, 1);
+        let a = Fingerprint::of("sk-a");
+        let b = Fingerprint::of("sk-b");
+        // Tokens may arrive for a key before any verdict (a stream's usage comes last, but
+        // the order is the caller's).
+        t.record_tokens("openai", a, 12, 30);
+        t.record("openai", a, &Verdict::Ok(Default::default()));
+        t.record_tokens("openai", a, 8, 0);
+        t.record_tokens("openai", b, 0, 0);
         let v = t.get("openai", a);
-        let want = TokenCounts {
-            input: 15,
-            output: 5,
-        };
-        assert_eq!((v.tokens, v.tokens_today), (want, want));
-        assert_eq!(t.get("openai", b).tokens.input, 1);
-        // A new day starts today's counts from zero; the totals since start go on.
-        let k = KeyCounts::default();
-        let day1 = 10 * DAY_MS + 1;
-        k.record_tokens(7, 1, day1);
-        assert_eq!(k.view_at(day1).tokens_today.input, 7);
-        assert_eq!(
-            k.view_at(day1 + DAY_MS).tokens_today,
-            TokenCounts::default()
-        );
-        k.record_tokens(2, 2, day1 + DAY_MS);
-        let v = k.view_at(day1 + DAY_MS);
-        assert_eq!(
-            v.tokens_today,
-            TokenCounts {
-                input: 2,
-                output: 2
-            }
-        );
-        assert_eq!(
-            v.tokens,
-            TokenCounts {
-                input: 9,
-                output: 3
-            }
-        );
+        assert_eq!((v.tokens_in, v.tokens_out), (20, 30));
+        let usage = v.usage();
+        assert_eq!(usage[0], 1);
+        assert_eq!((usage[TOKENS_IN], usage[TOKENS_OUT]), (20, 30));
+        assert_eq!(USAGE_FIELDS[TOKENS_IN], "tokens_in");
+        assert_eq!(USAGE_FIELDS[TOKENS_OUT], "tokens_out");
+        // Zero tokens do not make a key appear.
+        assert_eq!(t.get("openai", b), KeyCountsView::default());
+        assert_eq!(t.all().len(), 1);
     }
 }

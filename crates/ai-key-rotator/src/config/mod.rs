@@ -147,6 +147,12 @@ pub struct ProviderConfig {
     /// [`RecheckConfig`](crate::RecheckConfig)).
     #[serde(default)]
     pub recheck: crate::recheck::RecheckConfig,
+    /// The time zone (an IANA name) of the provider's day, for per-key usage
+    /// ([`KeyRotator::usage_today`](crate::KeyRotator::usage_today)): the zone where its daily
+    /// quotas reset. By default `America/Los_Angeles` for the Gemini family (its daily quotas
+    /// reset at midnight Pacific time), `UTC` for the others.
+    #[serde(default)]
+    pub usage_day_timezone: Option<String>,
 }
 
 impl ProviderConfig {
@@ -217,6 +223,23 @@ impl ProviderConfig {
         Ok((own, scopes))
     }
 
+    /// Sets the time zone of the provider's day for usage counts (see
+    /// [`usage_day_timezone`](Self::usage_day_timezone)).
+    pub fn usage_day_timezone(mut self, zone: impl Into<String>) -> Self {
+        self.usage_day_timezone = Some(zone.into());
+        self
+    }
+
+    /// The zone of the provider's day: the configured one (checked by `validate`), else the
+    /// family's default.
+    pub(crate) fn usage_day_zone(&self, provider: &str) -> crate::ledger::DayZone {
+        let name = self
+            .usage_day_timezone
+            .as_deref()
+            .unwrap_or_else(|| crate::ledger::day::default_zone(self.resolved_family(provider)));
+        crate::ledger::DayZone::named(name).unwrap_or_else(crate::ledger::DayZone::utc)
+    }
+
     /// Sets the family whose responses this provider sends.
     pub fn family(mut self, family: Family) -> Self {
         self.family = Some(family);
@@ -256,6 +279,14 @@ impl ProviderConfig {
         }
         self.compiled_cooldown(provider)?;
         self.compiled_budgets(provider)?;
+        if let Some(zone) = &self.usage_day_timezone
+            && crate::ledger::DayZone::named(zone).is_none()
+        {
+            return Err(ConfigError::UnknownTimeZone {
+                provider: provider.to_owned(),
+                zone: zone.clone(),
+            });
+        }
         self.circuit
             .validate()
             .map_err(|reason| ConfigError::InvalidCircuit {

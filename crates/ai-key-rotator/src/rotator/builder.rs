@@ -121,12 +121,21 @@ impl KeyRotatorBuilder {
     /// A [`ConfigError`] naming the provider and credential at fault.
     pub fn build(self) -> Result<KeyRotator, ConfigError> {
         let usage = UsageCounters::new();
+        let ledger = Arc::new(crate::ledger::Ledger::new());
         let mut providers: Vec<ProviderSnap> = Vec::with_capacity(self.providers.len());
         for (name, config) in self.providers {
             if providers.iter().any(|p| *p.name == *name) {
                 return Err(ConfigError::DuplicateProvider { provider: name });
             }
+            let zone = config.usage_day_zone(&name);
             providers.push(new_provider(&name, config, &usage)?);
+            ledger.set_zone(&name, zone);
+        }
+        // Before `attach`, so that the store's writer starts with the ledger in hand.
+        if let Some(store) = &self.store
+            && store.keep_usage(Arc::clone(&ledger))
+        {
+            ledger.keep();
         }
         let inner = Arc::new(Inner {
             snapshot: ArcSwap::from_pointee(Snapshot::new(providers)),
@@ -138,6 +147,7 @@ impl KeyRotatorBuilder {
             store_error: OnceLock::new(),
             ticker: Mutex::new(None),
             fleet: self.store.as_ref().and_then(|s| s.fleet()),
+            ledger,
         });
         for prov in inner.snapshot.load().providers.iter() {
             inner.join_fleet(prov);

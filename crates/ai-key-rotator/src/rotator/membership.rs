@@ -137,7 +137,9 @@ impl Inner {
                 provider: name.to_owned(),
             });
         }
+        let zone = config.usage_day_zone(name);
         let prov = new_provider(name, config, &self.usage)?;
+        self.ledger.set_zone(name, zone);
         self.join_fleet(&prov);
         let mut providers = snapshot.providers.clone();
         providers.push(prov);

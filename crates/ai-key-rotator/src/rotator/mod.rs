@@ -7,6 +7,7 @@ mod emitter;
 mod fleet;
 mod headroom;
 mod host;
+mod ledger;
 mod membership;
 pub(crate) mod pick;
 mod remote;
@@ -88,6 +89,8 @@ pub(crate) struct Inner {
     ticker: Mutex<Option<Ticker>>,
     /// The store's hub for fleet-wide budgets, when it shares budgets (`rotator/fleet.rs`).
     fleet: Option<Arc<crate::budget::fleet::FleetHub>>,
+    /// Per-key usage per provider day (`ledger/`), written by the store when it keeps usage.
+    ledger: Arc<crate::ledger::Ledger>,
 }
 
 impl KeyRotator {

@@ -131,6 +131,14 @@ mod sealed {
             None
         }
 
+        /// Hands the store the rotator's usage ledger (`ledger/`) before `attach`; a store
+        /// that writes usage (SQLite, Redis) keeps it and says `true`. Otherwise usage stays
+        /// in memory.
+        fn keep_usage(&self, ledger: std::sync::Arc<crate::ledger::Ledger>) -> bool {
+            let _ = ledger;
+            false
+        }
+
         /// The fleet as the store last saw it, for a store that knows one (Redis).
         fn fleet_view(&self) -> Option<super::FleetView> {
             None

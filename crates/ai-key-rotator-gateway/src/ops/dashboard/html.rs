@@ -154,7 +154,14 @@ fn key(out: &mut String, k: &KeyView, at: u64) {
             left(t, at)
         ));
     }
-    let answers = if k.today.len() <= 1 {
+    // As the script does: no answers yet reads "none yet" (tokens come with answers).
+    let answers = if k
+        .today
+        .get("requests")
+        .and_then(|n| n.as_u64())
+        .unwrap_or(0)
+        == 0
+    {
         "<span class=\"mute\">none yet</span>".to_owned()
     } else {
         k.today

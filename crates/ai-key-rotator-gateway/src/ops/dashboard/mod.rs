@@ -17,7 +17,7 @@ use ai_key_rotator::{CredentialState, RotatorStatus, StoreHealth};
 use serde::Serialize;
 
 use crate::ops::budgets::BudgetRow;
-use crate::ops::stats::{CLASSES, Counts, TokenCounts, now_ms};
+use crate::ops::stats::{CLASSES, Counts, TOKENS_IN, TOKENS_OUT, now_ms};
 use crate::proxy::{Routes, Shared};
 
 pub(crate) use html::page;
@@ -102,6 +102,15 @@ pub(crate) struct KeyView {
     pub(crate) weight: Option<u32>,
 }
 
+/// Tokens in (prompt, with cached input) and out (completion, with reasoning).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub(crate) struct TokenCounts {
+    #[serde(rename = "in")]
+    pub(crate) input: u64,
+    #[serde(rename = "out")]
+    pub(crate) output: u64,
+}
+
 #[derive(Debug, Serialize)]
 pub(crate) struct ReasonView {
     pub(crate) cause: String,
@@ -178,6 +187,7 @@ pub(crate) fn build(shared: &Shared, routes: &Routes) -> Dashboard {
                         _ => ("disabled", None),
                     };
                     let counts = shared.metrics.key_counts(&p.name, c.id.fingerprint);
+                    let today = shared.metrics.key_today(&p.name, c.id.fingerprint);
                     let answers = counts
                         .by_class
                         .iter()
@@ -207,10 +217,11 @@ pub(crate) fn build(shared: &Shared, routes: &Routes) -> Dashboard {
                         last: counts.last.map(|(class, at)| LastView { class, at }),
                         used: c.times_used,
                         answers,
-                        today: crate::ops::classes(
-                            &shared.metrics.key_today(&p.name, c.id.fingerprint),
-                        ),
-                        tokens_today: counts.tokens_today,
+                        today: crate::ops::classes(&today),
+                        tokens_today: TokenCounts {
+                            input: today[TOKENS_IN],
+                            output: today[TOKENS_OUT],
+                        },
                         consecutive_failures: c.consecutive_failures,
                         remaining: remaining.get(&c.id.fingerprint).copied().flatten(),
                         scope: c.scope.as_deref().map(str::to_owned),

@@ -32,6 +32,7 @@ mod con;
 mod fault;
 mod fleet;
 mod scripts;
+mod usage;
 mod writer;
 
 use std::collections::HashMap;
@@ -163,6 +164,7 @@ impl RedisStoreBuilder {
                 known: Mutex::new(HashMap::new()),
                 hub: FleetHub::new(),
                 view: Mutex::new(None),
+                ledger: std::sync::OnceLock::new(),
             }),
             target,
             attached: AtomicBool::new(false),
@@ -299,6 +301,8 @@ struct Shared {
     hub: Arc<FleetHub>,
     /// The fleet as the last heartbeat saw it.
     view: Mutex<Option<FleetView>>,
+    /// The rotator's usage ledger, handed over before `attach` (`usage.rs`).
+    ledger: std::sync::OnceLock<Arc<crate::ledger::Ledger>>,
 }
 
 impl Shared {
@@ -509,13 +513,28 @@ impl Backend for RedisStore {
             // No writer (never attached, or it could not start): nothing will be written.
             return Ok(());
         }
+        let start = std::time::Instant::now();
         self.shared
             .queue
             .flush(timeout)
             .map_err(|pending| StoreError::FlushTimedOut {
                 waited: timeout,
                 pending,
-            })
+            })?;
+        // Usage too: a sync that began after this call, so its totals are read back as well.
+        match self.shared.ledger.get() {
+            Some(ledger) => ledger
+                .flush(timeout.saturating_sub(start.elapsed()))
+                .map_err(|pending| StoreError::FlushTimedOut {
+                    waited: timeout,
+                    pending,
+                }),
+            None => Ok(()),
+        }
+    }
+
+    fn keep_usage(&self, ledger: Arc<crate::ledger::Ledger>) -> bool {
+        self.shared.ledger.set(ledger).is_ok()
     }
 
     fn health(&self) -> StoreHealth {

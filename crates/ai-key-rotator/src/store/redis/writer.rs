@@ -45,6 +45,14 @@ pub(super) async fn run(shared: Arc<Shared>, target: Target, rotator: StoreLink)
         manager.clone(),
         rotator.clone(),
     ));
+    let usage = shared.ledger.get().cloned().map(|ledger| {
+        tokio::spawn(super::usage::run(
+            Arc::clone(&shared),
+            manager.clone(),
+            rotator.clone(),
+            ledger,
+        ))
+    });
     let mut con = manager;
     let mut backoff = FIRST_BACKOFF;
     // Set by a transient failure: once the server answers again, the whole local view is
@@ -79,6 +87,10 @@ pub(super) async fn run(shared: Arc<Shared>, target: Target, rotator: StoreLink)
     }
     subscriber.abort();
     fleet.abort();
+    // The usage task writes what was counted up to the close, boundedly.
+    if let Some(usage) = usage {
+        let _ = tokio::time::timeout(shared.command_timeout * 2, usage).await;
+    }
 }
 
 /// Writes each credential of the batch as it stands in the local view now. A permanent

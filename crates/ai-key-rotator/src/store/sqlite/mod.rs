@@ -35,6 +35,7 @@
 
 mod aside;
 mod rows;
+mod usage;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -120,6 +121,8 @@ pub struct SqliteStore {
     /// by `load` so the rotator keeps it in `store_error`.
     corrupt: Mutex<Option<StoreError>>,
     queue: Arc<Queue>,
+    /// The rotator's usage ledger, handed over before `attach` (`usage.rs`).
+    ledger: std::sync::OnceLock<Arc<crate::ledger::Ledger>>,
     /// Set once the writer thread started, so a store attached twice starts one.
     attached: std::sync::atomic::AtomicBool,
     thread: Mutex<Option<JoinHandle<()>>>,
@@ -182,6 +185,7 @@ impl SqliteStore {
             health: Arc::new(HealthCell::new("sqlite")),
             corrupt: Mutex::new(corrupt),
             queue: Arc::new(Queue::default()),
+            ledger: std::sync::OnceLock::new(),
             attached: std::sync::atomic::AtomicBool::new(false),
             thread: Mutex::new(None),
         })
@@ -296,6 +300,11 @@ impl Backend for SqliteStore {
         if let Err(error) = writer.pull(false) {
             self.health.fail(fault(&error));
         }
+        // Today's stored usage, read now so that a restarted process resumes from it.
+        if let Some(ledger) = self.ledger.get() {
+            writer.usage = Some((Arc::clone(ledger), std::time::Instant::now()));
+            writer.sync_usage();
+        }
         let spawned = std::thread::Builder::new()
             .name("ai-key-rotator-sqlite".into())
             .spawn({
@@ -370,16 +379,31 @@ impl Backend for SqliteStore {
             // No writer (never attached, or it could not start): nothing will be written.
             return Ok(());
         }
+        let start = std::time::Instant::now();
         self.queue
             .flush(timeout)
             .map_err(|pending| StoreError::FlushTimedOut {
                 waited: timeout,
                 pending,
-            })
+            })?;
+        // Usage too: a sync that began after this call, so its totals are read back as well.
+        match self.ledger.get() {
+            Some(ledger) => ledger
+                .flush(timeout.saturating_sub(start.elapsed()))
+                .map_err(|pending| StoreError::FlushTimedOut {
+                    waited: timeout,
+                    pending,
+                }),
+            None => Ok(()),
+        }
     }
 
     fn health(&self) -> StoreHealth {
         self.health.get()
+    }
+
+    fn keep_usage(&self, ledger: Arc<crate::ledger::Ledger>) -> bool {
+        self.ledger.set(ledger).is_ok()
     }
 }
 

@@ -22,15 +22,18 @@ type RowKey = (String, String);
 type Row = (String, Option<i64>, Option<String>);
 
 pub(super) struct Writer {
-    conn: Connection,
-    rotator: StoreLink,
+    pub(super) conn: Connection,
+    pub(super) rotator: StoreLink,
     /// Who wrote a row, for people reading the database.
     me: String,
     /// Each row as last written or applied here, so a poll applies only rows that others
     /// changed since.
     seen: HashMap<RowKey, Row>,
     data_version: i64,
-    health: Arc<HealthCell>,
+    pub(super) health: Arc<HealthCell>,
+    /// The rotator's usage ledger, when the store keeps usage, and when it is next synced
+    /// (`usage.rs`).
+    pub(super) usage: Option<(Arc<crate::ledger::Ledger>, std::time::Instant)>,
     /// Rows already reported as malformed, so a poll does not report them again.
     malformed: HashSet<RowKey>,
     prune_after: Option<Duration>,
@@ -59,6 +62,7 @@ impl Writer {
             seen: HashMap::new(),
             data_version: -1,
             health,
+            usage: None,
             malformed: HashSet::new(),
             prune_after,
             next_maintenance: None,
@@ -66,6 +70,12 @@ impl Writer {
     }
 
     pub(super) fn run(mut self, queue: &Queue, poll: Duration) {
+        self.serve(queue, poll);
+        // What was counted up to the end reaches the file before the thread goes.
+        self.sync_usage();
+    }
+
+    fn serve(&mut self, queue: &Queue, poll: Duration) {
         let mut backoff = poll;
         loop {
             let batch = match queue.wait(poll) {
@@ -111,6 +121,7 @@ impl Writer {
                 Ok(()) => {}
                 Err(error) => self.health.fail(fault(&error)),
             }
+            self.sync_usage_if_due();
         }
     }
 
