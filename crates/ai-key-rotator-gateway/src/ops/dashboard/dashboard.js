@@ -27,7 +27,7 @@
   const tokens = (t) => (t ? `${t.in}&nbsp;in / ${t.out}&nbsp;out` : "");
   function budget(b, at) {
     const reset = b.resets_at && b.resets_at > at ? ", resets in " + countdown(b.resets_at) : "";
-    return `<li class="budget" data-budget="${esc(b.budget)}" data-kind="${esc(b.kind)}">${esc(b.budget)} ${esc(b.kind)} <b class="use">${b.used} / ${b.limit}</b> <span class="mute">(${esc(b.window)}${reset})${b.fleet ? " fleet-wide" : ""}</span></li>`;
+    return `<li class="budget" data-budget="${esc(b.budget)}" data-kind="${esc(b.kind)}">${b.budget === "keys" ? "all keys" : esc(b.budget)} ${esc(b.kind.replace(/_/g, " "))} <b class="use">${b.used} / ${b.limit}</b> <span class="mute">(${esc(b.window)}${reset})${b.fleet ? " fleet-wide" : ""}</span></li>`;
   }
 
   function keyRow(p, k) {

@@ -198,7 +198,7 @@ fn tokens(input: u64, output: u64) -> String {
     format!("{input}&nbsp;in / {output}&nbsp;out")
 }
 
-/// One budget limit: `scope:org requests_per_day 120 / 10000 (day, resets in 3h 2m 1s)`, as the
+/// One budget limit: `scope:org requests per day 120 / 10000 (day, resets in 3h 2m 1s)`, as the
 /// script writes it.
 fn budget(out: &mut String, b: &crate::ops::budgets::BudgetRow<u64>, at: u64) {
     let reset = match b.resets_at {
@@ -210,11 +210,17 @@ fn budget(out: &mut String, b: &crate::ops::budgets::BudgetRow<u64>, at: u64) {
     };
     let _ = write!(
         out,
-        "<li class=\"budget\" data-budget=\"{name}\" data-kind=\"{kind}\">{name} {kind} <b \
+        "<li class=\"budget\" data-budget=\"{name}\" data-kind=\"{kind}\">{shown} {words} <b \
          class=\"use\">{used} / {limit}</b> <span class=\"mute\">({window}{reset}){fleet}</span>\
          </li>",
         name = esc(&b.budget),
+        shown = if b.budget == "keys" {
+            "all keys".to_owned()
+        } else {
+            esc(&b.budget)
+        },
         kind = b.kind,
+        words = b.kind.replace('_', " "),
         used = b.used,
         limit = b.limit,
         window = b.window,
