@@ -68,7 +68,8 @@ export type StoreConfig =
   | { type: 'memory' }
   | { type: 'file'; path: string }
   | { type: 'sqlite'; path: string; pollIntervalMs?: number }
-  | { type: 'redis'; url: string; prefix?: string; timeoutMs?: number }
+  /** `url` may be `rediss://` (TLS); `caFile` is a PEM CA to trust instead of the system's roots. */
+  | { type: 'redis'; url: string; prefix?: string; timeoutMs?: number; caFile?: string }
 
 export interface PersistenceAdapter {
   save(state: string): void | Promise<void>

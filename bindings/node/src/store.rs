@@ -29,6 +29,10 @@ enum StoreConfig {
         prefix: Option<String>,
         #[serde(default)]
         timeout_ms: Option<u64>,
+        /// For `rediss://`: a PEM file of the certificate authority to trust instead of the
+        /// system's roots (a server whose certificate your own CA signed).
+        #[serde(default)]
+        ca_file: Option<String>,
     },
 }
 
@@ -53,8 +57,20 @@ pub(crate) fn open(value: Value) -> Result<Option<Arc<dyn StateStore>>> {
             url,
             prefix,
             timeout_ms,
+            ca_file,
         } => {
             let mut builder = RedisStore::builder(url);
+            if let Some(path) = ca_file {
+                // The path is the user's own configuration, not a secret: naming it is what
+                // makes the error useful.
+                let pem = std::fs::read(&path).map_err(|e| {
+                    js_error(
+                        "ERR_INVALID_CONFIG",
+                        format!("invalid store: cannot read caFile {path:?}: {e}"),
+                    )
+                })?;
+                builder = builder.ca_certificate_pem(pem);
+            }
             if let Some(p) = prefix {
                 builder = builder.prefix(p);
             }

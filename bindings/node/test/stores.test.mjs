@@ -4,6 +4,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn, spawnSync } from 'node:child_process'
 import { once } from 'node:events'
+import { writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { AIKeyRotator } from '@ai-key-rotator/node'
@@ -83,6 +84,71 @@ test('redis store: two rotators share cooldowns through a redis-server', async (
     await eventually(() => b.getKey('openai')?.key === 'sk-2', 'b skips the key a cooled')
     a.destroy()
     b.destroy()
+  } finally {
+    server.kill()
+    if (server.exitCode === null) await once(server, 'exit')
+    remove()
+  }
+})
+
+/** Makes a test CA and a certificate for 127.0.0.1 signed by it in `dir` with the `openssl`
+ * command (as the core's `rediss://` tests do); whether that worked. */
+function makeTestCa(dir) {
+  const run = (...args) => spawnSync('openssl', args, { cwd: dir, stdio: 'ignore' }).status === 0
+  writeFileSync(path.join(dir, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n')
+  return run('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=akr node test ca') &&
+    run('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=localhost') &&
+    run('x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.crt', '-days', '2', '-extfile', 'ext.cnf')
+}
+
+test('redis store over TLS: rediss:// with caFile shares cooldowns, and the password shows nowhere', async (t) => {
+  if (spawnSync('redis-server', ['--version']).error) {
+    t.skip('redis-server is not installed (.ci/run installs it)')
+    return
+  }
+  const { dir, remove } = tempDir()
+  if (spawnSync('openssl', ['version']).error || !makeTestCa(dir)) {
+    remove()
+    t.skip('the openssl command could not make a test CA (.ci/run installs openssl)')
+    return
+  }
+  const port = await freePort()
+  const password = 'sk-canary-redis-password-7f3e'
+  // TLS only: the plain port is off, so nothing reaches this server without TLS.
+  const server = spawn('redis-server', [
+    '--port', '0', '--tls-port', String(port), '--bind', '127.0.0.1',
+    '--tls-cert-file', path.join(dir, 'server.crt'), '--tls-key-file', path.join(dir, 'server.key'),
+    '--tls-ca-cert-file', path.join(dir, 'ca.crt'), '--tls-auth-clients', 'no',
+    '--requirepass', password, '--save', '', '--appendonly', 'no', '--dir', dir,
+  ], { stdio: 'ignore' })
+  try {
+    const url = `rediss://:${password}@127.0.0.1:${port}`
+    const store = { type: 'redis', url, prefix: `akr-node-tls-${port}`, caFile: path.join(dir, 'ca.crt') }
+    let a
+    await eventually(() => {
+      try {
+        a = new AIKeyRotator({ providers, store })
+        if (a.storeError() === null) return true
+        a.destroy()
+      } catch {}
+      return false
+    }, 'redis-server accepts TLS connections')
+    const b = new AIKeyRotator({ providers, store })
+    assert.equal(b.storeError(), null)
+    a.markExhausted('openai', 'sk-1')
+    await eventually(() => b.getKey('openai')?.key === 'sk-2', 'b skips the key a cooled, over TLS')
+    a.destroy()
+    b.destroy()
+    // Without the test CA the system's roots do not trust the server: the rotator starts
+    // fresh and says why, without the password.
+    const c = new AIKeyRotator({ providers, store: { ...store, caFile: undefined } })
+    const error = c.storeError()
+    assert.match(String(error), /certificate/i)
+    assert.ok(!String(error).includes(password), String(error))
+    c.destroy()
+    // A CA file that does not exist is a configuration error that names it.
+    assert.throws(() => new AIKeyRotator({ providers, store: { ...store, caFile: path.join(dir, 'missing-ca.pem') } }),
+      { code: 'ERR_INVALID_CONFIG', message: /missing-ca\.pem/ })
   } finally {
     server.kill()
     if (server.exitCode === null) await once(server, 'exit')

@@ -55,25 +55,66 @@ impl PySqliteStore {
 }
 
 /// Keeps the state in Redis, shared by a fleet; changes from other processes are pushed in.
+/// `rediss://` URLs use TLS; `ca_file` names a PEM certificate authority to trust instead of
+/// the system's roots.
 #[pyclass(module = "ai_key_rotator", name = "RedisStore", frozen)]
-#[derive(Debug)]
 pub(crate) struct PyRedisStore {
     url: String,
     prefix: Option<String>,
+    /// The CA file's name (for `repr`) and its PEM text, read when the store is made so a
+    /// wrong path fails there, naming the file.
+    ca: Option<(PathBuf, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for PyRedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may carry a password.
+        f.debug_struct("PyRedisStore")
+            .field("url", &"<redacted>")
+            .field("prefix", &self.prefix)
+            .field("ca_file", &self.ca.as_ref().map(|(p, _)| p))
+            .finish()
+    }
 }
 
 #[pymethods]
 impl PyRedisStore {
     #[new]
-    #[pyo3(signature = (url, *, prefix = None))]
-    fn new(url: String, prefix: Option<String>) -> Self {
-        PyRedisStore { url, prefix }
+    #[pyo3(signature = (url, *, prefix = None, ca_file = None))]
+    fn new(
+        py: Python<'_>,
+        url: String,
+        prefix: Option<String>,
+        ca_file: Option<PathBuf>,
+    ) -> PyResult<Self> {
+        let ca = match ca_file {
+            None => None,
+            Some(path) => match std::fs::read(&path) {
+                Ok(pem) => Some((path, pem)),
+                Err(e) => {
+                    return Err(crate::errors::raise(
+                        py,
+                        "ConfigError",
+                        format!("cannot read ca_file {}: {e}", path.display()),
+                    ));
+                }
+            },
+        };
+        Ok(PyRedisStore { url, prefix, ca })
     }
 
     fn __repr__(&self) -> String {
         // The URL may carry a password: show only where it points.
-        let host = self.url.rsplit('@').next().unwrap_or("");
-        format!("RedisStore(redis://…@{host}, prefix={:?})", self.prefix)
+        let (scheme, rest) = self.url.split_once("://").unwrap_or(("redis", &self.url));
+        let host = rest.rsplit('@').next().unwrap_or("");
+        let ca = match &self.ca {
+            Some((p, _)) => format!(", ca_file={:?}", p.display().to_string()),
+            None => String::new(),
+        };
+        format!(
+            "RedisStore({scheme}://…@{host}, prefix={:?}{ca})",
+            self.prefix
+        )
     }
 }
 
@@ -81,7 +122,8 @@ impl PyRedisStore {
 pub(crate) enum StoreSpec {
     File(PathBuf),
     Sqlite(PathBuf, Option<u64>),
-    Redis(String, Option<String>),
+    /// URL, prefix, CA certificate (PEM).
+    Redis(String, Option<String>, Option<Vec<u8>>),
 }
 
 impl StoreSpec {
@@ -95,7 +137,11 @@ impl StoreSpec {
         }
         if let Ok(s) = store.cast::<PyRedisStore>() {
             let s = s.get();
-            return Ok(StoreSpec::Redis(s.url.clone(), s.prefix.clone()));
+            return Ok(StoreSpec::Redis(
+                s.url.clone(),
+                s.prefix.clone(),
+                s.ca.as_ref().map(|(_, pem)| pem.clone()),
+            ));
         }
         Err(crate::errors::raise(
             py,
@@ -119,10 +165,13 @@ impl StoreSpec {
                 }
                 builder.store(s)
             }
-            StoreSpec::Redis(url, prefix) => {
+            StoreSpec::Redis(url, prefix, ca) => {
                 let mut b = RedisStore::builder(url);
                 if let Some(p) = prefix {
                     b = b.prefix(p);
+                }
+                if let Some(pem) = ca {
+                    b = b.ca_certificate_pem(pem);
                 }
                 builder.store(b.build()?)
             }

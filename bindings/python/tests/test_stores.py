@@ -12,7 +12,7 @@ from typing import Iterator
 
 import pytest
 
-from ai_key_rotator import FileStore, KeyRotator, RedisStore, SqliteStore, StoreError
+from ai_key_rotator import ConfigError, FileStore, KeyRotator, RedisStore, SqliteStore, StoreError
 
 from support import CANARY
 
@@ -125,3 +125,83 @@ def test_redis_store_pushes_changes_between_rotators(redis_url: str, tmp_path: p
     assert b"py-test" in dump and CANARY.encode() not in dump
     a.close()
     b.close()
+
+
+def _make_test_ca(directory: pathlib.Path) -> bool:
+    """A test CA and a certificate for 127.0.0.1 signed by it, made with the `openssl` command
+    (as the core's `rediss://` tests make theirs); whether that worked."""
+
+    def run(*args: str) -> bool:
+        done = subprocess.run(["openssl", *args], cwd=directory, capture_output=True)
+        return done.returncode == 0
+
+    (directory / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    return (
+        run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
+            "-days", "2", "-subj", "/CN=akr python test ca")
+        and run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+                "-subj", "/CN=localhost")
+        and run("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+                "-CAcreateserial", "-out", "server.crt", "-days", "2", "-extfile", "ext.cnf")
+    )
+
+
+@pytest.fixture
+def redis_tls(tmp_path: pathlib.Path) -> Iterator[tuple[int, pathlib.Path]]:
+    """A redis-server that listens with TLS only (its plain port is off), with a password;
+    yields its TLS port and the test CA's file."""
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.skip("redis-server is not installed (.ci/run installs it)")
+    if shutil.which("openssl") is None or not _make_test_ca(tmp_path):
+        pytest.skip("the openssl command could not make a test CA (.ci/run installs openssl)")
+    port = free_port()
+    proc = subprocess.Popen(
+        [server, "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
+         "--tls-cert-file", str(tmp_path / "server.crt"), "--tls-key-file", str(tmp_path / "server.key"),
+         "--tls-ca-cert-file", str(tmp_path / "ca.crt"), "--tls-auth-clients", "no",
+         "--requirepass", CANARY, "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        wait_until(lambda: _accepts(port), "redis-server listening with TLS")
+        yield port, tmp_path / "ca.crt"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def test_redis_store_over_tls_with_a_ca_file(redis_tls: tuple[int, pathlib.Path]) -> None:
+    port, ca = redis_tls
+    # The password is the canary: it must show in no output.
+    url = f"rediss://:{CANARY}@127.0.0.1:{port}"
+    store_a = RedisStore(url, prefix="py-tls", ca_file=ca)
+    a = KeyRotator(provider(), store=store_a, reset_interval_ms=0)
+    b = KeyRotator(provider(), store=RedisStore(url, prefix="py-tls", ca_file=str(ca)), reset_interval_ms=0)
+    assert a.store_error() is None and b.store_error() is None, (a.store_error(), b.store_error())
+    a.mark_exhausted("openai", CANARY)
+    a.flush()
+    wait_until(lambda: current(b) == "sk-b", "the mark reaching the other rotator over TLS")
+    shown = repr(store_a)
+    assert "rediss://" in shown and "ca.crt" in shown and CANARY not in shown, shown
+    a.close()
+    b.close()
+    # Without the test CA the system's roots do not trust the server: the rotator starts
+    # fresh and says why, without the password.
+    with KeyRotator(provider(), store=RedisStore(url, prefix="py-tls"), reset_interval_ms=0) as c:
+        error = c.store_error()
+        assert error is not None and "certificate" in error.lower() and CANARY not in error, error
+
+
+def test_redis_store_with_a_missing_ca_file_names_it(tmp_path: pathlib.Path) -> None:
+    missing = tmp_path / "no-such-ca.pem"
+    with pytest.raises(ConfigError, match="no-such-ca.pem"):
+        RedisStore("rediss://127.0.0.1:1", ca_file=missing)

@@ -388,3 +388,83 @@ fn reasons_travel_with_cooldowns_and_disabling() {
     assert!(reasons.contains("disabled by hand"), "{reasons}");
     assert!(!reasons.contains(CANARY));
 }
+
+fn rests(r: &KeyRotator, key: &str) -> Vec<(String, u64, String)> {
+    status_of(r, key)
+        .model_cooldowns
+        .into_iter()
+        .map(|m| {
+            (
+                m.model.to_string(),
+                m.until.as_millis(),
+                m.reason.cause.into(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_per_model_rest_reaches_the_other_process_and_never_shortens_a_longer_one() {
+    use ai_key_rotator::classify::{LimitKind, LimitScope, ModelName, Verdict};
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let clock = clock();
+    let one = builder(&[CANARY, "sk-b"], &clock)
+        .store(store(&server.url(), "models"))
+        .build()
+        .unwrap();
+    let two = builder(&[CANARY, "sk-b"], &clock)
+        .store(store(&server.url(), "models"))
+        .build()
+        .unwrap();
+    let canary = one.get_key_for("openai", "gpt-4o").unwrap();
+    assert_eq!(canary.expose_key(), CANARY);
+    one.report_for_model(
+        &canary,
+        &Verdict::RateLimited {
+            until: Some(START.saturating_add(Duration::from_secs(300))),
+            scope: LimitScope::Model(ModelName::new("gpt-4o").unwrap()),
+            limit: LimitKind::TokensPerMinute,
+        },
+    );
+    let expected = rests(&one, CANARY);
+    assert_eq!(expected.len(), 1);
+    assert!(
+        wait_until(PATIENCE, || rests(&two, CANARY) == expected),
+        "the rest never reached the other process: {:?}",
+        rests(&two, CANARY)
+    );
+    // The other process sends gpt-4o elsewhere, and other models to the canary key.
+    let for_model = |m: &str| {
+        two.get_key_for("openai", m)
+            .map(|c| c.expose_key().to_owned())
+    };
+    assert_eq!(for_model("gpt-4o").as_deref(), Some("sk-b"));
+    assert_eq!(for_model("gpt-4o-mini").as_deref(), Some(CANARY));
+
+    // A shorter rest for the same model, as a racing process would publish it, does not
+    // shorten the longer one; a later message (on another key) shows it was read.
+    let fp = Fingerprint::of(CANARY).to_string();
+    let short = START.saturating_add(Duration::from_secs(10)).as_millis();
+    let message = format!("elsewhere\n{fp}\nm:{short}\nopenai\n\ngpt-4o");
+    server
+        .command(&["PUBLISH", "models:changes", &message])
+        .unwrap();
+    let b = Fingerprint::of("sk-b").to_string();
+    let later = START.saturating_add(Duration::from_secs(100)).as_millis();
+    let marker = format!("elsewhere\n{b}\nm:{later}\nopenai\n\ngpt-4o-mini");
+    server
+        .command(&["PUBLISH", "models:changes", &marker])
+        .unwrap();
+    assert!(wait_until(PATIENCE, || !rests(&two, "sk-b").is_empty()));
+    assert_eq!(rests(&two, CANARY), expected);
+
+    // What Redis holds names the fingerprint and the model, never the key.
+    one.flush_store();
+    let stored = server
+        .command(&["HGETALL", "{models:openai}:models"])
+        .unwrap();
+    assert!(stored.contains(&format!("{fp}:gpt-4o")), "{stored}");
+    assert!(!stored.contains(CANARY), "a key reached Redis");
+}

@@ -164,14 +164,14 @@ fn a_version_2_database_is_migrated_and_keeps_its_rows() {
         .unwrap();
     assert!(r.store_error().is_none(), "{:?}", r.store_error());
     assert_eq!(until_of(&r, "label-a"), CredentialState::Cooling { until });
-    // And it is written as version 3.
+    // And it is written as version 4.
     r.mark_exhausted("openai", Some("sk-b"));
     r.flush_store_within(PATIENCE).unwrap();
     let conn = rusqlite::Connection::open(&db).unwrap();
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |row| row.get(0))
         .unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
     let stamped: i64 = conn
         .query_row(
             "SELECT count(*) FROM credential_state WHERE seen_at IS NOT NULL",
@@ -180,6 +180,70 @@ fn a_version_2_database_is_migrated_and_keeps_its_rows() {
         )
         .unwrap();
     assert!(stamped >= 1);
+}
+
+#[test]
+fn a_version_3_database_is_migrated_in_place_without_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    let clock = clock();
+    let until = START.saturating_add(Duration::from_secs(60));
+    let reason = r#"{"cause":"rate limited (requests per minute)"}"#;
+    // As version 3 of this library left it: no counters or per-model rests.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE credential_state (provider TEXT NOT NULL, fingerprint TEXT NOT NULL, \
+           label TEXT, state TEXT NOT NULL, until_ms INTEGER, \
+           times_exhausted INTEGER NOT NULL DEFAULT 0, last_exhausted_at INTEGER, reason TEXT, \
+           updated_at INTEGER NOT NULL, writer TEXT NOT NULL, seen_at INTEGER, \
+           PRIMARY KEY (provider, fingerprint)); \
+         PRAGMA user_version = 3;",
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO credential_state (provider, fingerprint, label, state, until_ms, \
+           times_exhausted, last_exhausted_at, reason, updated_at, writer, seen_at) \
+         VALUES ('openai', ?1, 'label-a', 'cooling', ?2, 7, ?3, ?4, 0, 'old', ?3)",
+        rusqlite::params![
+            ai_key_rotator::Fingerprint::of("sk-a").to_string(),
+            until.as_millis() as i64,
+            START.as_millis() as i64,
+            reason,
+        ],
+    )
+    .unwrap();
+    drop(conn);
+    let r = builder(&["sk-a", "sk-b"], &clock)
+        .store(store(&db))
+        .build()
+        .unwrap();
+    assert!(r.store_error().is_none(), "{:?}", r.store_error());
+    let a = status_of(&r, "label-a");
+    assert_eq!(a.state, CredentialState::Cooling { until });
+    assert_eq!(a.times_exhausted, 7);
+    assert_eq!(a.last_exhausted_at, Some(START));
+    assert_eq!(
+        a.reason.map(|r| r.cause).as_deref(),
+        Some("rate limited (requests per minute)")
+    );
+    // The new columns are there and written: uses made now survive the next start.
+    assert_eq!(key(&r).as_deref(), Some("sk-b"));
+    r.shutdown();
+    drop(r);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, 4);
+    let (used, exhausted): (i64, i64) = conn
+        .query_row(
+            "SELECT (SELECT times_used FROM credential_state WHERE label = 'label-b'), \
+                    (SELECT times_exhausted FROM credential_state WHERE label = 'label-a')",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((used, exhausted), (1, 7));
 }
 
 /// The child of `two_processes_share_one_database`.
@@ -451,5 +515,43 @@ fn a_remote_cooldown_over_one_that_ended_unobserved_resets_it_first() {
             .filter(|e| matches!(e, Event::Reset { .. }))
             .count(),
         1
+    );
+}
+
+#[test]
+fn a_per_model_rest_reaches_the_other_rotator_on_the_same_file() {
+    use ai_key_rotator::classify::{LimitKind, LimitScope, ModelName, Verdict};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    let clock = clock();
+    let one = builder(&["sk-a", "sk-b"], &clock)
+        .store(store(&db))
+        .build()
+        .unwrap();
+    let two = builder(&["sk-a", "sk-b"], &clock)
+        .store(store(&db))
+        .build()
+        .unwrap();
+    let a = one.get_key_for("openai", "gpt-4o").unwrap();
+    one.report_for_model(
+        &a,
+        &Verdict::RateLimited {
+            until: Some(START.saturating_add(Duration::from_secs(300))),
+            scope: LimitScope::Model(ModelName::new("gpt-4o").unwrap()),
+            limit: LimitKind::TokensPerMinute,
+        },
+    );
+    let expected = status_of(&one, "label-a").model_cooldowns;
+    assert_eq!(expected.len(), 1);
+    assert!(
+        wait_until(PATIENCE, || status_of(&two, "label-a").model_cooldowns
+            == expected),
+        "the rest never reached the other rotator"
+    );
+    assert_eq!(
+        two.get_key_for("openai", "gpt-4o")
+            .map(|c| c.expose_key().to_owned())
+            .as_deref(),
+        Some("sk-b")
     );
 }

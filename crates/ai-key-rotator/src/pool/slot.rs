@@ -66,6 +66,9 @@ pub(crate) struct Slot {
     /// Uses loaded from saved state, and uses counted here when the per-thread counters are
     /// full; the total adds the per-thread counters to this.
     pub(crate) uses_base: AtomicU64,
+    /// The part of `uses_base` that was loaded (from a store or saved state) rather than
+    /// counted here: a shared store adds only this process's own uses to its count.
+    pub(crate) uses_loaded: AtomicU64,
     pub(crate) times_exhausted: AtomicU64,
     /// Milliseconds; 0 = never.
     pub(crate) last_exhausted_at: AtomicU64,
@@ -122,6 +125,7 @@ impl Slot {
             usage_index,
             state: AtomicU64::new(READY),
             uses_base: AtomicU64::new(0),
+            uses_loaded: AtomicU64::new(0),
             times_exhausted: AtomicU64::new(0),
             last_exhausted_at: AtomicU64::new(0),
             detail: Mutex::new(Detail::default()),

@@ -9,7 +9,7 @@ use super::Inner;
 use crate::clock::Timestamp;
 use crate::identity::Fingerprint;
 use crate::pool::SlotState;
-use crate::status::CredentialState;
+use crate::status::{CredentialState, ModelCooldownStatus};
 use crate::store::{CredentialRecord, RemoteChange, StoreHost};
 
 impl StoreHost for Inner {
@@ -28,6 +28,8 @@ impl StoreHost for Inner {
             .providers
             .iter()
             .flat_map(|prov| {
+                // Read once per provider: usually empty, and then nothing is allocated.
+                let models = prov.shared.models.all();
                 prov.slots.iter().map(move |slot| {
                     let state = match slot.state() {
                         SlotState::Cooling(until) if until > now => {
@@ -39,12 +41,31 @@ impl StoreHost for Inner {
                     let mut record =
                         CredentialRecord::new(Arc::clone(&prov.name), slot.id.clone(), state);
                     record.times_used = self.uses(slot);
+                    record.uses_here = record
+                        .times_used
+                        .saturating_sub(slot.uses_loaded.load(Ordering::Relaxed));
                     record.times_exhausted = slot.times_exhausted.load(Ordering::Relaxed);
                     record.last_exhausted_at = slot.last_exhausted();
+                    let detail = slot.detail();
                     record.reason = match state {
                         CredentialState::Available => None,
-                        _ => slot.detail().reason.as_deref().cloned(),
+                        _ => detail.reason.as_deref().cloned(),
                     };
+                    record.consecutive_failures = detail.failures;
+                    drop(detail);
+                    let fp = slot.id.fingerprint.as_u64();
+                    // Ended rests are not records: a store never writes them.
+                    record.model_cooldowns = models
+                        .iter()
+                        .filter_map(|(model, entry)| {
+                            let c = entry.keys.get(&fp).filter(|c| c.until > now)?;
+                            Some(ModelCooldownStatus {
+                                model: *model,
+                                until: c.until,
+                                reason: c.reason.clone(),
+                            })
+                        })
+                        .collect();
                     record
                 })
             })

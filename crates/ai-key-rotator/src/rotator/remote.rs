@@ -49,6 +49,14 @@ impl Inner {
                 self.disable_at(prov, i, reason, Origin::Remote)
             }
             RemoteChange::Enabled => self.enable_at(prov, i, Origin::Remote),
+            RemoteChange::ModelCooling {
+                model,
+                until,
+                reason,
+            } => {
+                let reason = reason.unwrap_or_else(|| CooldownReason::new("marked exhausted"));
+                self.restore_model(prov, i, model, until, reason, now, Origin::Remote)
+            }
         }
     }
 }

@@ -115,8 +115,9 @@ impl Inner {
                 let slot = &prov.slots[i];
                 slot.detail().failures = c.consecutive_failures;
                 let counted = self.usage.total(slot.usage_index);
-                slot.uses_base
-                    .store(c.times_used.saturating_sub(counted), Ordering::Relaxed);
+                let loaded = c.times_used.saturating_sub(counted);
+                slot.uses_base.store(loaded, Ordering::Relaxed);
+                slot.uses_loaded.store(loaded, Ordering::Relaxed);
                 slot.times_exhausted
                     .store(c.times_exhausted, Ordering::Relaxed);
                 slot.last_exhausted_at.store(
@@ -125,7 +126,7 @@ impl Inner {
                 );
                 self.restore(prov, i, target, c.reason, now, origin);
                 for m in c.model_cooldowns {
-                    self.restore_model(prov, i, m.model, m.until, m.reason, now, origin);
+                    let _ = self.restore_model(prov, i, m.model, m.until, m.reason, now, origin);
                 }
             }
             if let Some(i) = saved.current.and_then(|fp| prov.position_of(fp)) {

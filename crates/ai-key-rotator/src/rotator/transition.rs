@@ -770,7 +770,8 @@ impl Inner {
     }
 
     /// Brings credential `i`'s cooldown for `model` to a saved or shared one (this key only:
-    /// its scope's keys carry their own), under the rules of local changes.
+    /// its scope's keys carry their own), under the rules of local changes: an ended one is
+    /// dropped, a longer running one is kept. Returns whether it changed anything.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn restore_model(
         &self,
@@ -781,9 +782,9 @@ impl Inner {
         reason: CooldownReason,
         now: Timestamp,
         origin: Origin,
-    ) {
+    ) -> bool {
         if until <= now {
-            return;
+            return false;
         }
         let slot = &prov.slots[i];
         let fp = prov.fingerprints[i];
@@ -812,6 +813,7 @@ impl Inner {
                 reason: Box::new(reason),
             });
         }
+        changed
     }
 
     /// Ends every per-model cooldown of `prov` (a reset of all), or drops those ended by

@@ -177,7 +177,7 @@ impl Backend for FileStore {
     }
 
     fn flush(&self) {
-        let mut progress = self.shared.lock();
+        let mut progress = self.request_write();
         let target = progress.requested;
         while progress.running && progress.written < target {
             progress = self
@@ -190,7 +190,7 @@ impl Backend for FileStore {
 
     fn flush_within(&self, timeout: std::time::Duration) -> Result<(), StoreError> {
         let deadline = std::time::Instant::now() + timeout;
-        let mut progress = self.shared.lock();
+        let mut progress = self.request_write();
         let target = progress.requested;
         while progress.running && progress.written < target {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
@@ -208,6 +208,19 @@ impl Backend for FileStore {
                 .0;
         }
         Ok(())
+    }
+}
+
+impl FileStore {
+    /// Asks the writer for one more write: uses and failure streaks change without events,
+    /// so a flush (and so a shutdown) writes them even when no state changed since.
+    fn request_write(&self) -> std::sync::MutexGuard<'_, Progress> {
+        let mut progress = self.shared.lock();
+        if progress.running {
+            progress.requested += 1;
+            self.shared.changed.notify_all();
+        }
+        progress
     }
 }
 

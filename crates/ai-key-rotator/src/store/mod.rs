@@ -52,12 +52,13 @@ pub use redis::{RedisMonitor, RedisStore, RedisStoreBuilder};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 
+use crate::classify::ModelName;
 use crate::clock::Timestamp;
 use crate::error::StateError;
 use crate::events::Event;
 use crate::identity::{CredentialId, Fingerprint};
 use crate::persist::state::{self, Availability, CredentialState as SavedCredential, State};
-use crate::status::{CooldownReason, CredentialState};
+use crate::status::{CooldownReason, CredentialState, ModelCooldownStatus};
 
 /// A built-in store for durable or shared state, given to
 /// [`KeyRotatorBuilder::store`](crate::KeyRotatorBuilder::store): [`FileStore`] (default feature
@@ -220,7 +221,7 @@ impl StoredState {
     }
 
     /// State from one record per credential.
-    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))] // SQLite's row-per-credential form
+    #[cfg_attr(not(any(feature = "sqlite", feature = "redis")), allow(dead_code))]
     pub(crate) fn from_records(records: impl IntoIterator<Item = CredentialRecord>) -> Self {
         let mut providers: BTreeMap<String, state::ProviderState> = BTreeMap::new();
         let mut saved_at = Timestamp::UNIX_EPOCH;
@@ -244,10 +245,9 @@ impl StoredState {
                         times_exhausted: r.times_exhausted,
                         last_exhausted_at: r.last_exhausted_at,
                         reason: r.reason,
-                        consecutive_failures: 0,
-                        // Rows carry the state word's cooldown only; per-model cooldowns are
-                        // kept by the file store and saved state (`export_state`).
-                        model_cooldowns: Vec::new(),
+                        consecutive_failures: r.consecutive_failures,
+                        // Ended ones are dropped when applied (`restore_model`).
+                        model_cooldowns: r.model_cooldowns,
                     },
                 );
         }
@@ -268,14 +268,22 @@ pub(crate) struct CredentialRecord {
     pub(crate) credential: CredentialId,
     /// Available, cooling until a time, or disabled.
     pub(crate) state: CredentialState,
-    /// How many times it was handed out.
+    /// How many times it was handed out, in all (loaded and counted here).
     pub(crate) times_used: u64,
+    /// How many of `times_used` this process counted itself (the rest was loaded). Shared
+    /// stores add what this grew by since their last write to the stored count, so the
+    /// stored count is the fleet's total and a restart starts from it.
+    pub(crate) uses_here: u64,
     /// How many times it was marked exhausted.
     pub(crate) times_exhausted: u64,
     /// When it was last marked exhausted.
     pub(crate) last_exhausted_at: Option<Timestamp>,
     /// Why it cools or is disabled.
     pub(crate) reason: Option<CooldownReason>,
+    /// Failures in a row (what exponential cooldowns grow with).
+    pub(crate) consecutive_failures: u32,
+    /// The models it rests for, running ones only.
+    pub(crate) model_cooldowns: Vec<ModelCooldownStatus>,
 }
 
 impl CredentialRecord {
@@ -290,9 +298,12 @@ impl CredentialRecord {
             credential,
             state,
             times_used: 0,
+            uses_here: 0,
             times_exhausted: 0,
             last_exhausted_at: None,
             reason: None,
+            consecutive_failures: 0,
+            model_cooldowns: Vec::new(),
         }
     }
 }
@@ -314,6 +325,13 @@ pub(crate) enum RemoteChange {
     Disabled { reason: Option<CooldownReason> },
     /// The credential was enabled again.
     Enabled,
+    /// The credential rests for `model` until `until` (extends a shorter local rest; never
+    /// shortens a longer one), for `reason` when the store knows it.
+    ModelCooling {
+        model: ModelName,
+        until: Timestamp,
+        reason: Option<CooldownReason>,
+    },
 }
 
 /// A store's handle on its rotator: read its state, apply changes from other processes.
@@ -408,12 +426,20 @@ pub(crate) fn touched(event: &Event) -> Vec<(Arc<str>, Fingerprint)> {
             provider,
             credential,
         } => vec![(Arc::clone(provider), credential.fingerprint)],
+        Event::ModelExhausted {
+            provider,
+            credentials,
+            ..
+        } => credentials
+            .iter()
+            .map(|c| (Arc::clone(provider), c.fingerprint))
+            .collect(),
         _ => Vec::new(),
     }
 }
 
-/// Whether a store persists this event: the changes of credential state (cooldowns, resets,
-/// disabling), not the announcements derived from them (`Rotated`, `AllExhausted`). Only the
+/// Whether a store persists this event: the changes of credential state (cooldowns, per-model
+/// rests, resets, disabling), not the announcements derived from them (`Rotated`, `AllExhausted`). Only the
 /// stores that write each change (SQLite, Redis) ask.
 #[cfg(any(feature = "sqlite", feature = "redis"))]
 pub(crate) fn changes_state(event: &Event) -> bool {
@@ -424,5 +450,6 @@ pub(crate) fn changes_state(event: &Event) -> bool {
             | Event::Reset { .. }
             | Event::Disabled { .. }
             | Event::Enabled { .. }
+            | Event::ModelExhausted { .. }
     )
 }

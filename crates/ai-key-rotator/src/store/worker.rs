@@ -53,6 +53,9 @@ pub(crate) struct Batch {
 struct State {
     dirty: HashMap<Key, Dirty>,
     overflow: bool,
+    /// A flush asked for a batch even if nothing changed, so that the counters that change
+    /// without an event (uses, failure streaks) are written before it returns.
+    sync: bool,
     /// Changes recorded so far, and how many of them are written (or given up on).
     recorded: u64,
     written: u64,
@@ -114,9 +117,10 @@ impl Queue {
     }
 
     fn take_locked(state: &mut State) -> Option<Batch> {
-        if state.dirty.is_empty() && !state.overflow {
+        if state.dirty.is_empty() && !state.overflow && !state.sync {
             return None;
         }
+        state.sync = false;
         let everything = std::mem::take(&mut state.overflow);
         let items = if everything {
             state.dirty.clear();
@@ -145,7 +149,7 @@ impl Queue {
         let (mut state, _) = self
             .work
             .wait_timeout_while(state, timeout, |s| {
-                s.dirty.is_empty() && !s.overflow && !s.closed
+                s.dirty.is_empty() && !s.overflow && !s.sync && !s.closed
             })
             .unwrap_or_else(|e| e.into_inner());
         match Self::take_locked(&mut state) {
@@ -198,10 +202,18 @@ impl Queue {
     }
 
     /// Waits until every change recorded before the call is written or given up on, for at
-    /// most `timeout`. Returns how many credentials still wait when it times out.
+    /// most `timeout`, and the writer wrote one batch after the call (with it, the counters
+    /// that change without events). Returns how many credentials still wait when it times
+    /// out.
     pub(crate) fn flush(&self, timeout: Duration) -> Result<(), usize> {
         let deadline = Instant::now() + timeout;
         let mut state = self.lock();
+        if !state.closed {
+            state.sync = true;
+            state.recorded += 1;
+            self.work.notify_one();
+            self.notify.notify_one();
+        }
         let target = state.recorded;
         while state.written < target && !state.closed {
             let left = deadline.saturating_duration_since(Instant::now());

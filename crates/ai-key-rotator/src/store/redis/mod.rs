@@ -46,14 +46,15 @@ use futures_util::StreamExt;
 use super::sealed::Backend;
 use super::worker::Queue;
 use super::{
-    FleetView, HealthCell, RemoteChange, StoreError, StoreFault, StoreHealth, StoreLink,
-    StoredState,
+    CredentialRecord, FleetView, HealthCell, RemoteChange, StoreError, StoreFault, StoreHealth,
+    StoreLink, StoredState,
 };
 use crate::budget::fleet::FleetHub;
+use crate::classify::ModelName;
 use crate::clock::Timestamp;
 use crate::events::Event;
 use crate::identity::Fingerprint;
-use crate::status::{CooldownReason, CredentialState};
+use crate::status::{CooldownReason, CredentialState, ModelCooldownStatus};
 use con::{Con, Target};
 
 /// How long `flush_store` waits, in command timeouts, before it says so and returns.
@@ -162,6 +163,8 @@ impl RedisStoreBuilder {
                 queue: Queue::default(),
                 ready: (Mutex::new(false), Condvar::new()),
                 known: Mutex::new(HashMap::new()),
+                counted: Mutex::new(HashMap::new()),
+                loaded: Mutex::new(None),
                 hub: FleetHub::new(),
                 view: Mutex::new(None),
                 ledger: std::sync::OnceLock::new(),
@@ -297,6 +300,12 @@ struct Shared {
     ready: (Mutex<bool>, Condvar),
     /// The latest cooldown end known here per credential: what a reset covers.
     known: Mutex<HashMap<(Arc<str>, Fingerprint), Timestamp>>,
+    /// Each credential's counters as last written (see `writer::Counted`), so only changes
+    /// are written and uses are added once.
+    counted: Mutex<HashMap<(Arc<str>, Fingerprint), writer::Counted>>,
+    /// What the first reconcile read, handed to the rotator by `load`: counters, failure
+    /// streaks, reasons and per-model rests.
+    loaded: Mutex<Option<Vec<CredentialRecord>>>,
     /// The rotator's fleet-wide budgets, leased by the fleet task (`fleet.rs`).
     hub: Arc<FleetHub>,
     /// The fleet as the last heartbeat saw it.
@@ -318,6 +327,16 @@ impl Shared {
     /// The hash of reasons, in the same hash slot as the cooldowns.
     fn reasons_key(&self, provider: &str) -> String {
         format!("{{{}:{}}}:reasons", self.prefix, provider)
+    }
+
+    /// The hash of per-model rests, in the same hash slot as the cooldowns.
+    fn models_key(&self, provider: &str) -> String {
+        format!("{{{}:{}}}:models", self.prefix, provider)
+    }
+
+    /// The hash of counters, in the same hash slot as the cooldowns.
+    fn counters_key(&self, provider: &str) -> String {
+        format!("{{{}:{}}}:counters", self.prefix, provider)
     }
 
     fn channel(&self) -> String {
@@ -482,7 +501,16 @@ impl Backend for RedisStore {
             .wait_timeout_while(guard, self.shared.session_timeout(), |ready| !*ready)
             .unwrap_or_else(|e| e.into_inner());
         if *guard {
-            Ok(None)
+            drop(guard);
+            let loaded = self
+                .shared
+                .loaded
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
+            Ok(loaded
+                .filter(|records| !records.is_empty())
+                .map(StoredState::from_records))
         } else {
             // Say why, when a failure was seen: a wrong password is not an outage.
             Err(StoreError::Unavailable(match self.shared.health.get() {
@@ -630,13 +658,14 @@ async fn subscribe(shared: Arc<Shared>, target: Target, mut con: Con, rotator: S
 
 /// Applies one published change of another process.
 fn handle(shared: &Shared, rotator: &StoreLink, payload: &str) {
-    let mut parts = payload.splitn(5, '\n');
+    let mut parts = payload.splitn(6, '\n');
     let (Some(origin), Some(fp), Some(value), Some(provider)) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return;
     };
     let reason = parts.next().and_then(decode_reason);
+    let model = parts.next();
     if origin == shared.origin {
         return;
     }
@@ -654,14 +683,91 @@ fn handle(shared: &Shared, rotator: &StoreLink, payload: &str) {
         RemoteChange::Disabled { reason }
     } else if value == "e" {
         RemoteChange::Enabled
+    } else if let (Some(ms), Some(Ok(model))) = (
+        value.strip_prefix("m:").and_then(|ms| ms.parse().ok()),
+        model.map(ModelName::new),
+    ) {
+        RemoteChange::ModelCooling {
+            model,
+            until: Timestamp::from_millis(ms),
+            reason,
+        }
     } else {
         return;
     };
     rotator.apply_remote(provider, fp, change);
 }
 
-/// Makes the server and the local view agree, the longer cooldown winning both ways.
+/// A stored per-model rest (`<until-ms>:<reason JSON>` under `<fp>:<model>`), if readable.
+fn parse_model_rest(field: &str, value: &str) -> Option<(Fingerprint, ModelCooldownStatus)> {
+    let (fp, model) = field.split_once(':')?;
+    let (until, reason) = value.split_once(':')?;
+    Some((
+        fp.parse().ok()?,
+        ModelCooldownStatus {
+            model: ModelName::new(model).ok()?,
+            until: Timestamp::from_millis(until.parse().ok()?),
+            reason: decode_reason(reason)
+                .unwrap_or_else(|| CooldownReason::new("marked exhausted")),
+        },
+    ))
+}
+
+/// What the first reconcile reads for one provider: each configured credential's stored
+/// state, reason, counters and per-model rests, for `load`.
+fn loaded_records(
+    provider: &Arc<str>,
+    configured: &[&CredentialRecord],
+    stored: &HashMap<String, String>,
+    reasons: &HashMap<String, String>,
+    counters: &HashMap<String, String>,
+    rests: &[(Fingerprint, ModelCooldownStatus)],
+) -> Vec<CredentialRecord> {
+    configured
+        .iter()
+        .filter_map(|local| {
+            let fp = local.credential.fingerprint;
+            let fp_text = fp.to_string();
+            let count = |what: &str| {
+                counters
+                    .get(&format!("{fp_text}:{what}"))
+                    .and_then(|v| v.parse::<u64>().ok())
+            };
+            let models: Vec<ModelCooldownStatus> = rests
+                .iter()
+                .filter(|(f, _)| *f == fp)
+                .map(|(_, m)| m.clone())
+                .collect();
+            let value = stored.get(&fp_text);
+            if value.is_none() && models.is_empty() && count("used").is_none() {
+                return None;
+            }
+            let state = match value.map(String::as_str) {
+                Some("d") => CredentialState::Disabled,
+                Some(v) => parse_cooling(v).map_or(CredentialState::Available, |until| {
+                    CredentialState::Cooling { until }
+                }),
+                None => CredentialState::Available,
+            };
+            let mut record =
+                CredentialRecord::new(Arc::clone(provider), local.credential.clone(), state);
+            record.reason = reasons.get(&fp_text).and_then(|r| decode_reason(r));
+            record.times_used = count("used").unwrap_or(0);
+            record.times_exhausted = count("exhausted").unwrap_or(0);
+            record.last_exhausted_at = count("last").map(Timestamp::from_millis);
+            record.consecutive_failures =
+                count("failures").map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX));
+            record.model_cooldowns = models;
+            Some(record)
+        })
+        .collect()
+}
+
+/// Makes the server and the local view agree, the longer cooldown winning both ways. The
+/// first one (before `load` returns) also reads what a restart must find again.
 async fn reconcile(shared: &Shared, con: &mut Con, rotator: &StoreLink) -> redis::RedisResult<()> {
+    let first = !*shared.ready.0.lock().unwrap_or_else(|e| e.into_inner());
+    let mut loaded = Vec::new();
     let records = rotator.records();
     let mut providers: Vec<Arc<str>> = records.iter().map(|r| Arc::clone(&r.provider)).collect();
     providers.dedup();
@@ -678,9 +784,22 @@ async fn reconcile(shared: &Shared, con: &mut Con, rotator: &StoreLink) -> redis
                 .arg(shared.reasons_key(provider))
                 .query_async(con)
                 .await?;
-            Ok::<_, redis::RedisError>((stored, reasons))
+            let models: HashMap<String, String> = redis::cmd("HGETALL")
+                .arg(shared.models_key(provider))
+                .query_async(con)
+                .await?;
+            let counters: HashMap<String, String> = match first {
+                true => {
+                    redis::cmd("HGETALL")
+                        .arg(shared.counters_key(provider))
+                        .query_async(con)
+                        .await?
+                }
+                false => HashMap::new(),
+            };
+            Ok::<_, redis::RedisError>((stored, reasons, models, counters))
         };
-        let (stored, mut reasons) = match read.await {
+        let (stored, reasons, models, counters) = match read.await {
             Ok(read) => read,
             Err(error) => match fault::classify(&error, Some(provider)) {
                 fault if fault.is_partial() => {
@@ -692,11 +811,44 @@ async fn reconcile(shared: &Shared, con: &mut Con, rotator: &StoreLink) -> redis
                 _ => return Err(error),
             },
         };
+        let now = rotator.now().unwrap_or(Timestamp::UNIX_EPOCH);
+        // Ended rests are dropped here; the next `MARK_MODEL` deletes them on the server.
+        let rests: Vec<(Fingerprint, ModelCooldownStatus)> = models
+            .iter()
+            .filter_map(|(field, value)| parse_model_rest(field, value))
+            .filter(|(_, m)| m.until > now)
+            .collect();
+        if first {
+            let configured: Vec<&CredentialRecord> =
+                records.iter().filter(|r| r.provider == *provider).collect();
+            loaded.extend(loaded_records(
+                provider,
+                &configured,
+                &stored,
+                &reasons,
+                &counters,
+                &rests,
+            ));
+        }
+        for (fp, m) in rests {
+            rotator.apply_remote(
+                provider,
+                fp,
+                RemoteChange::ModelCooling {
+                    model: m.model,
+                    until: m.until,
+                    reason: Some(m.reason),
+                },
+            );
+        }
         for (fp_text, value) in &stored {
             let Ok(fp) = fp_text.parse::<Fingerprint>() else {
                 continue;
             };
-            let reason = reasons.remove(fp_text).as_deref().and_then(decode_reason);
+            let reason = reasons
+                .get(fp_text)
+                .map(String::as_str)
+                .and_then(decode_reason);
             if let Some(t) = parse_cooling(value) {
                 shared.know(provider, fp, t);
                 rotator.apply_remote(provider, fp, RemoteChange::Cooling { until: t, reason });
@@ -706,9 +858,21 @@ async fn reconcile(shared: &Shared, con: &mut Con, rotator: &StoreLink) -> redis
         }
     }
     let channel = shared.channel();
+    let now = rotator.now().unwrap_or(Timestamp::UNIX_EPOCH);
     for r in records {
         if broken.contains(&r.provider) {
             continue;
+        }
+        for m in &r.model_cooldowns {
+            if let Err(error) = writer::mark_model(shared, con, &r, m, now).await {
+                match fault::classify(&error, Some(&r.provider)) {
+                    fault if fault.is_partial() => {
+                        shared.fail("cannot write a provider's state", fault);
+                        partial = true;
+                    }
+                    _ => return Err(error),
+                }
+            }
         }
         let (script, value) = match r.state {
             CredentialState::Cooling { until } => (&*scripts::MARK, until.as_millis().to_string()),
@@ -735,6 +899,9 @@ async fn reconcile(shared: &Shared, con: &mut Con, rotator: &StoreLink) -> redis
                 _ => return Err(error),
             }
         }
+    }
+    if first {
+        *shared.loaded.lock().unwrap_or_else(|e| e.into_inner()) = Some(loaded);
     }
     if !partial {
         shared.health.clean();

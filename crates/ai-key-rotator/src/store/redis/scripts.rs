@@ -10,6 +10,16 @@
 //! `<origin>\n<fingerprint>\n<value>\n<provider>\n<reason>` on the `<prefix>:changes` channel,
 //! where `<value>` is `c:<ms>`, `r:<up-to-ms>` (reset), `d` or `e` (enabled), and `<reason>` the
 //! JSON reason of a cooldown or a disabling (empty otherwise; absent from older writers).
+//!
+//! Two more hashes per provider, in the same slot:
+//! - `{<prefix>:<provider>}:models`: the per-model rests, a field `<fingerprint>:<model>` per
+//!   rest with the value `<until-ms>:<reason JSON>`. A change is published with the value
+//!   `m:<until-ms>` and the model as a sixth line (older readers ignore a value they do not
+//!   know). Ended rests are deleted by the next [`MARK_MODEL`] of the provider.
+//! - `{<prefix>:<provider>}:counters`: per fingerprint `<fp>:used` (every process adds the
+//!   uses it counted), `<fp>:failures` (the last writer's streak), `<fp>:exhausted` and
+//!   `<fp>:last` (the largest written). Not published: counters are read when a process
+//!   starts.
 
 use std::sync::LazyLock;
 
@@ -70,6 +80,58 @@ else
   redis.call('HDEL', KEYS[2], ARGV[1])
 end
 redis.call('PUBLISH', ARGV[3], ARGV[4] .. '\n' .. ARGV[1] .. '\n' .. ARGV[2] .. '\n' .. ARGV[5] .. '\n' .. ARGV[6])
+return 1
+",
+    )
+});
+
+/// Rests a credential for one model: field ARGV[1] (`<fp>:<model>`) of the models hash
+/// becomes `<until>:<reason>` (ARGV[2], ARGV[6]) unless it already rests longer; publishes the
+/// change for fingerprint ARGV[7] and model ARGV[8]. Deletes the provider's rests that ended
+/// by ARGV[9] (now). Returns the stored value afterwards, so racing processes agree on the
+/// longest rest.
+pub(super) static MARK_MODEL: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local function ends(v)
+  local i = string.find(v, ':', 1, true)
+  if not i then return nil end
+  return tonumber(string.sub(v, 1, i - 1))
+end
+local now = tonumber(ARGV[9])
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  local t = ends(all[i + 1])
+  if not t or t <= now then redis.call('HDEL', KEYS[1], all[i]) end
+end
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if cur then
+  local t = ends(cur)
+  if t and t >= tonumber(ARGV[2]) then return cur end
+end
+local v = ARGV[2] .. ':' .. ARGV[6]
+redis.call('HSET', KEYS[1], ARGV[1], v)
+redis.call('PUBLISH', ARGV[3], ARGV[4] .. '\n' .. ARGV[7] .. '\nm:' .. ARGV[2] .. '\n' .. ARGV[5] .. '\n' .. ARGV[6] .. '\n' .. ARGV[8])
+return v
+",
+    )
+});
+
+/// Writes one credential's counters (fingerprint ARGV[1]): adds ARGV[2] uses, sets the
+/// failure streak ARGV[3], raises exhaustions to ARGV[4] and the last exhaustion to ARGV[5]
+/// (empty: none) when larger.
+pub(super) static COUNT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local f = ARGV[1]
+redis.call('HINCRBY', KEYS[1], f .. ':used', ARGV[2])
+redis.call('HSET', KEYS[1], f .. ':failures', ARGV[3])
+local e = tonumber(redis.call('HGET', KEYS[1], f .. ':exhausted') or '0') or 0
+if tonumber(ARGV[4]) > e then redis.call('HSET', KEYS[1], f .. ':exhausted', ARGV[4]) end
+if ARGV[5] ~= '' then
+  local l = tonumber(redis.call('HGET', KEYS[1], f .. ':last') or '0') or 0
+  if tonumber(ARGV[5]) > l then redis.call('HSET', KEYS[1], f .. ':last', ARGV[5]) end
+end
 return 1
 ",
     )

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::con::{Con, Target};
 use super::{
@@ -11,9 +12,17 @@ use super::{
     scripts, subscribe,
 };
 use crate::clock::Timestamp;
-use crate::status::CredentialState;
+use crate::status::{CredentialState, ModelCooldownStatus};
 use crate::store::worker::{Batch, Dirty, Key};
 use crate::store::{CredentialRecord, RemoteChange, StoreLink};
+
+/// The counters of one credential as last written here: this process's uses (what the stored
+/// count was last raised to include), failure streak, exhaustions, last exhaustion.
+pub(super) type Counted = (u64, u32, u64, Option<Timestamp>);
+
+/// How often, at most, the counters that change without events (uses, failure streaks) are
+/// written when nothing else is: what a crash (not a shutdown, which flushes) may lose.
+const COUNTERS_EVERY: Duration = Duration::from_secs(1);
 
 pub(super) async fn run(shared: Arc<Shared>, target: Target, rotator: StoreLink) {
     let mut backoff = FIRST_BACKOFF;
@@ -59,11 +68,31 @@ pub(super) async fn run(shared: Arc<Shared>, target: Target, rotator: StoreLink)
     // written again, because a server that failed over (a cluster's replica promoted) may
     // have lost writes it had acknowledged, and the local view still has them.
     let mut rewrite = false;
-    while let Some(batch) = shared.queue.next().await {
+    let mut tick = tokio::time::interval(COUNTERS_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        // `next` takes a batch only under the queue's lock and returns it at once, so a tick
+        // that wins the race loses nothing.
+        let batch = tokio::select! {
+            batch = shared.queue.next() => match batch {
+                Some(batch) => batch,
+                None => break,
+            },
+            _ = tick.tick() => {
+                if !rewrite {
+                    // A failure is noted in the health; the counters are written next time.
+                    let _ = write_counters(&shared, &mut con, &rotator).await;
+                }
+                continue;
+            }
+        };
         let failed = match write_batch(&shared, &mut con, &rotator, &batch).await {
             Ok(()) => {
+                // Before the batch is done, so that a flush finds the counters written.
+                let counters = write_counters(&shared, &mut con, &rotator).await;
                 shared.queue.done(batch);
-                rewrite && rewrite_all(&shared, &mut con, &rotator).await.is_err()
+                counters.is_err()
+                    || (rewrite && rewrite_all(&shared, &mut con, &rotator).await.is_err())
             }
             Err(rest) => {
                 // What is left goes back into the queue (merged with what changed since, so
@@ -152,6 +181,7 @@ async fn write_items(
                 CredentialState::Cooling { .. } | CredentialState::Disabled
             ) || dirty.enabled
                 || dirty.reset
+                || !r.model_cooldowns.is_empty()
         }) else {
             continue;
         };
@@ -183,6 +213,25 @@ async fn write(
     let provider = &*record.provider;
     let fp = record.credential.fingerprint;
     let why = encode_reason(record.reason.as_ref());
+    let now = rotator.now().unwrap_or(Timestamp::UNIX_EPOCH);
+    for m in &record.model_cooldowns {
+        let stored = mark_model(shared, con, record, m, now).await?;
+        // Another process may rest it longer: agree on it, and on why.
+        if let Some((until, why)) = stored.split_once(':')
+            && let Ok(until) = until.parse::<u64>()
+            && until > m.until.as_millis()
+        {
+            rotator.apply_remote(
+                provider,
+                fp,
+                RemoteChange::ModelCooling {
+                    model: m.model,
+                    until: Timestamp::from_millis(until),
+                    reason: decode_reason(why),
+                },
+            );
+        }
+    }
     match record.state {
         CredentialState::Cooling { until } => {
             shared.know(provider, fp, until);
@@ -246,6 +295,94 @@ async fn write(
                     .arg(provider)
                     .invoke_async(con)
                     .await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes one per-model rest of `record` (the longer one wins on the server); returns the
+/// stored value afterwards (`<until-ms>:<reason>`).
+pub(super) async fn mark_model(
+    shared: &Shared,
+    con: &mut Con,
+    record: &CredentialRecord,
+    m: &ModelCooldownStatus,
+    now: Timestamp,
+) -> redis::RedisResult<String> {
+    let fp = record.credential.fingerprint.to_string();
+    scripts::MARK_MODEL
+        .key(shared.models_key(&record.provider))
+        .arg(format!("{fp}:{}", m.model))
+        .arg(m.until.as_millis())
+        .arg(shared.channel())
+        .arg(&shared.origin)
+        .arg(&*record.provider)
+        .arg(encode_reason(Some(&m.reason)))
+        .arg(&fp)
+        .arg(m.model.as_str())
+        .arg(now.as_millis())
+        .invoke_async(con)
+        .await
+}
+
+/// Writes the counters that changed since they were last written here (see `Counted`): the
+/// uses counted since are added to the stored count. A failure of one provider's data (the
+/// wrong type) is noted and the others go on; an outage stops the pass, and what is left is
+/// written next time.
+async fn write_counters(
+    shared: &Shared,
+    con: &mut Con,
+    rotator: &StoreLink,
+) -> redis::RedisResult<()> {
+    for r in rotator.records() {
+        let key: Key = (Arc::clone(&r.provider), r.credential.fingerprint);
+        let now: Counted = (
+            r.uses_here,
+            r.consecutive_failures,
+            r.times_exhausted,
+            r.last_exhausted_at,
+        );
+        let was = shared
+            .counted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .copied()
+            .unwrap_or((0, 0, 0, None));
+        if now == was {
+            continue;
+        }
+        // Fewer uses than written means the credential was configured again (a fresh
+        // count): all of it is new.
+        let added = if now.0 >= was.0 { now.0 - was.0 } else { now.0 };
+        let written: redis::RedisResult<i64> = scripts::COUNT
+            .key(shared.counters_key(&r.provider))
+            .arg(r.credential.fingerprint.to_string())
+            .arg(added)
+            .arg(now.1)
+            .arg(now.2)
+            .arg(
+                now.3
+                    .map_or_else(String::new, |t| t.as_millis().to_string()),
+            )
+            .invoke_async(con)
+            .await;
+        match written {
+            Ok(_) => {
+                shared
+                    .counted
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(key, now);
+            }
+            Err(error) => {
+                let fault = fault::classify(&error, Some(&r.provider));
+                let transient = fault::is_transient(&fault);
+                shared.fail("counters write failed", fault);
+                if transient {
+                    return Err(error);
+                }
             }
         }
     }

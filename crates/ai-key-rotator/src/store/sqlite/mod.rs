@@ -18,7 +18,7 @@
 //! process configures any more are deleted after a [grace period](SqliteStore::prune_after):
 //! every process stamps `seen_at` on the rows of its own credentials (`writer.rs`).
 //!
-//! # Schema (`PRAGMA user_version = 3`)
+//! # Schema (`PRAGMA user_version = 4`)
 //! ```sql
 //! CREATE TABLE credential_state (
 //!     provider TEXT NOT NULL, fingerprint TEXT NOT NULL, label TEXT,
@@ -28,9 +28,16 @@
 //!     reason TEXT,                    -- why it cools or is disabled: JSON of a `CooldownReason` (version 2)
 //!     updated_at INTEGER NOT NULL, writer TEXT NOT NULL,
 //!     seen_at INTEGER,                -- last time a process configuring it said so (version 3)
+//!     times_used INTEGER NOT NULL DEFAULT 0,           -- every process's uses, added up (version 4)
+//!     consecutive_failures INTEGER NOT NULL DEFAULT 0, -- the last writer's streak (version 4)
+//!     model_cooldowns TEXT,           -- running per-model rests: JSON `[{model, until, reason}]` (version 4)
 //!     PRIMARY KEY (provider, fingerprint));
 //! ```
-//! Version 2 added `reason`, version 3 `seen_at`. A later schema bumps `user_version`; the store migrates older schemas forward in one
+//! Version 2 added `reason`, version 3 `seen_at`, version 4 the counters and per-model rests.
+//! Each process adds to `times_used` the uses it counted since its last write, so the stored
+//! count is the total of every process that shares the file, and a process that starts reads
+//! it back. Counters change without events, so the writer writes the ones that changed at
+//! least every [`COUNTERS_EVERY`], with every batch, and on every flush (and so on shutdown). A later schema bumps `user_version`; the store migrates older schemas forward in one
 //! transaction when it opens them and refuses newer ones (reported as corrupt, nothing changed).
 
 mod aside;
@@ -54,11 +61,11 @@ use crate::clock::Timestamp;
 use crate::error::StateError;
 use crate::events::Event;
 use crate::identity::CredentialId;
-use crate::status::{CooldownReason, CredentialState};
+use crate::status::{CooldownReason, CredentialState, ModelCooldownStatus};
 use writer::Writer;
 
 /// The schema version this library writes.
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS credential_state (
@@ -73,8 +80,25 @@ CREATE TABLE IF NOT EXISTS credential_state (
     updated_at INTEGER NOT NULL,
     writer TEXT NOT NULL,
     seen_at INTEGER,
+    times_used INTEGER NOT NULL DEFAULT 0,
+    consecutive_failures INTEGER NOT NULL DEFAULT 0,
+    model_cooldowns TEXT,
     PRIMARY KEY (provider, fingerprint)
 );";
+
+/// What each schema version adds to the one before: `MIGRATIONS[v - 1]` takes version `v` to
+/// `v + 1`. Only columns are added, so a database written by an older version keeps every row.
+const MIGRATIONS: [&str; 3] = [
+    "ALTER TABLE credential_state ADD COLUMN reason TEXT;",
+    "ALTER TABLE credential_state ADD COLUMN seen_at INTEGER;",
+    "ALTER TABLE credential_state ADD COLUMN times_used INTEGER NOT NULL DEFAULT 0; \
+     ALTER TABLE credential_state ADD COLUMN consecutive_failures INTEGER NOT NULL DEFAULT 0; \
+     ALTER TABLE credential_state ADD COLUMN model_cooldowns TEXT;",
+];
+
+/// How often, at most, the counters that change without events (uses, failure streaks) are
+/// written when nothing else is: what a crash (not a shutdown, which flushes) may lose.
+const COUNTERS_EVERY: Duration = Duration::from_secs(1);
 
 const DEFAULT_POLL: Duration = Duration::from_millis(100);
 
@@ -258,15 +282,11 @@ fn connect(path: &Path) -> Result<Connection, StoreError> {
         });
     }
     if version < SCHEMA_VERSION {
-        // Version 0 is an empty database; each later version adds its migration here, in the
-        // same transaction as the version bump.
+        // Version 0 is an empty database (the schema creates the table whole); each later
+        // version runs the migrations after it, in the same transaction as the version bump.
         let migrate = match version {
-            1 => {
-                "ALTER TABLE credential_state ADD COLUMN reason TEXT; \
-                 ALTER TABLE credential_state ADD COLUMN seen_at INTEGER;"
-            }
-            2 => "ALTER TABLE credential_state ADD COLUMN seen_at INTEGER;",
-            _ => "",
+            1.. => MIGRATIONS[(version as usize - 1)..].concat(),
+            _ => String::new(),
         };
         conn.execute_batch(&format!(
             "BEGIN IMMEDIATE; {SCHEMA} {migrate} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
@@ -354,6 +374,10 @@ impl Backend for SqliteStore {
                 .last_exhausted_at
                 .map(|ms| Timestamp::from_millis(ms.max(0) as u64));
             record.reason = decode_reason(row.reason.as_deref());
+            record.times_used = row.times_used.max(0) as u64;
+            record.consecutive_failures =
+                u32::try_from(row.consecutive_failures.max(0)).unwrap_or(u32::MAX);
+            record.model_cooldowns = decode_models(row.model_cooldowns.as_deref());
             records.push(record);
         }
         Ok((!records.is_empty()).then(|| StoredState::from_records(records)))
@@ -449,6 +473,20 @@ fn decode_state(state: &str, until: Option<i64>) -> CredentialState {
 /// explains a state, it never decides one).
 fn decode_reason(text: Option<&str>) -> Option<CooldownReason> {
     serde_json::from_str(text?).ok()
+}
+
+/// Stored per-model rests, if readable; unreadable ones are dropped like reasons (a rest
+/// that is lost only costs a request that meets the limit again).
+fn decode_models(text: Option<&str>) -> Vec<ModelCooldownStatus> {
+    text.and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or_default()
+}
+
+/// Per-model rests as stored: `NULL` for none.
+fn encode_models(models: &[ModelCooldownStatus]) -> Option<String> {
+    (!models.is_empty())
+        .then(|| serde_json::to_string(models).ok())
+        .flatten()
 }
 
 fn encode_reason(reason: Option<&CooldownReason>) -> Option<String> {

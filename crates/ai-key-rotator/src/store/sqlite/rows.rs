@@ -8,7 +8,7 @@ use crate::store::StoreFault;
 
 /// The columns [`read_row`] expects, in order.
 pub(super) const COLUMNS: &str = "provider, fingerprint, label, state, until_ms, \
-     times_exhausted, last_exhausted_at, reason";
+     times_exhausted, last_exhausted_at, reason, times_used, consecutive_failures, model_cooldowns";
 
 /// One readable row.
 #[derive(Debug)]
@@ -24,6 +24,10 @@ pub(super) struct StoredRow {
     pub(super) times_exhausted: i64,
     pub(super) last_exhausted_at: Option<i64>,
     pub(super) reason: Option<String>,
+    pub(super) times_used: i64,
+    pub(super) consecutive_failures: i64,
+    /// JSON of the running per-model rests, as written.
+    pub(super) model_cooldowns: Option<String>,
 }
 
 /// Reads a row selected with [`COLUMNS`], or says which column of which row is unreadable.
@@ -71,5 +75,8 @@ pub(super) fn read_row(r: &rusqlite::Row<'_>) -> Result<StoredRow, StoreFault> {
         times_exhausted: r.get(5).map_err(|_| bad("times_exhausted"))?,
         last_exhausted_at: r.get(6).map_err(|_| bad("last_exhausted_at"))?,
         reason: r.get(7).map_err(|_| bad("reason"))?,
+        times_used: r.get(8).map_err(|_| bad("times_used"))?,
+        consecutive_failures: r.get(9).map_err(|_| bad("consecutive_failures"))?,
+        model_cooldowns: r.get(10).map_err(|_| bad("model_cooldowns"))?,
     })
 }

@@ -18,8 +18,13 @@ use crate::store::{
 
 type RowKey = (String, String);
 
-/// A row's state, cooldown end and reason (JSON) as last written or applied here.
-type Row = (String, Option<i64>, Option<String>);
+/// A row's state, cooldown end, reason (JSON) and per-model rests (JSON) as last written or
+/// applied here.
+type Row = (String, Option<i64>, Option<String>, Option<String>);
+
+/// The counters of one credential as last written here: this process's uses (what the stored
+/// count was last raised to include), failure streak, exhaustions, last exhaustion.
+type Counted = (u64, u32, u64, Option<Timestamp>);
 
 pub(super) struct Writer {
     pub(super) conn: Connection,
@@ -39,6 +44,12 @@ pub(super) struct Writer {
     prune_after: Option<Duration>,
     /// When `maintain` next stamps and prunes, by the rotator's clock.
     next_maintenance: Option<Timestamp>,
+    /// Each credential's counters as last written, so only changes are written and uses are
+    /// added once.
+    counted: HashMap<Key, Counted>,
+    /// When counters were last written, by the wall clock (what a crash may lose is bounded
+    /// in real time, whatever the rotator's clock says).
+    counters_at: std::time::Instant,
 }
 
 impl Writer {
@@ -66,6 +77,8 @@ impl Writer {
             malformed: HashSet::new(),
             prune_after,
             next_maintenance: None,
+            counted: HashMap::new(),
+            counters_at: std::time::Instant::now(),
         }
     }
 
@@ -87,6 +100,18 @@ impl Writer {
             if let Err(error) = self.maintain() {
                 self.health.fail(fault(&error));
             }
+            let batch = match batch {
+                Some(batch) => Some(batch),
+                None if self.counters_at.elapsed() >= super::COUNTERS_EVERY => {
+                    // Nothing changed state: write the counters that changed, if any.
+                    self.counters_at = std::time::Instant::now();
+                    if let Err(error) = self.write(&[], false) {
+                        self.health.fail(fault(&error));
+                    }
+                    None
+                }
+                None => None,
+            };
             if let Some(batch) = batch {
                 match self.write(&batch.items, batch.everything) {
                     Ok(()) => {
@@ -177,7 +202,9 @@ impl Writer {
         } else {
             items.iter().map(|(key, _)| key.clone()).collect()
         };
-        if touched.is_empty() {
+        self.counters_at = std::time::Instant::now();
+        let counters = self.changed_counters(&records);
+        if touched.is_empty() && counters.is_empty() {
             return Ok(());
         }
         // Credentials enabled here: the only change that may clear a stored `disabled`.
@@ -237,7 +264,7 @@ impl Writer {
                     let known = self
                         .seen
                         .get(&(provider.to_owned(), fp.clone()))
-                        .and_then(|(s, u, _)| (s == "cooling").then_some(*u).flatten())
+                        .and_then(|(s, u, _, _)| (s == "cooling").then_some(*u).flatten())
                         .unwrap_or(now)
                         .max(now);
                     reset_up_to.insert(key.clone(), known);
@@ -257,23 +284,46 @@ impl Writer {
                     )?;
                 }
             }
+            write_models(&tx, r, now, &self.me)?;
             // Remember the row as it now stands, so the next poll does not apply it again.
             let row: Option<Row> = tx
                 .query_row(
-                    "SELECT state, until_ms, reason FROM credential_state WHERE provider = ?1 AND fingerprint = ?2",
+                    "SELECT state, until_ms, reason, model_cooldowns FROM credential_state \
+                     WHERE provider = ?1 AND fingerprint = ?2",
                     params![provider, fp],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
                 )
                 .optional()?;
             if let Some(row) = row {
                 self.seen.insert((provider.to_owned(), fp), row);
             }
         }
+        for (key, counted) in &counters {
+            if let Some(r) = records.get(key) {
+                write_counters(&tx, r, *counted, self.counted.get(key), now, &self.me)?;
+            }
+        }
         tx.commit()?;
-        // A longer cooldown stored by another process wins here too.
+        self.counted.extend(counters);
+        // A longer cooldown or rest stored by another process wins here too.
         for key in &touched {
-            if let Some((state, Some(until), reason)) =
+            let Some((state, until, reason, models)) =
                 self.seen.get(&(key.0.to_string(), key.1.to_string()))
+            else {
+                continue;
+            };
+            for m in super::decode_models(models.as_deref()) {
+                self.rotator.apply_remote(
+                    &key.0,
+                    key.1,
+                    RemoteChange::ModelCooling {
+                        model: m.model,
+                        until: m.until,
+                        reason: Some(m.reason),
+                    },
+                );
+            }
+            if let Some(until) = until
                 && state == "cooling"
                 && !reset_up_to.contains_key(key)
             {
@@ -288,6 +338,25 @@ impl Writer {
             }
         }
         Ok(())
+    }
+
+    /// The credentials whose counters changed since they were last written here, with their
+    /// counters now.
+    fn changed_counters(&self, records: &HashMap<Key, CredentialRecord>) -> Vec<(Key, Counted)> {
+        records
+            .iter()
+            .filter_map(|(key, r)| {
+                let now: Counted = (
+                    r.uses_here,
+                    r.consecutive_failures,
+                    r.times_exhausted,
+                    r.last_exhausted_at,
+                );
+                // A credential never written whose counters are all zero has nothing to say.
+                let was = self.counted.get(key).copied().unwrap_or((0, 0, 0, None));
+                (now != was).then(|| (key.clone(), now))
+            })
+            .collect()
     }
 
     /// Applies rows that other processes changed, if any process committed since the last
@@ -326,16 +395,29 @@ impl Writer {
                     continue;
                 }
             };
-            let (state, until, reason) = (row.state, row.until, row.reason);
+            let (state, until, reason, models) =
+                (row.state, row.until, row.reason, row.model_cooldowns);
             let key = (row.provider, row.fp_text);
             let was = self.seen.get(&key);
-            if was.is_some_and(|w| w.0 == state && w.1 == until) {
+            let models_changed = was.is_none_or(|w| w.3 != models);
+            if was.is_some_and(|w| w.0 == state && w.1 == until) && !models_changed {
                 continue;
             }
             let was_disabled = was.is_some_and(|w| w.0 == "disabled");
             let explained = decode_reason(reason.as_deref());
-            changed.push((key.clone(), state.clone(), until, was_disabled, explained));
-            self.seen.insert(key, (state, until, reason));
+            let rests = match models_changed {
+                true => super::decode_models(models.as_deref()),
+                false => Vec::new(),
+            };
+            changed.push((
+                key.clone(),
+                state.clone(),
+                until,
+                was_disabled,
+                explained,
+                rests,
+            ));
+            self.seen.insert(key, (state, until, reason, models));
         }
         drop(rows);
         if malformed.is_empty() {
@@ -346,10 +428,21 @@ impl Writer {
         if !apply {
             return Ok(());
         }
-        for ((provider, fp), state, until, was_disabled, reason) in changed {
+        for ((provider, fp), state, until, was_disabled, reason, rests) in changed {
             let Ok(fingerprint) = fp.parse::<Fingerprint>() else {
                 continue;
             };
+            for m in rests {
+                self.rotator.apply_remote(
+                    &provider,
+                    fingerprint,
+                    RemoteChange::ModelCooling {
+                        model: m.model,
+                        until: m.until,
+                        reason: Some(m.reason),
+                    },
+                );
+            }
             let at = |ms: Option<i64>| Timestamp::from_millis(ms.unwrap_or(0).max(0) as u64);
             if was_disabled && state != "disabled" {
                 self.rotator
@@ -367,6 +460,101 @@ impl Writer {
         }
         Ok(())
     }
+}
+
+/// Merges the credential's running per-model rests into its row: per model the later end
+/// wins (with its reason), ended ones are dropped, so no process shortens another's rest.
+/// Creates the row (available) when the credential has none yet.
+fn write_models(
+    tx: &rusqlite::Transaction<'_>,
+    r: &CredentialRecord,
+    now: i64,
+    me: &str,
+) -> rusqlite::Result<()> {
+    let (provider, fp) = (&*r.provider, r.credential.fingerprint.to_string());
+    let stored: Option<Option<String>> = tx
+        .query_row(
+            "SELECT model_cooldowns FROM credential_state WHERE provider = ?1 AND fingerprint = ?2",
+            params![provider, fp],
+            |row| row.get(0),
+        )
+        .optional()?;
+    let stored_text = stored.clone().flatten();
+    if r.model_cooldowns.is_empty() && stored_text.is_none() {
+        return Ok(());
+    }
+    let now_t = Timestamp::from_millis(now.max(0) as u64);
+    let mut merged: std::collections::BTreeMap<_, crate::status::ModelCooldownStatus> =
+        std::collections::BTreeMap::new();
+    for m in super::decode_models(stored_text.as_deref())
+        .into_iter()
+        .chain(r.model_cooldowns.iter().cloned())
+    {
+        if m.until <= now_t {
+            continue;
+        }
+        match merged.get(&m.model) {
+            Some(have) if have.until >= m.until => {}
+            _ => {
+                merged.insert(m.model, m);
+            }
+        }
+    }
+    let merged: Vec<_> = merged.into_values().collect();
+    let text = super::encode_models(&merged);
+    if text == stored_text && stored.is_some() {
+        return Ok(());
+    }
+    tx.execute(
+        "INSERT INTO credential_state (provider, fingerprint, label, state, updated_at, writer, \
+           seen_at, model_cooldowns) VALUES (?1, ?2, ?3, 'available', ?4, ?5, ?4, ?6) \
+         ON CONFLICT (provider, fingerprint) DO UPDATE SET model_cooldowns = excluded.model_cooldowns, \
+           updated_at = excluded.updated_at, writer = excluded.writer",
+        params![provider, fp, r.credential.label.as_deref(), now, me, text],
+    )?;
+    Ok(())
+}
+
+/// Writes a credential's counters: adds the uses counted here since the last write (`was`) to
+/// the stored count, and sets the failure streak; exhaustions and the last exhaustion keep
+/// the larger (every process counts the fleet's cooldowns). Creates the row (available) when
+/// the credential has none yet.
+fn write_counters(
+    tx: &rusqlite::Transaction<'_>,
+    r: &CredentialRecord,
+    (uses, failures, exhausted, last): Counted,
+    was: Option<&Counted>,
+    now: i64,
+    me: &str,
+) -> rusqlite::Result<()> {
+    let before = was.map_or(0, |w| w.0);
+    // Fewer uses than written means the credential was configured again (a fresh count):
+    // all of it is new.
+    let added = if uses >= before { uses - before } else { uses };
+    let sql_int = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    tx.execute(
+        "INSERT INTO credential_state (provider, fingerprint, label, state, updated_at, writer, \
+           seen_at, times_used, consecutive_failures, times_exhausted, last_exhausted_at) \
+         VALUES (?1, ?2, ?3, 'available', ?4, ?5, ?4, ?6, ?7, ?8, ?9) \
+         ON CONFLICT (provider, fingerprint) DO UPDATE SET \
+           times_used = times_used + excluded.times_used, \
+           consecutive_failures = excluded.consecutive_failures, \
+           times_exhausted = max(times_exhausted, excluded.times_exhausted), \
+           last_exhausted_at = CASE WHEN excluded.last_exhausted_at IS NULL THEN last_exhausted_at \
+             ELSE max(coalesce(last_exhausted_at, 0), excluded.last_exhausted_at) END",
+        params![
+            &*r.provider,
+            r.credential.fingerprint.to_string(),
+            r.credential.label.as_deref(),
+            now,
+            me,
+            sql_int(added),
+            failures,
+            sql_int(exhausted),
+            last.map(millis),
+        ],
+    )?;
+    Ok(())
 }
 
 /// Stamping and pruning (see the module docs of `store::sqlite`).
