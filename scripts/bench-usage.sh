@@ -121,8 +121,8 @@ for round in $(seq "$ROUNDS"); do
 done
 
 echo "== tokens counted by the 'on' gateway (first key):"
-curl -fs -H "authorization: Bearer $TOKEN" "http://$on/status" \
-  | grep -m1 -A12 '"today"' | grep -E 'tokens_(in|out)' | tr -s ' ' | tr '\n' ' '
+status=$(curl -fs -H "authorization: Bearer $TOKEN" "http://$on/status")
+grep -m2 -E '"tokens_(in|out)"' <<<"$status" | tr -s ' ' | tr '\n' ' ' || true
 echo
 echo "== peak RSS ($KEYS keys, after both loads, dashboards were open on 'on')"
 printf 'off: '; grep -E 'VmHWM' "/proc/$OFF_PID/status"
