@@ -492,6 +492,46 @@ mod tests {
     }
 
     #[test]
+    fn a_fleet_budget_shows_this_processs_use_against_the_fleets_limit() {
+        let limits = Budget {
+            requests_per_minute: Some(600),
+            tokens_per_day: Some(100_000),
+            ..Budget::default()
+        }
+        .compile()
+        .unwrap();
+        let hub = fleet::FleetHub::new();
+        let share = hub.join(
+            fleet::FleetSubject {
+                provider: "openai".into(),
+                name: "scope:org".into(),
+            },
+            limits.clone(),
+        );
+        let now = Timestamp::from_secs(1_795_599_000);
+        let ask = share.ask().expect("a first lease is asked for");
+        share.granted(ask, 10, 1_000, now);
+        let u = Usage::default();
+        u.join_fleet(share);
+        assert!(u.in_fleet());
+        for _ in 0..3 {
+            u.try_admit(&limits, now, 100, false).unwrap();
+        }
+        // One was not sent after all; another used 250 tokens instead of 100.
+        u.refund(&limits, now, 100);
+        u.correct_tokens(&limits, now, 100, 250);
+        let view = u.view(&limits, now);
+        let got: Vec<_> = view.iter().map(|l| (l.kind, l.used, l.limit)).collect();
+        assert_eq!(
+            got,
+            [
+                (LimitKind::RequestsPerMinute, 2, 600),
+                (LimitKind::TokensPerDay, 350, 100_000),
+            ]
+        );
+    }
+
+    #[test]
     fn invalid_budgets_say_what_is_wrong() {
         let e = Budget {
             requests_per_minute: Some(0),
