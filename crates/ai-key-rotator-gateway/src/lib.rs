@@ -110,17 +110,8 @@ impl Gateway {
             tracing::warn!(error = %e, "state store could not be loaded; starting fresh");
         }
         let client = upstream::client(&config).map_err(GatewayError::Client)?;
-        let keep = match config.store.as_ref() {
-            Some(StoreConfig::Sqlite { path }) => usage::Keep::Sqlite(path),
-            Some(StoreConfig::Redis(r)) => usage::Keep::Redis(r.url(), r.prefix().unwrap_or("akr")),
-            _ => usage::Keep::Memory,
-        };
-        let names = config
-            .providers
-            .iter()
-            .map(|p| Arc::from(p.name.as_str()))
-            .collect();
-        let metrics = ops::metrics::Metrics::with_usage(usage::Usage::new(keep, names));
+        // Usage is kept by the rotator's own state store (see `usage.rs`).
+        let metrics = ops::metrics::Metrics::with_usage(usage::Usage::default());
         let routes = Routes::new(config, client, &metrics);
         Ok(Gateway {
             shared: Arc::new(Shared {
@@ -132,16 +123,13 @@ impl Gateway {
     }
 
     /// The `/status` document: every configured provider and key, by label and fingerprint,
-    /// with each key's answers today. Blocks briefly (it reads today's usage from a SQLite
-    /// store).
+    /// with each key's usage today (in the provider's day) and the day it is for.
     pub fn status_json(&self) -> serde_json::Value {
         let routes = self.shared.routes.load();
         let visible: Vec<&str> = routes.providers.iter().map(|p| &*p.name).collect();
-        // Today's usage as the store has it (this blocks on SQLite, as `new` does).
-        self.shared.metrics.sync_usage();
         let view = ops::StatusView::of(&self.shared.rotator.status(), &visible)
             .with_fleet(self.shared.rotator.fleet())
-            .with_usage(&self.shared.metrics)
+            .with_usage(&self.shared.metrics, &self.shared.rotator)
             .with_budgets(&self.shared.rotator);
         serde_json::to_value(view).unwrap_or_default()
     }
@@ -192,16 +180,16 @@ impl Gateway {
         };
         // Depleted keys are re-checked while the gateway serves.
         let rechecks = recheck::spawn(Arc::clone(&self.shared));
-        // Usage statistics reach the store every few seconds, off the request path.
+        // Usage statistics reach the core's ledger every second, off the request path (an
+        // in-memory step; the core's store writes them).
         let writer = {
-            let metrics = self.shared.metrics.clone();
+            let shared = Arc::clone(&self.shared);
             tokio::spawn(async move {
                 let mut every = tokio::time::interval(usage::WRITE_EVERY);
                 every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
                     every.tick().await;
-                    let m = metrics.clone();
-                    let _ = tokio::task::spawn_blocking(move || m.sync_usage()).await;
+                    shared.metrics.sync_usage(&shared.rotator);
                 }
             })
         };
@@ -228,7 +216,7 @@ impl Gateway {
         let rotator = self.shared.rotator.clone();
         let metrics = self.shared.metrics.clone();
         tokio::task::spawn_blocking(move || {
-            metrics.sync_usage();
+            metrics.sync_usage(&rotator);
             rotator.flush_store()
         })
         .await

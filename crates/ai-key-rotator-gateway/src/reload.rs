@@ -253,6 +253,12 @@ pub fn diff(old: &GatewayConfig, new: &GatewayConfig) -> Vec<ReloadChange> {
                 setting(before.upstream != p.upstream, "upstream", false),
                 setting(before.route != p.route, "route", false),
                 setting(before.fallback != p.fallback, "fallback", false),
+                // The proxy reads it from its routes, which a reload rebuilds.
+                setting(
+                    b.cache_affinity != a.cache_affinity,
+                    "cache_affinity",
+                    false,
+                ),
                 // The live rotator has no way to swap these yet; say so rather than pretend.
                 setting(b.family != a.family, "family", true),
                 setting(b.cooldown != a.cooldown, "cooldown", true),

@@ -1,328 +1,184 @@
-//! Per-key usage statistics that outlive the process: each key's upstream answers by class
-//! (`ok`, `rate_limited`, …; their sum is its requests) per UTC day, kept in the state store.
+//! Per-key usage statistics that outlive the process, as a thin adapter over the core's usage
+//! ledger ([`KeyRotator::record_usage`], [`KeyRotator::usage_today`]): each key's upstream
+//! answers by class (`ok`, `rate_limited`, …; their sum is its requests) and its tokens in and
+//! out, per provider day (the calendar day in the time zone where the provider's daily quotas
+//! reset: Pacific time for Gemini, UTC for others, or the provider's `usage_day_timezone`).
 //!
-//! The request path only bumps in-memory counters (`ops/stats.rs`). A task writes what is new
-//! since its last write every few seconds (and once more at shutdown) as *additive* deltas,
-//! then reads today's totals back: with SQLite an upsert that adds (`count = count +
-//! excluded.count`) in its own table `key_usage`; with Redis `HINCRBY` on one hash per provider
-//! and day (`{prefix}:usage:{provider}:{day}`, the store's prefix, `akr` by default; fields `{fingerprint}:{class}`, expiring after 35
-//! days). Either way gateways sharing the store add up and a restart resumes from the stored
-//! totals. A failed write is kept and retried with the next
-//! one; nothing is lost while the store is away, and the request path never waits for it.
-//!
-//! Days are UTC days; a delta is counted on the day it is written (at most one write interval
-//! late around midnight).
+//! The request path only bumps the in-memory counters of `ops/stats.rs` (atomics). Every
+//! second a task hands what is new since its last hand-over to the core as deltas, which is
+//! an in-memory step (no I/O, never blocking); the core's state store writes them through its
+//! own connection (SQLite's `key_usage` table, or Redis hashes under the store's prefix, with
+//! its TLS, Cluster, timeouts and health), adds up what every gateway sharing it wrote, and
+//! survives restarts and outages. Reads add what this process has not handed over yet.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ai_key_rotator::Fingerprint;
+use ai_key_rotator::{AnswerClass, Fingerprint, KeyRotator, UsageCounts, UsageError};
 
-use crate::ops::stats::{KeyTable, USAGE_FIELDS, UsageCounts, now_ms};
+use crate::ops::stats::{CLASSES, KeyTable, TOKENS_IN, TOKENS_OUT, UsageCounts as Counts};
 
-/// How often new counts are written.
-pub(crate) const WRITE_EVERY: Duration = Duration::from_secs(5);
-
-const DAY_MS: u64 = 86_400_000;
-
-/// A key's counts by class, then its tokens in and out.
-pub(crate) type Counts = UsageCounts;
+/// How often new counts are handed to the core.
+pub(crate) const WRITE_EVERY: Duration = Duration::from_secs(1);
 
 /// A key by provider and fingerprint.
 type KeyName = (Arc<str>, Fingerprint);
 
-/// A key's new counts: its name, its counts now, and what is new since the last write.
-type Delta = (KeyName, Counts, Counts);
-
-/// Where the counts are kept.
-enum Sink {
-    Sqlite(Mutex<Option<rusqlite::Connection>>, String),
-    /// The connection, the URL, the key prefix.
-    Redis(Mutex<Option<redis::Connection>>, String, String),
+/// One provider's usage today: the day (date and time zone) and each key's counts.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Today {
+    /// `YYYY-MM-DD` in `time_zone`.
+    pub(crate) date: String,
+    pub(crate) time_zone: String,
+    keys: HashMap<Fingerprint, Counts>,
 }
 
-impl std::fmt::Debug for Sink {
-    // The Redis URL may hold a password.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Sink::Sqlite(..) => "Sink::Sqlite",
-            Sink::Redis(..) => "Sink::Redis",
+impl Today {
+    /// A key's counts today (zero when it has none).
+    pub(crate) fn of(&self, fingerprint: Fingerprint) -> Counts {
+        self.keys.get(&fingerprint).copied().unwrap_or_default()
+    }
+}
+
+/// What of each key's in-memory counts was handed to the core.
+#[derive(Debug, Default)]
+pub(crate) struct Usage {
+    /// Held by a hand-over and by reads, so a read never sees counts both handed over and
+    /// not (a std mutex: held for in-memory work only, never across an await).
+    written: Mutex<HashMap<KeyName, Counts>>,
+}
+
+fn to_core(c: &Counts) -> UsageCounts {
+    let mut u = UsageCounts::tokens(c[TOKENS_IN], c[TOKENS_OUT]);
+    for (i, class) in AnswerClass::ALL.iter().enumerate().take(CLASSES.len()) {
+        u.add_answers(*class, c[i]);
+    }
+    u
+}
+
+fn from_core(u: &UsageCounts) -> Counts {
+    let mut c = Counts::default();
+    for (i, class) in AnswerClass::ALL.iter().enumerate().take(CLASSES.len()) {
+        c[i] = u.answers(*class);
+    }
+    c[TOKENS_IN] = u.tokens_in;
+    c[TOKENS_OUT] = u.tokens_out;
+    c
+}
+
+impl Usage {
+    /// Hands what is new since the last hand-over to the core. Cheap and non-blocking: the
+    /// core's store writes it in the background.
+    pub(crate) fn sync(&self, keys: &KeyTable, rotator: &KeyRotator) {
+        let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        for (name, now) in keys.all() {
+            let before = written.get(&name).copied().unwrap_or_default();
+            let delta: Counts = std::array::from_fn(|i| now[i].saturating_sub(before[i]));
+            if delta == Counts::default() {
+                continue;
+            }
+            match rotator.record_usage(&name.0, name.1, to_core(&delta)) {
+                Ok(()) => {}
+                // A key removed by a reload: its counts have nowhere to go.
+                Err(UsageError::UnknownProvider { .. } | UsageError::UnknownCredential { .. }) => {}
+                // The store has been away for very long: kept here for the next hand-over.
+                Err(e) => {
+                    tracing::warn!(error = %e, "usage statistics are waiting for the state store");
+                    continue;
+                }
+            }
+            written.insert(name, now);
+        }
+    }
+
+    /// `provider`'s usage today: the core's totals (every gateway's, with a shared store) plus
+    /// what this process has not handed over yet.
+    pub(crate) fn today(
+        &self,
+        keys: &KeyTable,
+        rotator: &KeyRotator,
+        provider: &str,
+    ) -> Option<Today> {
+        let written = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        let day = rotator.usage_today(provider)?;
+        let keys = day
+            .credentials
+            .iter()
+            .map(|(id, counts)| {
+                let fp = id.fingerprint;
+                let mut c = from_core(counts);
+                let now = keys.get(provider, fp).usage();
+                let handed = written
+                    .get(&(Arc::from(provider), fp))
+                    .copied()
+                    .unwrap_or_default();
+                for i in 0..c.len() {
+                    c[i] += now[i].saturating_sub(handed[i]);
+                }
+                (fp, c)
+            })
+            .collect();
+        Some(Today {
+            date: day.date,
+            time_zone: day.time_zone,
+            keys,
         })
     }
 }
 
-/// Where usage statistics are kept.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Keep<'a> {
-    /// In memory only.
-    Memory,
-    /// In the SQLite database at this path.
-    Sqlite(&'a str),
-    /// In the Redis server at this URL, under this key prefix.
-    Redis(&'a str, &'a str),
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ai_key_rotator::classify::Verdict;
+    use ai_key_rotator::{FakeClock, ProviderConfig, Timestamp};
 
-/// The usage of every key: today's stored totals and what is not written yet.
-#[derive(Debug)]
-pub(crate) struct Usage {
-    sink: Option<Sink>,
-    /// The configured providers, whose totals are read back (Redis reads per provider).
-    providers: Vec<Arc<str>>,
-    state: Mutex<State>,
-    /// One sync at a time: two syncs computing deltas from the same `written` would both
-    /// write them (the periodic one may still run when the final one starts).
-    syncing: Mutex<()>,
-}
-
-#[derive(Debug, Default)]
-struct State {
-    /// What of each key's in-memory counts was written.
-    written: HashMap<KeyName, Counts>,
-    /// Today's totals as the store last said, and the day they are for.
-    today: HashMap<KeyName, Counts>,
-    day: u64,
-}
-
-impl Usage {
-    /// Usage kept where `keep` says.
-    pub(crate) fn new(keep: Keep<'_>, providers: Vec<Arc<str>>) -> Usage {
-        Usage {
-            providers,
-            sink: match keep {
-                Keep::Memory => None,
-                Keep::Sqlite(p) => Some(Sink::Sqlite(Mutex::new(None), p.to_owned())),
-                Keep::Redis(u, prefix) => Some(Sink::Redis(
-                    Mutex::new(None),
-                    u.to_owned(),
-                    prefix.to_owned(),
-                )),
-            },
-            state: Mutex::new(State::default()),
-            syncing: Mutex::new(()),
-        }
+    #[test]
+    fn counts_reach_the_core_once_and_reads_see_them_before_and_after() {
+        let clock = FakeClock::new(Timestamp::from_millis(1_796_023_800_000));
+        let rotator = KeyRotator::builder()
+            .provider("gemini", ProviderConfig::new().credential("AIza-usage"))
+            .clock(clock.clone())
+            .reset_interval(Duration::ZERO)
+            .build()
+            .unwrap();
+        let fp = Fingerprint::of("AIza-usage");
+        let keys = KeyTable::default();
+        let usage = Usage::default();
+        keys.record("gemini", fp, &Verdict::Ok(Default::default()));
+        keys.record_tokens("gemini", fp, 10, 2);
+        // Not handed over yet, counted all the same.
+        let t = usage.today(&keys, &rotator, "gemini").unwrap();
+        assert_eq!((t.of(fp)[0], t.of(fp)[TOKENS_IN]), (1, 10));
+        assert_eq!(
+            (t.date.as_str(), t.time_zone.as_str()),
+            ("2026-11-29", "America/Los_Angeles")
+        );
+        usage.sync(&keys, &rotator);
+        usage.sync(&keys, &rotator);
+        let t = usage.today(&keys, &rotator, "gemini").unwrap();
+        assert_eq!((t.of(fp)[0], t.of(fp)[TOKENS_OUT]), (1, 2));
+        let core = rotator.usage_today("gemini").unwrap().credentials[0].1;
+        assert_eq!((core.successes(), core.tokens_in), (1, 10));
+        // Midnight in Los Angeles (08:00 UTC): Gemini's day turns; the next counts are the
+        // new day's.
+        clock.advance(Duration::from_secs(30 * 60));
+        let t = usage.today(&keys, &rotator, "gemini").unwrap();
+        assert_eq!(
+            (t.date.as_str(), t.of(fp)),
+            ("2026-11-30", Counts::default())
+        );
+        keys.record("gemini", fp, &Verdict::ClientError);
+        usage.sync(&keys, &rotator);
+        let t = usage.today(&keys, &rotator, "gemini").unwrap();
+        assert_eq!((t.of(fp)[0], t.of(fp)[6]), (0, 1));
+        // A key unknown to the core (removed by a reload) is dropped, not retried forever.
+        keys.record(
+            "gemini",
+            Fingerprint::of("AIza-gone"),
+            &Verdict::ClientError,
+        );
+        usage.sync(&keys, &rotator);
+        assert!(usage.today(&keys, &rotator, "nope").is_none());
     }
-
-    /// Today's counts for a key: the stored total plus what is not written yet.
-    pub(crate) fn today(
-        &self,
-        keys: &KeyTable,
-        provider: &str,
-        fingerprint: Fingerprint,
-    ) -> Counts {
-        let now = keys.get(provider, fingerprint).usage();
-        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let name = (Arc::from(provider), fingerprint);
-        let written = st.written.get(&name).copied().unwrap_or_default();
-        let stored = if st.day == now_ms() / DAY_MS {
-            st.today.get(&name).copied().unwrap_or_default()
-        } else {
-            Counts::default()
-        };
-        std::array::from_fn(|i| stored[i] + now[i].saturating_sub(written[i]))
-    }
-
-    /// Writes what is new and reads today's totals back. Blocks (SQLite): call it on a
-    /// blocking thread.
-    pub(crate) fn sync(&self, keys: &KeyTable) {
-        let _one = self.syncing.lock().unwrap_or_else(|e| e.into_inner());
-        let day = now_ms() / DAY_MS;
-        let current = keys.all();
-        let deltas: Vec<Delta> = {
-            let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            current
-                .into_iter()
-                .filter_map(|(name, now)| {
-                    let written = st.written.get(&name).copied().unwrap_or_default();
-                    let delta: Counts = std::array::from_fn(|i| now[i].saturating_sub(written[i]));
-                    (delta != Counts::default()).then_some((name, now, delta))
-                })
-                .collect()
-        };
-        let Some(sink) = &self.sink else {
-            // In memory only: "today" is what this process counted.
-            let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            if st.day != day {
-                st.day = day;
-                st.today.clear();
-            }
-            for (name, now, delta) in deltas {
-                let t = st.today.entry(name.clone()).or_default();
-                for i in 0..t.len() {
-                    t[i] += delta[i];
-                }
-                st.written.insert(name, now);
-            }
-            return;
-        };
-        let written = match sink {
-            Sink::Sqlite(conn, path) => {
-                let mut conn = conn.lock().unwrap_or_else(|e| e.into_inner());
-                let r = write_sqlite(&mut conn, path, day, &deltas).map_err(|e| e.to_string());
-                if r.is_err() {
-                    // Opened afresh for the next write.
-                    *conn = None;
-                }
-                r
-            }
-            Sink::Redis(conn, url, prefix) => {
-                let mut conn = conn.lock().unwrap_or_else(|e| e.into_inner());
-                // Only the kind of failure: a Redis error can quote the URL, password included.
-                let r = write_redis(&mut conn, url, prefix, day, &deltas, &self.providers)
-                    .map_err(|e| format!("{:?}", e.kind()));
-                if r.is_err() {
-                    *conn = None;
-                }
-                r
-            }
-        };
-        match written {
-            Ok(today) => {
-                let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-                for (name, now, _) in deltas {
-                    st.written.insert(name, now);
-                }
-                st.today = today;
-                st.day = day;
-            }
-            Err(e) => {
-                // Kept for the next write.
-                tracing::warn!(error = %e, "usage statistics could not be written; retrying");
-            }
-        }
-    }
-}
-
-/// How long a Redis write may take before it is retried with the next one.
-const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
-
-fn write_redis(
-    conn: &mut Option<redis::Connection>,
-    url: &str,
-    prefix: &str,
-    day: u64,
-    deltas: &[Delta],
-    configured: &[Arc<str>],
-) -> redis::RedisResult<HashMap<KeyName, Counts>> {
-    if conn.is_none() {
-        let client = redis::Client::open(url)?;
-        let c = client.get_connection_with_timeout(REDIS_TIMEOUT)?;
-        c.set_read_timeout(Some(REDIS_TIMEOUT))?;
-        c.set_write_timeout(Some(REDIS_TIMEOUT))?;
-        *conn = Some(c);
-    }
-    let Some(c) = conn.as_mut() else {
-        unreachable!("opened above")
-    };
-    let hash = |provider: &str| format!("{prefix}:usage:{{{provider}}}:{day}");
-    let mut providers: Vec<Arc<str>> = deltas
-        .iter()
-        .map(|((p, _), _, _)| Arc::clone(p))
-        .chain(configured.iter().cloned())
-        .collect();
-    let mut pipe = redis::pipe();
-    pipe.atomic();
-    for ((provider, fp), _, delta) in deltas {
-        for (i, n) in delta.iter().enumerate().filter(|(_, n)| **n > 0) {
-            pipe.hincr(hash(provider), format!("{fp}:{}", USAGE_FIELDS[i]), *n)
-                .ignore();
-        }
-        pipe.expire(hash(provider), 35 * 86_400).ignore();
-    }
-    if !deltas.is_empty() {
-        pipe.query::<()>(c)?;
-    }
-    // Today's totals of every configured provider, and of any this process counted for.
-    let known: Vec<Arc<str>> = {
-        providers.sort();
-        providers.dedup();
-        providers
-    };
-    let mut today: HashMap<KeyName, Counts> = HashMap::new();
-    for provider in known {
-        let all: HashMap<String, u64> = redis::cmd("HGETALL").arg(hash(&provider)).query(c)?;
-        for (field, count) in all {
-            let Some((fp, class)) = field.split_once(':') else {
-                continue;
-            };
-            let (Ok(fp), Some(i)) = (
-                fp.parse::<Fingerprint>(),
-                USAGE_FIELDS.iter().position(|c| *c == class),
-            ) else {
-                continue;
-            };
-            today.entry((Arc::clone(&provider), fp)).or_default()[i] = count;
-        }
-    }
-    Ok(today)
-}
-
-fn write_sqlite(
-    conn: &mut Option<rusqlite::Connection>,
-    path: &str,
-    day: u64,
-    deltas: &[Delta],
-) -> rusqlite::Result<HashMap<KeyName, Counts>> {
-    if conn.is_none() {
-        let c = rusqlite::Connection::open(path)?;
-        c.busy_timeout(Duration::from_secs(5))?;
-        c.execute_batch(
-            "CREATE TABLE IF NOT EXISTS key_usage (
-                provider TEXT NOT NULL, fingerprint TEXT NOT NULL, day INTEGER NOT NULL,
-                class TEXT NOT NULL, count INTEGER NOT NULL,
-                PRIMARY KEY (provider, fingerprint, day, class))",
-        )?;
-        *conn = Some(c);
-    }
-    let Some(c) = conn.as_mut() else {
-        unreachable!("opened above")
-    };
-    let tx = c.transaction()?;
-    {
-        let mut add = tx.prepare_cached(
-            "INSERT INTO key_usage (provider, fingerprint, day, class, count)
-             VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (provider, fingerprint, day, class)
-             DO UPDATE SET count = count + excluded.count",
-        )?;
-        for ((provider, fp), _, delta) in deltas {
-            for (i, n) in delta.iter().enumerate().filter(|(_, n)| **n > 0) {
-                add.execute(rusqlite::params![
-                    &**provider,
-                    fp.to_string(),
-                    day as i64,
-                    USAGE_FIELDS[i],
-                    *n as i64
-                ])?;
-            }
-        }
-    }
-    let mut today: HashMap<KeyName, Counts> = HashMap::new();
-    {
-        let mut read = tx.prepare_cached(
-            "SELECT provider, fingerprint, class, count FROM key_usage WHERE day = ?1",
-        )?;
-        let rows = read.query_map([day as i64], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, i64>(3)?,
-            ))
-        })?;
-        for row in rows {
-            let (provider, fp, class, count) = row?;
-            // Rows this version cannot read (another class name, a malformed fingerprint)
-            // are left alone.
-            let (Ok(fp), Some(i)) = (
-                fp.parse::<Fingerprint>(),
-                USAGE_FIELDS.iter().position(|c| *c == class),
-            ) else {
-                continue;
-            };
-            today.entry((Arc::from(provider), fp)).or_default()[i] = count.max(0) as u64;
-        }
-    }
-    tx.commit()?;
-    Ok(today)
 }

@@ -29,6 +29,7 @@ async fn a_reload_describes_what_it_changed() {
     let after = format!(
         "client_tokens = [\"{}\"]\nmax_connections = 200\nmax_attempts = 2\n\
          [providers.openai]\nfamily = \"openai\"\nupstream = \"{url}\"\nstrategy = \"round-robin\"\n\
+         cache_affinity = true\n\
          keys = [{{ key = \"{CANARY}\", label = \"renamed\" }}, \"sk-new\"]\n\
          [providers.anthropic]\nfamily = \"anthropic\"\nupstream = \"{url}\"\n\
          keys = [{{ key = \"ant-1\", label = \"a1\" }}]\n",
@@ -55,6 +56,11 @@ async fn a_reload_describes_what_it_changed() {
         ReloadChange::KeyAdded {
             provider: "anthropic".into(),
             key: id(Some("a1"), "ant-1"),
+        },
+        // Read by the proxy from its routes, which the reload rebuilds.
+        ReloadChange::Applied {
+            provider: Some(openai()),
+            setting: "cache_affinity",
         },
         ReloadChange::NeedsRestart {
             provider: Some(openai()),
@@ -100,7 +106,7 @@ async fn a_reload_describes_what_it_changed() {
             "{text}"
         );
     }
-    let relabel = changes[5].to_string();
+    let relabel = changes[6].to_string();
     assert!(
         relabel.contains("old") && relabel.contains("renamed"),
         "{relabel}"

@@ -61,6 +61,11 @@ fn strategies_at(c: &mut Criterion<ThreadCpu>, keys: usize) {
     g.bench_function("acquire+drop/session", |b| {
         b.iter(|| black_box(r.acquire_with(black_box("openai"), &session)))
     });
+    // Prompt-cache affinity: the same ranking as sessions, from a hash the caller already has.
+    let affinity = AcquireOptions::default().affinity(0x0123_4567_89ab_cdef);
+    g.bench_function("acquire+drop/affinity", |b| {
+        b.iter(|| black_box(r.acquire_with(black_box("openai"), &affinity)))
+    });
 
     // The scans that cannot stop early: no key is idle (least-in-flight) or of unknown
     // remaining quota (most-remaining), so every pick looks at every key. (Least-recently-used

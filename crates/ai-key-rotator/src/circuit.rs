@@ -54,6 +54,15 @@ pub struct CircuitConfig {
     /// milliseconds (default 30 000): a probe whose caller never reports does not keep the
     /// provider closed to everyone.
     pub probe_timeout_ms: u64,
+    /// Whether a 429 on every key within `rate_limit_window_ms` opens the circuit (cause
+    /// `rate-limited`) instead of cooling every key (default `false`). A 429 on some of the
+    /// keys cools those keys as always; only when no key that could be asked is left (at
+    /// least two keys answered 429, the others were cooling or disabled already) is the limit
+    /// taken for the provider's: the circuit opens until the later of its backoff and the
+    /// earliest reset the 429s named, and the cooldowns those 429s started end.
+    pub rate_limits: bool,
+    /// The window for `rate_limits`, in milliseconds (default 1 000).
+    pub rate_limit_window_ms: u64,
 }
 
 impl Default for CircuitConfig {
@@ -65,6 +74,8 @@ impl Default for CircuitConfig {
             backoff_ms: 1_000,
             max_backoff_ms: 300_000,
             probe_timeout_ms: 30_000,
+            rate_limits: false,
+            rate_limit_window_ms: 1_000,
         }
     }
 }
@@ -76,6 +87,9 @@ impl CircuitConfig {
         }
         if self.window_ms == 0 || self.backoff_ms == 0 || self.probe_timeout_ms == 0 {
             return Err("`window_ms`, `backoff_ms` and `probe_timeout_ms` must be more than 0");
+        }
+        if self.rate_limit_window_ms == 0 {
+            return Err("`rate_limit_window_ms` must be more than 0");
         }
         if self.max_backoff_ms < self.backoff_ms {
             return Err("`max_backoff_ms` must be at least `backoff_ms`");
@@ -107,6 +121,9 @@ pub enum ProviderCause {
     ServerError,
     /// The provider could not be reached, or did not answer in time.
     Transport,
+    /// Every key answered 429 within a moment (see [`CircuitConfig::rate_limits`]): the limit
+    /// is the provider's (or the caller's address's), not any key's.
+    RateLimited,
 }
 
 impl ProviderCause {
@@ -117,6 +134,7 @@ impl ProviderCause {
             ProviderCause::Overloaded => "provider overloaded",
             ProviderCause::ServerError => "provider server error",
             ProviderCause::Transport => "provider unreachable",
+            ProviderCause::RateLimited => "provider rate limited",
         }
     }
 }
@@ -156,6 +174,19 @@ pub(crate) struct CircuitDetail {
     pub(crate) opens: u32,
     /// Why it is open.
     pub(crate) cause: Option<ProviderCause>,
+    /// Recent 429s, one per key (its latest), oldest first, when the circuit counts them.
+    pub(crate) rate_window: VecDeque<RateLimitEntry>,
+}
+
+/// A 429 that cooled a key, kept for `CircuitConfig::rate_limits`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RateLimitEntry {
+    pub(crate) fingerprint: u64,
+    pub(crate) at: Timestamp,
+    /// The end of the cooldown it put on the key.
+    pub(crate) applied: Timestamp,
+    /// When the provider said the limit lifts, if it did.
+    pub(crate) reset: Option<Timestamp>,
 }
 
 impl Circuit {

@@ -22,6 +22,11 @@ pub struct AcquireOptions {
     /// The model the request is for: keys resting for this model only (a per-model limit) are
     /// skipped. Without one, such keys are handed out as usual.
     pub model: Option<ModelName>,
+    /// The hash of the request's stable prompt prefix ([`prefix_hash`](crate::prefix_hash)):
+    /// requests with the same prefix go to the same available key, so the provider's prompt
+    /// cache for it keeps hitting. It takes precedence over the provider's strategy; a
+    /// [`session`](Self::session) takes precedence over it.
+    pub affinity: Option<u64>,
 }
 
 impl AcquireOptions {
@@ -43,6 +48,31 @@ impl AcquireOptions {
     /// ```
     pub fn model(mut self, model: &str) -> Self {
         self.model = ModelName::new(model).ok();
+        self
+    }
+
+    /// Options for a request whose stable prompt prefix hashes to `hash` (see
+    /// [`AcquireOptions::affinity`] and [`prefix_hash`](crate::prefix_hash)).
+    ///
+    /// ```
+    /// use ai_key_rotator::classify::Api;
+    /// use ai_key_rotator::{AcquireOptions, KeyRotator, ProviderConfig, prefix_hash};
+    ///
+    /// let rotator = KeyRotator::builder()
+    ///     .provider("openai", ProviderConfig::new().credential("sk-a").credential("sk-b"))
+    ///     .build()
+    ///     .unwrap();
+    /// let body = br#"{"messages":[{"role":"system","content":"S"},{"role":"user","content":"U"}]}"#;
+    /// let options = AcquireOptions::default().affinity(prefix_hash(Api::OpenAi, body).unwrap());
+    /// let first = rotator.acquire_with("openai", &options).unwrap().credential().id().clone();
+    /// for _ in 0..10 {
+    ///     let lease = rotator.acquire_with("openai", &options).unwrap();
+    ///     assert_eq!(lease.credential().id(), &first);
+    /// }
+    /// assert_eq!(rotator.provider_status("openai").unwrap().affinity_placed, 11);
+    /// ```
+    pub fn affinity(mut self, hash: u64) -> Self {
+        self.affinity = Some(hash);
         self
     }
 

@@ -60,6 +60,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
+mod affinity;
 mod budget;
 mod circuit;
 pub mod classify;
@@ -82,6 +83,7 @@ mod status;
 mod store;
 mod strategy;
 
+pub use affinity::prefix_hash;
 pub use budget::{Budget, LimitKind, LimitUse};
 pub use circuit::{CircuitConfig, ProviderCause};
 pub use clock::{Clock, FakeClock, SystemClock, Timestamp};

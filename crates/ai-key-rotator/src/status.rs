@@ -40,6 +40,9 @@ pub struct ProviderStatus {
     /// [`CircuitConfig`](crate::CircuitConfig)).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub circuit: Option<CircuitStatus>,
+    /// Acquires placed by prompt-cache affinity (a prompt-prefix hash) since the provider was
+    /// added, in this process.
+    pub affinity_placed: u64,
 }
 
 /// A provider circuit that is open or probing.

@@ -16,7 +16,9 @@ use serde::{Deserialize, Serialize};
 /// Independently of the strategy, an acquire with a session id keeps that session on one key
 /// while it is available (rendezvous hashing: when keys come or go, only the sessions of those
 /// keys move), because prompt caches are per key or organization. That costs one hash of the
-/// session id and one multiply per key: O(n).
+/// session id and one multiply per key: O(n). An acquire with the hash of its prompt prefix
+/// ([`AcquireOptions::affinity`](crate::AcquireOptions::affinity), prompt-cache affinity) is
+/// placed the same way, by the hash the caller brings; a session id takes precedence over it.
 ///
 /// No pick allocates, and a pick reads the clock only when it meets a cooling key or a budget.
 /// A scanning pick whose best key is refused by its budget scans again for the next best, up

@@ -97,6 +97,13 @@ fn check(r: &KeyRotator, what: &str) -> [usize; 3] {
     let (a, session) =
         allocations_per_pick(|k| r.acquire_with("openai", &sessions[k % 64]).is_ok());
     assert_eq!(a, 0, "{what}: session acquire allocated {a} times");
+    // Prompt-cache affinity: a pick by a prefix hash, like a session's, allocates nothing.
+    let (a, _) = allocations_per_pick(|k| {
+        let hash = (k as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        r.acquire_with("openai", &AcquireOptions::default().affinity(hash))
+            .is_ok()
+    });
+    assert_eq!(a, 0, "{what}: affinity acquire allocated {a} times");
     [get, lease, session]
 }
 

@@ -302,11 +302,34 @@ fn redis_holds_no_key() {
         .store(store(&server.url(), "canary"))
         .build()
         .unwrap();
+    // A use and a per-model rest first: counters and rests are stored by fingerprint too.
+    let canary = r.get_key_for("openai", "gpt-4o").unwrap();
+    assert_eq!(canary.expose_key(), CANARY);
+    r.report_for_model(
+        &canary,
+        &ai_key_rotator::classify::Verdict::RateLimited {
+            until: Some(START.saturating_add(Duration::from_secs(300))),
+            scope: ai_key_rotator::classify::LimitScope::Model(
+                ai_key_rotator::classify::ModelName::new("gpt-4o").unwrap(),
+            ),
+            limit: ai_key_rotator::classify::LimitKind::TokensPerMinute,
+        },
+    );
+    drop(canary);
     r.mark_exhausted("openai", Some(CANARY));
     r.flush_store();
     let keys = server.command(&["KEYS", "*"]).unwrap();
     assert!(keys.contains("{canary:openai}:cooldowns"), "{keys}");
     assert!(!keys.contains(CANARY));
+    for hash in ["models", "counters"] {
+        let name = format!("{{canary:openai}}:{hash}");
+        let all = server.command(&["HGETALL", &name]).unwrap();
+        assert!(
+            all.contains(&Fingerprint::of(CANARY).to_string()),
+            "{name}: {all}"
+        );
+        assert!(!all.contains(CANARY), "a key reached Redis ({name})");
+    }
     let all = server
         .command(&["HGETALL", "{canary:openai}:cooldowns"])
         .unwrap();

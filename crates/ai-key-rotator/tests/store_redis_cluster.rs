@@ -206,3 +206,34 @@ fn a_master_killed_mid_run_loses_no_cooldown_and_fails_no_request() {
     assert_eq!(cooling(&c, "openai"), 11);
     assert_eq!(c.get_key("openai").unwrap().expose_key(), keys[11]);
 }
+
+/// Usage goes through the cluster connection too: each provider's day hash lives in its own
+/// slot, and two rotators' additions meet there.
+#[test]
+fn usage_adds_up_across_rotators_on_the_cluster() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let clock = clock();
+    let keys = vec!["sk-a".to_owned(), "sk-b".to_owned()];
+    let a = rotator(&cluster, &keys, &clock);
+    let b = rotator(&cluster, &keys, &clock);
+    let fp = ai_key_rotator::Fingerprint::of("sk-b");
+    for r in [&a, &b] {
+        for p in PROVIDERS {
+            r.record_usage(p, fp, ai_key_rotator::UsageCounts::tokens(10, 1))
+                .unwrap();
+        }
+    }
+    a.flush_store();
+    b.flush_store();
+    for p in PROVIDERS {
+        let day = b.usage_today(p).unwrap();
+        let (_, counts) = day
+            .credentials
+            .iter()
+            .find(|(id, _)| id.fingerprint == fp)
+            .unwrap();
+        assert_eq!((counts.tokens_in, counts.tokens_out), (20, 2), "{p}");
+    }
+}

@@ -133,12 +133,40 @@ fn survives_restarts<S: StateStore>(open: impl Fn() -> S) {
     assert_eq!(of(&after, "sk-a").times_exhausted, a.times_exhausted);
 }
 
+/// A reset of every cooldown ends the per-model rests too, and a restart does not bring them
+/// back.
+fn a_reset_is_not_undone_by_a_restart<S: StateStore>(open: impl Fn() -> S) {
+    let clock = clock();
+    let first = open_with(&open, &clock);
+    let gpt = ModelName::new("gpt-4o").unwrap();
+    let a = first.get_key_for("openai", "gpt-4o").unwrap();
+    first.report_for_model(&a, &rate_limited(&clock, 300, LimitScope::Model(gpt)));
+    drop(a);
+    first.flush_store();
+    assert_eq!(of(&status(&first), "sk-a").model_cooldowns.len(), 1);
+    first.reset_all(None);
+    assert!(of(&status(&first), "sk-a").model_cooldowns.is_empty());
+    first.shutdown();
+    drop(first);
+    let second = open_with(&open, &clock);
+    assert!(of(&status(&second), "sk-a").model_cooldowns.is_empty());
+    assert_eq!(
+        second
+            .get_key_for("openai", "gpt-4o")
+            .map(|c| c.expose_key().to_owned())
+            .as_deref(),
+        Some("sk-a")
+    );
+}
+
 #[cfg(feature = "file")]
 #[test]
 fn the_file_store_keeps_counters_reasons_and_model_rests() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.json");
     survives_restarts(|| ai_key_rotator::FileStore::open(&path).unwrap());
+    let other = dir.path().join("reset.json");
+    a_reset_is_not_undone_by_a_restart(|| ai_key_rotator::FileStore::open(&other).unwrap());
     let text = std::fs::read(&path).unwrap();
     assert!(!contains(&text, CANARY), "a key reached the state file");
 }
@@ -150,6 +178,12 @@ fn the_sqlite_store_keeps_counters_reasons_and_model_rests() {
     let db = dir.path().join("state.db");
     survives_restarts(|| {
         ai_key_rotator::SqliteStore::open(&db)
+            .unwrap()
+            .poll_interval(Duration::from_millis(5))
+    });
+    let other = dir.path().join("reset.db");
+    a_reset_is_not_undone_by_a_restart(|| {
+        ai_key_rotator::SqliteStore::open(&other)
             .unwrap()
             .poll_interval(Duration::from_millis(5))
     });
@@ -169,6 +203,13 @@ fn the_redis_store_keeps_counters_reasons_and_model_rests() {
     survives_restarts(|| {
         ai_key_rotator::RedisStore::builder(&url)
             .prefix("restart")
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap()
+    });
+    a_reset_is_not_undone_by_a_restart(|| {
+        ai_key_rotator::RedisStore::builder(&url)
+            .prefix("reset")
             .timeout(Duration::from_secs(10))
             .build()
             .unwrap()

@@ -260,8 +260,17 @@ fn sqlite_child() {
         .unwrap();
     println!("ready");
     std::io::stdout().flush().unwrap();
-    // The parent marks the canary key: wait until this process skips it too.
+    // The parent rests the canary key for one model, then marks it: wait until this process
+    // skips it too, and rests it for that model.
     assert!(wait_until(PATIENCE, || key(&r).as_deref() == Some("sk-b")));
+    let canary = r
+        .provider_status("openai")
+        .unwrap()
+        .credentials
+        .into_iter()
+        .find(|c| c.id.fingerprint == ai_key_rotator::Fingerprint::of(CANARY))
+        .unwrap();
+    assert_eq!(canary.model_cooldowns.len(), 1, "{canary:?}");
     r.mark_exhausted("openai", Some("sk-b"));
     r.flush_store();
     println!("marked");
@@ -300,6 +309,21 @@ fn two_processes_share_one_database() {
         }
     };
     expect("ready");
+    // Uses and a per-model rest of the canary key reach the database too (by fingerprint).
+    let canary = r.get_key_for("openai", "gpt-4o").unwrap();
+    assert_eq!(canary.expose_key(), CANARY);
+    r.report_for_model(
+        &canary,
+        &ai_key_rotator::classify::Verdict::RateLimited {
+            until: Some(START.saturating_add(Duration::from_secs(300))),
+            scope: ai_key_rotator::classify::LimitScope::Model(
+                ai_key_rotator::classify::ModelName::new("gpt-4o").unwrap(),
+            ),
+            limit: ai_key_rotator::classify::LimitKind::TokensPerMinute,
+        },
+    );
+    drop(canary);
+    r.flush_store();
     r.mark_exhausted("openai", Some(CANARY));
     r.flush_store();
     expect("marked");
@@ -554,4 +578,88 @@ fn a_per_model_rest_reaches_the_other_rotator_on_the_same_file() {
             .as_deref(),
         Some("sk-b")
     );
+}
+
+#[test]
+fn a_shorter_stored_rest_never_shortens_a_longer_one() {
+    use ai_key_rotator::classify::{LimitKind, LimitScope, ModelName, Verdict};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    let clock = clock();
+    let one = builder(&["sk-a", "sk-b"], &clock)
+        .store(store(&db))
+        .build()
+        .unwrap();
+    let long = START.saturating_add(Duration::from_secs(600));
+    let a = one.get_key_for("openai", "gpt-4o").unwrap();
+    one.report_for_model(
+        &a,
+        &Verdict::RateLimited {
+            until: Some(long),
+            scope: LimitScope::Model(ModelName::new("gpt-4o").unwrap()),
+            limit: LimitKind::TokensPerMinute,
+        },
+    );
+    drop(a);
+    one.flush_store_within(PATIENCE).unwrap();
+    let rests = |r: &KeyRotator| -> Vec<u64> {
+        status_of(r, "label-a")
+            .model_cooldowns
+            .iter()
+            .map(|m| m.until.as_millis())
+            .collect()
+    };
+    assert_eq!(rests(&one), [long.as_millis()]);
+
+    // Another writer stores a shorter rest for the same model and a rest for another one,
+    // and (in the same transaction, so that its arrival shows) cools sk-b.
+    let short = START.saturating_add(Duration::from_secs(10)).as_millis();
+    let mini = START.saturating_add(Duration::from_secs(900)).as_millis();
+    let b_until = START.saturating_add(Duration::from_secs(100));
+    let mut conn = rusqlite::Connection::open(&db).unwrap();
+    let tx = conn.transaction().unwrap();
+    tx.execute(
+        "UPDATE credential_state SET model_cooldowns = ?1 WHERE label = 'label-a'",
+        [format!(
+            r#"[{{"model":"gpt-4o","until":{short},"reason":{{"cause":"elsewhere"}}}},
+                {{"model":"gpt-4o-mini","until":{mini},"reason":{{"cause":"elsewhere"}}}}]"#
+        )],
+    )
+    .unwrap();
+    tx.execute(
+        "INSERT INTO credential_state (provider, fingerprint, label, state, until_ms, updated_at, writer) \
+         VALUES ('openai', ?1, 'label-b', 'cooling', ?2, 0, 'other')",
+        rusqlite::params![
+            ai_key_rotator::Fingerprint::of("sk-b").to_string(),
+            b_until.as_millis() as i64
+        ],
+    )
+    .unwrap();
+    tx.commit().unwrap();
+    assert!(wait_until(PATIENCE, || {
+        until_of(&one, "label-b") == CredentialState::Cooling { until: b_until }
+    }));
+    // The other model's rest is taken; the shorter one does not shorten the longer.
+    assert!(wait_until(PATIENCE, || rests(&one).len() == 2));
+    let mut now = rests(&one);
+    now.sort_unstable();
+    assert_eq!(
+        now,
+        [long.as_millis(), mini],
+        "a longer local rest was shortened"
+    );
+
+    // The next write of sk-a stores the longer rest again.
+    one.mark_exhausted("openai", Some("sk-a"));
+    one.flush_store_within(PATIENCE).unwrap();
+    let stored: String = conn
+        .query_row(
+            "SELECT model_cooldowns FROM credential_state WHERE label = 'label-a'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert!(stored.contains(&long.as_millis().to_string()), "{stored}");
+    assert!(stored.contains(&mini.to_string()), "{stored}");
+    assert!(!stored.contains(&short.to_string()), "{stored}");
 }

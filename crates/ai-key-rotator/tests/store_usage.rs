@@ -153,7 +153,6 @@ fn the_file_store_keeps_usage_in_memory() {
     assert_eq!(today(&r, "openai", CANARY).tokens_out, 6);
     // Nothing waits for a store that does not keep usage, and the file names no key.
     assert_eq!(r.usage_pending(), 0);
-    assert!(r.flush_store_within(Duration::ZERO).is_ok());
     assert!(!contains(&std::fs::read(&path).unwrap(), CANARY));
 }
 
@@ -220,8 +219,12 @@ mod sqlite {
                 "CREATE TABLE key_usage (provider TEXT NOT NULL, fingerprint TEXT NOT NULL, \
                  day INTEGER NOT NULL, class TEXT NOT NULL, count INTEGER NOT NULL, \
                  PRIMARY KEY (provider, fingerprint, day, class)); \
-                 INSERT INTO key_usage VALUES ('openai', '{}', {day}, 'ok', 5);",
-                Fingerprint::of("sk-a")
+                 INSERT INTO key_usage VALUES ('openai', '{fp}', {day}, 'ok', 5); \
+                 INSERT INTO key_usage VALUES ('openai', '{fp}', {}, 'ok', 1); \
+                 INSERT INTO key_usage VALUES ('openai', '{fp}', {}, 'ok', 2);",
+                day - 10,
+                day - 40,
+                fp = Fingerprint::of("sk-a")
             ))
             .unwrap();
         let r = rotator(&db, &clock);
@@ -230,6 +233,16 @@ mod sqlite {
             .unwrap();
         r.flush_store();
         assert_eq!(today(&r, "openai", "sk-a").successes(), 6);
+        // Rows older than 35 days are deleted (as Redis lets its hashes expire); the rest stay.
+        let days: Vec<i64> = rusqlite::Connection::open(&db)
+            .unwrap()
+            .prepare("SELECT day FROM key_usage ORDER BY day")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(days, vec![day - 10, day], "{days:?}");
     }
 }
 

@@ -169,6 +169,13 @@ struct RawProvider {
     /// How depleted keys are re-checked (by the gateway's background task).
     #[serde(default)]
     recheck: ai_key_rotator::RecheckConfig,
+    /// Requests sharing a stable prompt prefix stay on one key (prompt-cache affinity).
+    #[serde(default)]
+    cache_affinity: bool,
+    /// The time zone of the provider's day for usage statistics (an IANA name); the family's
+    /// quota day by default (Pacific time for Gemini, UTC for others).
+    #[serde(default)]
+    usage_day_timezone: Option<String>,
     keys: Vec<SecretSpec>,
 }
 
@@ -587,9 +594,13 @@ impl GatewayConfig {
                 )
                 .strategy(p.strategy)
                 .circuit(p.circuit.clone())
-                .recheck(p.recheck.clone());
+                .recheck(p.recheck.clone())
+                .cache_affinity(p.cache_affinity);
             if let Some(b) = &p.budget {
                 rotator = rotator.budget(b.clone());
+            }
+            if let Some(zone) = &p.usage_day_timezone {
+                rotator = rotator.usage_day_timezone(zone.clone());
             }
             for (scope, b) in &p.scope_budgets {
                 rotator = rotator.scope_budget(scope.clone(), b.clone());

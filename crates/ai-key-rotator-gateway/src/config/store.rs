@@ -64,11 +64,6 @@ impl RedisSettings {
         self.prefix.as_deref()
     }
 
-    /// The server's URL (it may hold a password: never log it).
-    pub(crate) fn url(&self) -> &str {
-        self.url.expose_secret()
-    }
-
     /// Whether the URL asks for TLS (`rediss://`).
     pub fn tls(&self) -> bool {
         self.url.expose_secret().starts_with("rediss://")

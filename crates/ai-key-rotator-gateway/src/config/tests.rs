@@ -119,6 +119,14 @@ fn rejects_unsafe_or_incomplete_configs() {
             keys = ["k"]"#,
             "typo",
         ),
+        (
+            r#"client_tokens = ["t"]
+            [providers.o]
+            family = "openai"
+            usage_day_timezone = "Pacific/Atlantis"
+            keys = ["k"]"#,
+            "usage_day_timezone `Pacific/Atlantis`",
+        ),
     ];
     for (text, needle) in cases {
         let err = parse(text).unwrap_err().to_string();
@@ -133,6 +141,7 @@ fn selection_and_budgets_reach_the_rotator() {
            [providers.openai]
            family = "openai"
            strategy = "weighted"
+           cache_affinity = true
            budget = { requests_per_minute = 500, max_in_flight = 8 }
            scope_budgets = { org-a = { requests_per_day = 10000, time_zone = "UTC" } }
            keys = [
@@ -145,6 +154,7 @@ fn selection_and_budgets_reach_the_rotator() {
     assert!(w.is_empty(), "{w:?}");
     let p = &c.providers[0].rotator;
     assert_eq!(p.strategy, Strategy::Weighted);
+    assert!(p.cache_affinity);
     let budget = p.budget.as_ref().unwrap();
     assert_eq!(budget.requests_per_minute, Some(500));
     assert_eq!(budget.max_in_flight, Some(8));
@@ -213,6 +223,11 @@ fn rejects_bad_selection_and_budget_settings() {
         (
             "budget = { requests_per_day = 5, time_zone = \"Mars/Base\" }\nkeys = [\"k\"]",
             "Mars/Base",
+        ),
+        ("cache_affinity = \"yes\"\nkeys = [\"k\"]", "cache_affinity"),
+        (
+            "circuit = { rate_limits = true, rate_limit_window_ms = 0 }\nkeys = [\"k\"]",
+            "rate_limit_window_ms",
         ),
     ];
     for (provider, needle) in cases {

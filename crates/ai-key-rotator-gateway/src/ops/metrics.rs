@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use ai_key_rotator::classify::Verdict;
-use ai_key_rotator::{Fingerprint, RotatorStatus, StoreHealth};
+use ai_key_rotator::{Fingerprint, KeyRotator, RotatorStatus, StoreHealth};
 
 use super::stats::{CLASSES, KeyTable, TOKENS_IN, TOKENS_OUT, Window, now_ms};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -167,6 +167,7 @@ struct Inner {
     stream_errors: Family<ProviderLabels, Counter>,
     keys_available: Family<ProviderLabels, Gauge>,
     keys_total: Family<ProviderLabels, Gauge>,
+    affinity_placed: Family<ProviderLabels, Gauge>,
     duration: HistogramFamily<ProviderLabels>,
     upstream_duration: HistogramFamily<ProviderLabels>,
     key_answers: Family<KeyLabels, Gauge>,
@@ -248,6 +249,13 @@ impl Metrics {
             keys_available.clone(),
         );
         registry.register("keys", "Keys configured, per provider", keys_total.clone());
+        let affinity_placed = Family::<ProviderLabels, Gauge>::default();
+        registry.register(
+            "affinity_placed",
+            "Requests placed on their key by prompt-cache affinity since start, per provider \
+             (read from the rotator's status)",
+            affinity_placed.clone(),
+        );
         let key_answers = Family::<KeyLabels, Gauge>::default();
         registry.register(
             "key_answers",
@@ -258,8 +266,8 @@ impl Metrics {
         let key_answers_today = Family::<KeyLabels, Gauge>::default();
         registry.register(
             "key_answers_today",
-            "Upstream answers per key today (UTC), by class, as kept in the state store \
-             (with a shared store: every gateway's)",
+            "Upstream answers per key today (in the provider's day), by class, as kept in the \
+             state store (with a shared store: every gateway's)",
             key_answers_today.clone(),
         );
         let key_tokens = Family::<TokenLabels, Counter>::default();
@@ -329,6 +337,7 @@ impl Metrics {
                 stream_errors,
                 keys_available,
                 keys_total,
+                affinity_placed,
                 duration,
                 upstream_duration,
                 key_answers,
@@ -408,15 +417,16 @@ impl Metrics {
             .inc();
     }
 
-    /// A key's answers today by class (stored totals and what is not written yet).
-    pub(crate) fn key_today(&self, p: &str, fingerprint: Fingerprint) -> crate::usage::Counts {
-        self.inner.usage.today(&self.inner.keys, p, fingerprint)
+    /// `p`'s usage today (in its provider day): each key's answers by class and tokens, the
+    /// core's totals plus what is not handed over yet.
+    pub(crate) fn usage_today(&self, rotator: &KeyRotator, p: &str) -> Option<crate::usage::Today> {
+        self.inner.usage.today(&self.inner.keys, rotator, p)
     }
 
-    /// Writes the usage statistics and reads today's totals back. Blocks: call it on a
-    /// blocking thread.
-    pub(crate) fn sync_usage(&self) {
-        self.inner.usage.sync(&self.inner.keys);
+    /// Hands what is new in the per-key counts to the core's usage ledger, which its state
+    /// store writes. In memory only: never blocks.
+    pub(crate) fn sync_usage(&self, rotator: &KeyRotator) {
+        self.inner.usage.sync(&self.inner.keys, rotator);
     }
 
     /// Reads the store's health into `store_up` and `store_errors`. The store counts failures
@@ -513,20 +523,30 @@ impl Metrics {
         }
     }
 
-    /// The text exposition, with the key gauges read from `status` and the store's health
-    /// first.
-    pub(crate) fn render(&self, status: &RotatorStatus, store: &StoreHealth) -> String {
+    /// The text exposition, with the key gauges read from `status`, the usage from
+    /// `rotator` and the store's health first.
+    pub(crate) fn render(
+        &self,
+        status: &RotatorStatus,
+        store: &StoreHealth,
+        rotator: &KeyRotator,
+    ) -> String {
         self.observe_store(store);
         for p in &status.providers {
+            let usage = self.usage_today(rotator, &p.name).unwrap_or_default();
             let l = provider(&p.name);
             self.inner
                 .keys_available
                 .get_or_create(&l)
                 .set(p.available as i64);
             self.inner.keys_total.get_or_create(&l).set(p.total as i64);
+            self.inner
+                .affinity_placed
+                .get_or_create(&l)
+                .set(i64::try_from(p.affinity_placed).unwrap_or(i64::MAX));
             // Per configured key only (bounded), and only classes it has seen.
             for c in &p.credentials {
-                let today = self.key_today(&p.name, c.id.fingerprint);
+                let today = usage.of(c.id.fingerprint);
                 for (i, n) in today[..CLASSES.len()]
                     .iter()
                     .enumerate()
@@ -616,19 +636,16 @@ mod tests {
             .build()
             .unwrap();
         let fp = Fingerprint::of("sk-canary-tokens-1");
-        let metrics = Metrics::with_usage(crate::usage::Usage::new(
-            crate::usage::Keep::Memory,
-            vec![Arc::from("openai")],
-        ));
+        let metrics = Metrics::with_usage(crate::usage::Usage::default());
         metrics.verdict("openai", fp, &Verdict::Ok(Default::default()));
         metrics.tokens("openai", fp, 120, 45);
         metrics.tokens("openai", fp, 10, 5);
-        let today = metrics.key_today("openai", fp);
+        let today = metrics.usage_today(&rotator, "openai").unwrap().of(fp);
         assert_eq!(
             (today[TOKENS_IN], today[TOKENS_OUT], today[0]),
             (130, 50, 1)
         );
-        let text = metrics.render(&rotator.status(), &StoreHealth::Healthy);
+        let text = metrics.render(&rotator.status(), &StoreHealth::Healthy, &rotator);
         let line = |name: &str, direction: &str| {
             format!(
                 "akr_gateway_{name}{{provider=\"openai\",key=\"work\",fingerprint=\"{fp}\",direction=\"{direction}\"}}"
@@ -648,7 +665,7 @@ mod tests {
         );
         // A second scrape after more tokens counts on from the first (a counter, not reset).
         metrics.tokens("openai", fp, 1, 0);
-        let text = metrics.render(&rotator.status(), &StoreHealth::Healthy);
+        let text = metrics.render(&rotator.status(), &StoreHealth::Healthy, &rotator);
         assert!(
             text.contains(&format!("{} 131", line("key_tokens_total", "in"))),
             "{text}"

@@ -224,7 +224,21 @@ struct ProviderView {
     /// Its client-side budgets' use against their limits (keys summed, then each scope).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     budgets: Vec<budgets::BudgetRow<String>>,
+    /// Requests placed on their key by prompt-cache affinity (their prompt prefix's hash).
+    affinity_placed: u64,
+    /// The day the credentials' `today` counts are for: the provider's day, in the time zone
+    /// where its daily quotas reset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage_day: Option<UsageDayView>,
     credentials: Vec<CredentialView>,
+}
+
+#[derive(Debug, Serialize)]
+struct UsageDayView {
+    /// `YYYY-MM-DD`.
+    date: String,
+    /// The IANA time zone of the day (`UTC`, `America/Los_Angeles`).
+    time_zone: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -263,7 +277,8 @@ struct CredentialView {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     model_cooldowns: Vec<ModelCooldownView>,
     consecutive_failures: u32,
-    /// Upstream answers today (UTC) by class, as kept in the state store.
+    /// Upstream answers today (the provider's day, see `usage_day`) by class, and the tokens
+    /// in and out, as kept in the state store.
     #[serde(skip_serializing_if = "Option::is_none")]
     today: Option<serde_json::Map<String, serde_json::Value>>,
     /// The key's own budget's use against its limits.
@@ -281,15 +296,26 @@ struct ReasonView {
 }
 
 impl StatusView {
-    /// Adds each key's answers today from `metrics`' usage statistics.
-    pub(crate) fn with_usage(mut self, metrics: &metrics::Metrics) -> StatusView {
+    /// Adds each key's usage today (answers by class, tokens) and the day it is for.
+    pub(crate) fn with_usage(
+        mut self,
+        metrics: &metrics::Metrics,
+        rotator: &ai_key_rotator::KeyRotator,
+    ) -> StatusView {
         for p in &mut self.providers {
+            let Some(today) = metrics.usage_today(rotator, &p.name) else {
+                continue;
+            };
             for c in &mut p.credentials {
                 let Ok(fp) = c.fingerprint.parse() else {
                     continue;
                 };
-                c.today = Some(classes(&metrics.key_today(&p.name, fp)));
+                c.today = Some(classes(&today.of(fp)));
             }
+            p.usage_day = Some(UsageDayView {
+                date: today.date,
+                time_zone: today.time_zone,
+            });
         }
         self
     }
@@ -335,6 +361,8 @@ impl StatusView {
                         probing: c.probing,
                     }),
                     budgets: Vec::new(),
+                    affinity_placed: p.affinity_placed,
+                    usage_day: None,
                     credentials: p
                         .credentials
                         .iter()

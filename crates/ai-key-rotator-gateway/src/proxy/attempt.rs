@@ -92,14 +92,18 @@ pub(crate) async fn forward(
     response
 }
 
-/// The plan of one request: the route's, with the client's session, model and token estimate
-/// when it has them.
+/// The plan of one request: the route's, with the client's session, model, prompt-prefix hash
+/// and token estimate when it has them.
 fn plan<'p>(
     primary: &'p ProviderRoute,
     options: &AcquireOptions,
     own: &'p mut Option<Plan>,
 ) -> &'p Plan {
-    if options.session.is_none() && options.tokens == 0 && options.model.is_none() {
+    if options.session.is_none()
+        && options.tokens == 0
+        && options.model.is_none()
+        && options.affinity.is_none()
+    {
         return &primary.plan;
     }
     let mut plan = primary.plan.clone().tokens(options.tokens);
@@ -108,6 +112,9 @@ fn plan<'p>(
     }
     if let Some(m) = &options.model {
         plan = plan.model(m.as_str());
+    }
+    if let Some(h) = options.affinity {
+        plan = plan.affinity(h);
     }
     own.insert(plan)
 }

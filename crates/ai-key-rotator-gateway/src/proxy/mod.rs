@@ -71,6 +71,9 @@ pub(crate) struct ProviderRoute {
     /// The core loop's plan for a request of this route without a session or token estimate:
     /// built once, so the common request allocates none.
     pub(crate) plan: Plan,
+    /// Whether requests are placed by the hash of their stable prompt prefix
+    /// (`cache_affinity`).
+    pub(crate) cache_affinity: bool,
 }
 
 impl ProviderRoute {
@@ -95,6 +98,7 @@ impl ProviderRoute {
             authority: p.origin.authority.clone(),
             base_path: p.origin.base_path.clone(),
             metrics: metrics.provider(&p.name),
+            cache_affinity: p.rotator.cache_affinity,
         }
     }
 }
@@ -189,7 +193,7 @@ async fn route(
                 let visible: Vec<&str> = routes.providers.iter().map(|p| &*p.name).collect();
                 let view = StatusView::of(&status, &visible)
                     .with_fleet(shared.rotator.fleet())
-                    .with_usage(&shared.metrics)
+                    .with_usage(&shared.metrics, &shared.rotator)
                     .with_budgets(&shared.rotator);
                 let body = serde_json::to_vec_pretty(&view).unwrap_or_default();
                 json_response(StatusCode::OK, Bytes::from(body))
@@ -200,11 +204,11 @@ async fn route(
                         shared.metrics.observe_budgets(&p.name, &rows);
                     }
                 }
-                let mut r = Response::new(GatewayBody::full(
-                    shared
-                        .metrics
-                        .render(&status, &shared.rotator.store_health()),
-                ));
+                let mut r = Response::new(GatewayBody::full(shared.metrics.render(
+                    &status,
+                    &shared.rotator.store_health(),
+                    &shared.rotator,
+                )));
                 // prometheus-client writes OpenMetrics text (it ends with `# EOF`); a scraper
                 // told `text/plain; version=0.0.4` parses it with the wrong grammar.
                 r.headers_mut().insert(
@@ -316,6 +320,12 @@ async fn proxy(
     // Gemini names it in the path, the others in the body.
     if let Some(model) = model_of(&rest, &body) {
         options = options.model(&model);
+    }
+    if provider.cache_affinity {
+        // Requests sharing a prompt prefix go to one key, where the provider caches it. The
+        // body is scanned in place (no parse); a body with no recognizable prefix is placed by
+        // the strategy as usual.
+        options.affinity = ai_key_rotator::prefix_hash(provider.family.info().api, &body);
     }
     let forward = attempt::Forward {
         method: parts.method,

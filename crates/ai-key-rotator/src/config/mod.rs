@@ -147,6 +147,14 @@ pub struct ProviderConfig {
     /// [`RecheckConfig`](crate::RecheckConfig)).
     #[serde(default)]
     pub recheck: crate::recheck::RecheckConfig,
+    /// Prompt-cache affinity (default off): requests whose stable prompt prefix is the same
+    /// (see [`prefix_hash`](crate::prefix_hash)) go to the same key. The gateway and other
+    /// callers that see request bodies read it ([`KeyRotator::cache_affinity`]) to know
+    /// whether to hash the prefix; an acquire that carries a hash is placed by it either way.
+    ///
+    /// [`KeyRotator::cache_affinity`]: crate::KeyRotator::cache_affinity
+    #[serde(default)]
+    pub cache_affinity: bool,
     /// The time zone (an IANA name) of the provider's day, for per-key usage
     /// ([`KeyRotator::usage_today`](crate::KeyRotator::usage_today)): the zone where its daily
     /// quotas reset. By default `America/Los_Angeles` for the Gemini family (its daily quotas
@@ -182,6 +190,12 @@ impl ProviderConfig {
     /// Sets when the provider's circuit opens and how it backs off.
     pub fn circuit(mut self, circuit: CircuitConfig) -> Self {
         self.circuit = circuit;
+        self
+    }
+
+    /// Turns prompt-cache affinity on or off (see [`ProviderConfig::cache_affinity`]).
+    pub fn cache_affinity(mut self, on: bool) -> Self {
+        self.cache_affinity = on;
         self
     }
 

@@ -117,6 +117,13 @@ impl Plan {
         self
     }
 
+    /// Keeps requests with the same stable prompt prefix on one key (see
+    /// [`AcquireOptions::affinity`]).
+    pub fn affinity(mut self, hash: u64) -> Self {
+        self.options.affinity = Some(hash);
+        self
+    }
+
     /// The model the request is for, so that keys resting for that model only are skipped
     /// (see [`AcquireOptions::model`]).
     pub fn model(mut self, model: &str) -> Self {

@@ -158,6 +158,11 @@ pub(crate) struct ProviderShared {
     pub(crate) circuit_config: CircuitConfig,
     /// How depleted keys are re-checked.
     pub(crate) recheck: crate::recheck::RecheckConfig,
+    /// Whether faces (the gateway, adapters) derive a prompt-prefix hash from request bodies
+    /// for this provider (`cache_affinity`); picks honour a hash whatever it says.
+    pub(crate) cache_affinity: bool,
+    /// Picks placed by a prompt-prefix hash; written only by such picks.
+    pub(crate) affinity_placed: AtomicU64,
 }
 
 impl ProviderShared {
@@ -177,6 +182,8 @@ impl ProviderShared {
             circuit: Circuit::default(),
             circuit_config: CircuitConfig::default(),
             recheck: crate::recheck::RecheckConfig::default(),
+            cache_affinity: false,
+            affinity_placed: AtomicU64::new(0),
         }
     }
 

@@ -188,6 +188,7 @@ pub(super) fn new_provider(
     shared.strategy = config.strategy;
     shared.circuit_config = config.circuit.clone();
     shared.recheck = config.recheck.clone();
+    shared.cache_affinity = config.cache_affinity;
     shared.budget = budget;
     shared.scope_budgets = scope_budgets
         .into_iter()

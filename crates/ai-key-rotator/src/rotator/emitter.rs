@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::broadcast;
 
 use crate::events::{Event, Subscription};
+use crate::identity::Fingerprint;
 use crate::store::StateStore;
 
 /// The sending side, owned by the rotator.
@@ -65,6 +66,14 @@ impl Emitter {
         if active {
             // An error only means every receiver is gone since the check; nothing to do.
             let _ = self.sender.send(event);
+        }
+    }
+
+    /// Tells the store that the per-model rests of `credentials` were reset here (no event
+    /// says so; see `end_model_cooldowns`).
+    pub(crate) fn models_reset(&self, provider: &Arc<str>, credentials: &[Fingerprint]) {
+        if let Some(store) = &self.store {
+            store.models_reset(provider, credentials);
         }
     }
 

@@ -333,6 +333,19 @@ impl KeyRotator {
             .map(|p| p.shared.family)
     }
 
+    /// Whether `provider` has prompt-cache affinity on (see
+    /// [`ProviderConfig::cache_affinity`](crate::ProviderConfig::cache_affinity)): callers that
+    /// see request bodies then pass [`prefix_hash`](crate::prefix_hash) in
+    /// [`AcquireOptions::affinity`](crate::AcquireOptions::affinity). `false` for an unknown
+    /// provider.
+    pub fn cache_affinity(&self, provider: &str) -> bool {
+        self.inner
+            .snapshot
+            .load()
+            .provider(provider)
+            .is_some_and(|p| p.shared.cache_affinity)
+    }
+
     /// The rotator's clock, for code of this crate that waits (`execute`).
     pub(crate) fn clock(&self) -> Arc<dyn Clock> {
         Arc::clone(&self.inner.clock)
@@ -363,6 +376,7 @@ impl KeyRotator {
     ) -> Result<Lease<'_>, AcquireError> {
         let pick = pick::Pick {
             session: options.session.as_deref(),
+            affinity: options.affinity,
             tokens: options.tokens,
             hold: true,
             model: options.model,

@@ -28,6 +28,8 @@ use rank::{Now, Order, Rank, Search, best_candidate};
 pub(crate) struct Pick<'a> {
     /// Keep this session on one key.
     pub(crate) session: Option<&'a str>,
+    /// Keep requests with this prompt-prefix hash on one key.
+    pub(crate) affinity: Option<u64>,
     /// Tokens the request is expected to use, for token budgets.
     pub(crate) tokens: u64,
     /// Count the pick in flight (a lease) until released.
@@ -36,6 +38,15 @@ pub(crate) struct Pick<'a> {
     pub(crate) model: Option<ModelName>,
     /// The keys resting for that model (filled in by the pick from the provider's table).
     pub(crate) cools: Option<&'a ModelEntry>,
+}
+
+impl Pick<'_> {
+    /// Whether the pick is placed by a hash (a session's or a prompt prefix's) rather than by
+    /// the provider's strategy: such picks neither take nor move the strategy's turn.
+    #[inline]
+    fn placed(&self) -> bool {
+        self.session.is_some() || self.affinity.is_some()
+    }
 }
 
 /// Why nothing was picked: the earliest time something may be, if any.
@@ -82,7 +93,7 @@ impl Inner {
                 .pick_for_model(snapshot, p, &pick, &entry)
                 .map_err(Refusal::NotNow);
         }
-        if prov.shared.plain_fill_first && pick.session.is_none() {
+        if prov.shared.plain_fill_first && !pick.placed() {
             // The sticky path, as `get_key`, plus the in-flight count.
             let i = prov.shared.cursor.load(Ordering::Relaxed) as usize;
             let credential = match prov.slots.get(i) {
@@ -120,7 +131,7 @@ impl Inner {
         entry: &ModelEntry,
     ) -> Result<Credential, NotNow> {
         let prov = &snapshot.providers[p];
-        if !(prov.shared.plain_fill_first && pick.session.is_none()) {
+        if !prov.shared.plain_fill_first || pick.placed() {
             return self.pick_general(snapshot, p, pick);
         }
         let n = prov.slots.len();
@@ -176,10 +187,14 @@ impl Inner {
             return Err(search.earliest);
         };
         let slot = &prov.slots[i];
-        if shared.strategy == Strategy::FillFirst && pick.session.is_none() {
+        if pick.session.is_none() && pick.affinity.is_some() {
+            // Only picks that carry a prefix hash pay this shared write.
+            shared.affinity_placed.fetch_add(1, Ordering::Relaxed);
+        }
+        if shared.strategy == Strategy::FillFirst && !pick.placed() {
             self.move_cursor(prov, cursor, i);
         }
-        if shared.strategy == Strategy::RoundRobin && k > 0 && pick.session.is_none() {
+        if shared.strategy == Strategy::RoundRobin && k > 0 && !pick.placed() {
             // Skipped keys hand their turns on, so the rotation stays exact among the keys
             // that are available.
             shared.picks.fetch_add(k as u64, Ordering::Relaxed);
@@ -202,6 +217,11 @@ impl Inner {
         let shared = &prov.shared;
         if let Some(session) = pick.session {
             return Order::Rank(Rank::session(session));
+        }
+        if let Some(prefix) = pick.affinity {
+            // The same rendezvous ranking as sessions: a key that goes away moves only the
+            // prefixes it scored highest for.
+            return Order::Rank(Rank::Session(prefix));
         }
         match shared.strategy {
             Strategy::FillFirst => Order::Walk(cursor),

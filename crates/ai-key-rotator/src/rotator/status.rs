@@ -126,6 +126,7 @@ impl Inner {
         });
         ProviderStatus {
             circuit,
+            affinity_placed: prov.shared.affinity_placed.load(Ordering::Relaxed),
             name: prov.name.to_string(),
             total: n,
             available,

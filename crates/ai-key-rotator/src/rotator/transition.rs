@@ -24,7 +24,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::Inner;
-use crate::circuit::{CircuitState, ProviderCause};
+use crate::circuit::{CircuitState, ProviderCause, RateLimitEntry};
 use crate::classify::{LimitScope, Verdict};
 use crate::clock::Timestamp;
 use crate::cooldown::CooldownContext;
@@ -258,6 +258,22 @@ impl Inner {
                 }
             };
         }
+        // A 429 on every key within a moment is the provider's limit, not each key's (when the
+        // circuit is asked to count them): the provider backs off as a whole.
+        let counts_429 = matches!(
+            verdict,
+            Verdict::RateLimited {
+                scope: LimitScope::Key | LimitScope::Shared,
+                ..
+            }
+        ) && prov.shared.circuit_config.enabled
+            && prov.shared.circuit_config.rate_limits;
+        if counts_429 && let Some(until) = self.rate_limit_circuit(prov, i, verdict.until(), now) {
+            return ReportOutcome::ProviderDegraded {
+                cause: ProviderCause::RateLimited,
+                until,
+            };
+        }
         // The provider answered about the key or the request: it is reachable.
         self.provider_answered(prov);
         match verdict {
@@ -339,7 +355,11 @@ impl Inner {
                     provider_reset: *until,
                     scope: slot.scope.clone().filter(|_| shared),
                 };
-                self.cool_key_or_scope(prov, i, shared, t, now, reason)
+                let outcome = self.cool_key_or_scope(prov, i, shared, t, now, reason);
+                if counts_429 && let ReportOutcome::Cooled { until: applied, .. } = outcome {
+                    self.note_rate_limit(prov, i, now, applied, *until);
+                }
+                outcome
             }
             Verdict::InvalidKey { .. } => {
                 let reason = CooldownReason {
@@ -694,6 +714,120 @@ impl Inner {
         Some(until)
     }
 
+    /// Remembers that credential `i` was cooled until `applied` by a 429 (`reset`: the
+    /// provider's own time, if it gave one), for [`rate_limit_circuit`](Self::rate_limit_circuit).
+    fn note_rate_limit(
+        &self,
+        prov: &ProviderSnap,
+        i: usize,
+        now: Timestamp,
+        applied: Timestamp,
+        reset: Option<Timestamp>,
+    ) {
+        let window = Duration::from_millis(prov.shared.circuit_config.rate_limit_window_ms);
+        let mut d = prov.shared.circuit.detail();
+        d.rate_window
+            .retain(|e| e.at.saturating_add(window) > now && e.fingerprint != prov.fingerprints[i]);
+        d.rate_window.push_back(RateLimitEntry {
+            fingerprint: prov.fingerprints[i],
+            at: now,
+            applied,
+            reset,
+        });
+    }
+
+    /// A 429 on credential `i` (`reset`: when the provider said its limit lifts), when the
+    /// circuit counts rate limits. If, with it, every key that could be asked has answered
+    /// 429 within `rate_limit_window_ms` (at least two keys), the limit is the provider's:
+    /// the circuit opens until the later of its backoff and the earliest reset the 429s
+    /// named, and the cooldowns those 429s put on their keys are ended (the provider backs
+    /// off instead, so no key carries a cooldown, an exhaustion count or an alert for it).
+    /// A 429 on the probe of a circuit opened so reopens it with a doubled backoff; one that
+    /// arrives while it is open says nothing new. Returns when the circuit is open until, or
+    /// `None` to cool the key as usual.
+    fn rate_limit_circuit(
+        &self,
+        prov: &ProviderSnap,
+        i: usize,
+        reset: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Option<Timestamp> {
+        let config = &prov.shared.circuit_config;
+        let circuit = &prov.shared.circuit;
+        let mut d = circuit.detail();
+        let ours = d.cause == Some(ProviderCause::RateLimited);
+        match circuit.state() {
+            CircuitState::Open(t) => return ours.then_some(t),
+            CircuitState::Probing(_) if !ours => return None,
+            CircuitState::Probing(_) => {}
+            CircuitState::Closed => {
+                let window = Duration::from_millis(config.rate_limit_window_ms);
+                d.rate_window.retain(|e| e.at.saturating_add(window) > now);
+                let me = prov.fingerprints[i];
+                let limited =
+                    |fp: u64| fp == me || d.rate_window.iter().any(|e| e.fingerprint == fp);
+                let keys = prov.fingerprints.iter().filter(|&&fp| limited(fp)).count();
+                // A key that could still be asked and has not answered 429: the limit may be
+                // this key's own. Cooling or disabled keys were not asked.
+                let other_left = prov.slots.iter().enumerate().any(|(j, s)| {
+                    !limited(prov.fingerprints[j])
+                        && match s.state() {
+                            SlotState::Ready => true,
+                            SlotState::Cooling(t) => t <= now,
+                            SlotState::Disabled | SlotState::Removed => false,
+                        }
+                });
+                if keys < 2 || other_left {
+                    return None;
+                }
+            }
+        }
+        let opens = d.opens.saturating_add(1);
+        let earliest_reset = d
+            .rate_window
+            .iter()
+            .filter_map(|e| e.reset)
+            .chain(reset)
+            .filter(|&t| t > now)
+            .min();
+        let backoff = now.saturating_add(config.backoff(opens));
+        let until = earliest_reset.map_or(backoff, |t| t.max(backoff));
+        circuit.update(|state| match state {
+            CircuitState::Open(_) => None,
+            CircuitState::Closed | CircuitState::Probing(_) => Some(CircuitState::Open(until)),
+        })?;
+        d.opens = opens;
+        d.cause = Some(ProviderCause::RateLimited);
+        d.window.clear();
+        circuit.has_failures.store(false, Ordering::Release);
+        let cooled: Vec<RateLimitEntry> = d.rate_window.drain(..).collect();
+        drop(d);
+        tracing::warn!(provider = %prov.name, %until, opens, "every key answered 429 at once: the provider backs off, keys are not blamed");
+        for e in cooled {
+            let Some(j) = prov.fingerprints.iter().position(|&f| f == e.fingerprint) else {
+                continue;
+            };
+            // The key and, for a shared limit, its scope cooled with it; only cooldowns that
+            // end no later than the one the 429 set are ended, so a longer one set since
+            // stays.
+            let members: Vec<usize> = match &prov.slots[j].scope {
+                Some(scope) => prov
+                    .scopes
+                    .get(scope)
+                    .map(|m| m.iter().map(|&k| k as usize).collect())
+                    .unwrap_or_else(|| vec![j]),
+                None => vec![j],
+            };
+            self.end_cooldowns(prov, members.into_iter(), e.applied, Origin::Local);
+        }
+        self.emit(Origin::Local, || Event::ProviderDegraded {
+            provider: Arc::clone(&prov.name),
+            cause: ProviderCause::RateLimited,
+            until,
+        });
+        Some(until)
+    }
+
     /// The provider answered (a success, or an answer about the key or the request): the
     /// failure window starts again, and an open circuit closes.
     #[inline]
@@ -818,15 +952,40 @@ impl Inner {
 
     /// Ends every per-model cooldown of `prov` (a reset of all), or drops those ended by
     /// `now`.
+    ///
+    /// A reset of all is told to the store for the keys that rested, so that it forgets their
+    /// rests too (a restart must not bring them back). Subscribers are not told, as before: a
+    /// rest for one model never made the key unavailable.
     pub(super) fn end_model_cooldowns(&self, prov: &ProviderSnap, now: Timestamp, all: bool) {
         if prov.shared.models.is_empty() {
             return;
         }
-        prov.shared.models.update(now, |table| {
-            if all {
-                table.clear();
+        let rested: Vec<u64> = prov.shared.models.update(now, |table| {
+            if !all {
+                return Vec::new();
             }
+            let mut rested: Vec<u64> = table
+                .values()
+                .flat_map(|keys| keys.keys().copied())
+                .collect();
+            table.clear();
+            rested.sort_unstable();
+            rested.dedup();
+            rested
         });
+        if rested.is_empty() || self.events.store().is_none() {
+            return;
+        }
+        let credentials: Vec<_> = prov
+            .slots
+            .iter()
+            .zip(prov.fingerprints.iter())
+            .filter(|(_, fp)| rested.binary_search(fp).is_ok())
+            .map(|(slot, _)| slot.id.fingerprint)
+            .collect();
+        if !credentials.is_empty() {
+            self.events.models_reset(&prov.name, &credentials);
+        }
     }
 
     /// Whether credential `i` may be handed out at `now`. A cooldown that has ended is ended

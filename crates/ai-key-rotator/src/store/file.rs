@@ -59,6 +59,8 @@ struct Shared {
     path: PathBuf,
     progress: Mutex<Progress>,
     changed: Condvar,
+    /// The rotator, once attached: a flush compares its counters with the written ones.
+    link: Mutex<Option<StoreLink>>,
 }
 
 #[derive(Debug, Default)]
@@ -72,6 +74,24 @@ struct Progress {
     running: bool,
     /// Writes that failed (each is logged).
     failures: u64,
+    /// [`counters`] as of the last write: uses and failure streaks change without events, so
+    /// a flush writes again when they moved since.
+    counters: u64,
+}
+
+/// A digest of every credential's uses and failure streak.
+fn counters(rotator: &StoreLink) -> u64 {
+    rotator.records().iter().fold(0u64, |acc, r| {
+        [
+            r.credential.fingerprint.as_u64(),
+            r.times_used,
+            u64::from(r.consecutive_failures),
+        ]
+        .into_iter()
+        .fold(acc, |acc, n| {
+            acc.rotate_left(7).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ n
+        })
+    })
 }
 
 impl Shared {
@@ -107,6 +127,7 @@ impl FileStore {
                 path,
                 progress: Mutex::new(Progress::default()),
                 changed: Condvar::new(),
+                link: Mutex::new(None),
             }),
             thread: Mutex::new(None),
         })
@@ -126,6 +147,7 @@ impl FileStore {
 impl Backend for FileStore {
     fn attach(&self, rotator: StoreLink) {
         let shared = Arc::clone(&self.shared);
+        *shared.link.lock().unwrap_or_else(|e| e.into_inner()) = Some(rotator.clone());
         shared.lock().running = true;
         let spawned = std::thread::Builder::new()
             .name("ai-key-rotator-file-store".into())
@@ -176,8 +198,13 @@ impl Backend for FileStore {
         self.shared.changed.notify_all();
     }
 
+    fn models_reset(&self, _provider: &Arc<str>, _credentials: &[crate::identity::Fingerprint]) {
+        // The file holds the whole state: write it again.
+        drop(self.request_write(true));
+    }
+
     fn flush(&self) {
-        let mut progress = self.request_write();
+        let mut progress = self.request_write(false);
         let target = progress.requested;
         while progress.running && progress.written < target {
             progress = self
@@ -190,7 +217,7 @@ impl Backend for FileStore {
 
     fn flush_within(&self, timeout: std::time::Duration) -> Result<(), StoreError> {
         let deadline = std::time::Instant::now() + timeout;
-        let mut progress = self.request_write();
+        let mut progress = self.request_write(false);
         let target = progress.requested;
         while progress.running && progress.written < target {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
@@ -212,11 +239,22 @@ impl Backend for FileStore {
 }
 
 impl FileStore {
-    /// Asks the writer for one more write: uses and failure streaks change without events,
-    /// so a flush (and so a shutdown) writes them even when no state changed since.
-    fn request_write(&self) -> std::sync::MutexGuard<'_, Progress> {
+    /// Asks the writer for one more write when `always`, or when uses or failure streaks
+    /// moved since the last write: they change without events, so a flush (and so a
+    /// shutdown) writes them even when no state changed since.
+    fn request_write(&self, always: bool) -> std::sync::MutexGuard<'_, Progress> {
+        let now = match always {
+            true => None,
+            false => self
+                .shared
+                .link
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_ref()
+                .map(counters),
+        };
         let mut progress = self.shared.lock();
-        if progress.running {
+        if progress.running && now.is_none_or(|n| n != progress.counters) {
             progress.requested += 1;
             self.shared.changed.notify_all();
         }
@@ -261,6 +299,8 @@ fn writer(shared: &Shared, rotator: &StoreLink) {
         let target = progress.requested;
         drop(progress);
 
+        // Read before the state: what is written is at least as new as this.
+        let written = counters(rotator);
         let Some(text) = rotator.export_state() else {
             // The rotator is gone: nothing left to write.
             let mut progress = shared.lock();
@@ -271,11 +311,14 @@ fn writer(shared: &Shared, rotator: &StoreLink) {
         };
         let result = write_atomic(&shared.path, text.as_bytes());
         let mut progress = shared.lock();
-        if let Err(error) = result {
+        if let Err(error) = &result {
             progress.failures += 1;
             tracing::warn!(%error, path = %shared.path.display(), "could not write the state file");
         }
         progress.written = target;
+        if result.is_ok() {
+            progress.counters = written;
+        }
         drop(progress);
         shared.changed.notify_all();
     }

@@ -107,6 +107,13 @@ mod sealed {
         /// Records a local change. Must not block.
         fn record(&self, change: &Event);
 
+        /// Records that the per-model rests of `credentials` of `provider` were reset here
+        /// (no event tells it: a rest for one model never made a key unavailable). Must not
+        /// block. The default records nothing, for a store that keeps no rests.
+        fn models_reset(&self, provider: &std::sync::Arc<str>, credentials: &[super::Fingerprint]) {
+            let _ = (provider, credentials);
+        }
+
         /// Waits until every change recorded so far is written (or the store gave up on it).
         fn flush(&self) {}
 

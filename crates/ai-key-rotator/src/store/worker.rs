@@ -29,12 +29,15 @@ pub(crate) struct Dirty {
     pub(crate) enabled: bool,
     /// Its cooldown was reset here: the only change that may end a stored cooldown early.
     pub(crate) reset: bool,
+    /// Its per-model rests were reset here: the only change that may end stored ones early.
+    pub(crate) models_reset: bool,
 }
 
 impl Dirty {
     fn merge(&mut self, other: Dirty) {
         self.enabled |= other.enabled;
         self.reset |= other.reset;
+        self.models_reset |= other.models_reset;
     }
 }
 
@@ -89,12 +92,26 @@ impl Queue {
         let dirty = Dirty {
             enabled: matches!(event, Event::Enabled { .. }),
             reset: matches!(event, Event::Reset { .. }),
+            models_reset: false,
         };
+        self.mark(super::touched(event), dirty);
+    }
+
+    /// Notes that the per-model rests of `keys` were reset here.
+    pub(crate) fn models_reset(&self, keys: Vec<Key>) {
+        let dirty = Dirty {
+            models_reset: true,
+            ..Dirty::default()
+        };
+        self.mark(keys, dirty);
+    }
+
+    fn mark(&self, keys: Vec<Key>, dirty: Dirty) {
         let mut state = self.lock();
         if state.closed {
             return;
         }
-        for key in super::touched(event) {
+        for key in keys {
             let full = state.dirty.len() >= MAX_DIRTY;
             match state.dirty.get_mut(&key) {
                 Some(d) => d.merge(dirty),
@@ -202,13 +219,13 @@ impl Queue {
     }
 
     /// Waits until every change recorded before the call is written or given up on, for at
-    /// most `timeout`, and the writer wrote one batch after the call (with it, the counters
-    /// that change without events). Returns how many credentials still wait when it times
+    /// most `timeout`, and with `sync` until the writer wrote one batch after the call (with
+    /// it, the counters that change without events). Returns how many credentials still wait when it times
     /// out.
-    pub(crate) fn flush(&self, timeout: Duration) -> Result<(), usize> {
+    pub(crate) fn flush(&self, timeout: Duration, sync: bool) -> Result<(), usize> {
         let deadline = Instant::now() + timeout;
         let mut state = self.lock();
-        if !state.closed {
+        if sync && !state.closed {
             state.sync = true;
             state.recorded += 1;
             self.work.notify_one();

@@ -1,7 +1,9 @@
 //! Black-box tests of the core rotator, one module per area.
 
+mod affinity;
 mod budgets;
 mod circuit;
+mod circuit_429;
 mod concurrency;
 mod config;
 mod e2e;

@@ -162,6 +162,10 @@ pub(crate) fn build(shared: &Shared, routes: &Routes) -> Dashboard {
             // Looked up by fingerprint: one pass each, not one per key (1 000 keys are fine).
             let remaining: std::collections::HashMap<_, _> =
                 shared.rotator.remaining(&p.name).into_iter().collect();
+            let usage = shared
+                .metrics
+                .usage_today(&shared.rotator, &p.name)
+                .unwrap_or_default();
             let weights: std::collections::HashMap<_, _> = settings
                 .rotator
                 .credentials
@@ -187,7 +191,7 @@ pub(crate) fn build(shared: &Shared, routes: &Routes) -> Dashboard {
                         _ => ("disabled", None),
                     };
                     let counts = shared.metrics.key_counts(&p.name, c.id.fingerprint);
-                    let today = shared.metrics.key_today(&p.name, c.id.fingerprint);
+                    let today = usage.of(c.id.fingerprint);
                     let answers = counts
                         .by_class
                         .iter()

@@ -524,6 +524,15 @@ impl Backend for RedisStore {
         self.shared.queue.record(change);
     }
 
+    fn models_reset(&self, provider: &Arc<str>, credentials: &[Fingerprint]) {
+        self.shared.queue.models_reset(
+            credentials
+                .iter()
+                .map(|fp| (Arc::clone(provider), *fp))
+                .collect(),
+        );
+    }
+
     fn flush(&self) {
         // While Redis is away the writer retries; do not wait for it long.
         if let Err(error) = self.flush_within(self.shared.command_timeout * FLUSH_TIMEOUTS) {
@@ -542,9 +551,12 @@ impl Backend for RedisStore {
             return Ok(());
         }
         let start = std::time::Instant::now();
+        // While Redis is away, counters cannot be written: wait only for the changes (as a
+        // flush always did), not for a batch that waits for the server.
+        let sync = self.shared.connected.load(Ordering::Acquire);
         self.shared
             .queue
-            .flush(timeout)
+            .flush(timeout, sync)
             .map_err(|pending| StoreError::FlushTimedOut {
                 waited: timeout,
                 pending,

@@ -136,3 +136,21 @@ return 1
 ",
     )
 });
+
+/// Forgets every per-model rest of one credential (fields of the models hash starting with
+/// ARGV[1], `<fp>:`): a reset made here. Not published: other processes keep theirs until they
+/// end.
+pub(super) static RESET_MODELS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local n = 0
+for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
+  if string.sub(field, 1, #ARGV[1]) == ARGV[1] then
+    redis.call('HDEL', KEYS[1], field)
+    n = n + 1
+  end
+end
+return n
+",
+    )
+});

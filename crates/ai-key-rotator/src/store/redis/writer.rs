@@ -79,7 +79,8 @@ pub(super) async fn run(shared: Arc<Shared>, target: Target, rotator: StoreLink)
                 None => break,
             },
             _ = tick.tick() => {
-                if !rewrite {
+                // While the server is away, batches find out (and back off); a tick waits.
+                if !rewrite && shared.connected.load(std::sync::atomic::Ordering::Acquire) {
                     // A failure is noted in the health; the counters are written next time.
                     let _ = write_counters(&shared, &mut con, &rotator).await;
                 }
@@ -181,6 +182,7 @@ async fn write_items(
                 CredentialState::Cooling { .. } | CredentialState::Disabled
             ) || dirty.enabled
                 || dirty.reset
+                || dirty.models_reset
                 || !r.model_cooldowns.is_empty()
         }) else {
             continue;
@@ -214,6 +216,15 @@ async fn write(
     let fp = record.credential.fingerprint;
     let why = encode_reason(record.reason.as_ref());
     let now = rotator.now().unwrap_or(Timestamp::UNIX_EPOCH);
+    if dirty.models_reset {
+        // A reset here ends the credential's rests on the server too (those made since are
+        // written just below).
+        let _: i64 = scripts::RESET_MODELS
+            .key(shared.models_key(provider))
+            .arg(format!("{fp}:"))
+            .invoke_async(con)
+            .await?;
+    }
     for m in &record.model_cooldowns {
         let stored = mark_model(shared, con, record, m, now).await?;
         // Another process may rest it longer: agree on it, and on why.

@@ -37,7 +37,9 @@
 //! Each process adds to `times_used` the uses it counted since its last write, so the stored
 //! count is the total of every process that shares the file, and a process that starts reads
 //! it back. Counters change without events, so the writer writes the ones that changed at
-//! least every [`COUNTERS_EVERY`], with every batch, and on every flush (and so on shutdown). A later schema bumps `user_version`; the store migrates older schemas forward in one
+//! least every [`COUNTERS_EVERY`], with every batch, and on every flush (and so on shutdown).
+//!
+//! A later schema bumps `user_version`; the store migrates older schemas forward in one
 //! transaction when it opens them and refuses newer ones (reported as corrupt, nothing changed).
 
 mod aside;
@@ -60,7 +62,7 @@ use super::{
 use crate::clock::Timestamp;
 use crate::error::StateError;
 use crate::events::Event;
-use crate::identity::CredentialId;
+use crate::identity::{CredentialId, Fingerprint};
 use crate::status::{CooldownReason, CredentialState, ModelCooldownStatus};
 use writer::Writer;
 
@@ -322,7 +324,7 @@ impl Backend for SqliteStore {
         }
         // Today's stored usage, read now so that a restarted process resumes from it.
         if let Some(ledger) = self.ledger.get() {
-            writer.usage = Some((Arc::clone(ledger), std::time::Instant::now()));
+            writer.usage = Some(usage::UsageSync::new(Arc::clone(ledger)));
             writer.sync_usage();
         }
         let spawned = std::thread::Builder::new()
@@ -387,6 +389,15 @@ impl Backend for SqliteStore {
         self.queue.record(change);
     }
 
+    fn models_reset(&self, provider: &Arc<str>, credentials: &[Fingerprint]) {
+        self.queue.models_reset(
+            credentials
+                .iter()
+                .map(|fp| (Arc::clone(provider), *fp))
+                .collect(),
+        );
+    }
+
     fn flush(&self) {
         if let Err(error) = self.flush_within(FLUSH_TIMEOUT) {
             tracing::warn!(%error, "SQLite store: flush gave up");
@@ -405,7 +416,7 @@ impl Backend for SqliteStore {
         }
         let start = std::time::Instant::now();
         self.queue
-            .flush(timeout)
+            .flush(timeout, true)
             .map_err(|pending| StoreError::FlushTimedOut {
                 waited: timeout,
                 pending,

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use rusqlite::{TransactionBehavior, params};
 
@@ -14,7 +15,7 @@ use super::fault;
 use super::writer::Writer;
 use crate::clock::Timestamp;
 use crate::identity::Fingerprint;
-use crate::ledger::{Key, Totals, UsageCounts};
+use crate::ledger::{Key, Ledger, Totals, UsageCounts};
 
 /// Created when first needed, outside the schema versions of `credential_state`: an older
 /// library ignores the table, and a database the gateway already gave it keeps its rows.
@@ -23,6 +24,33 @@ pub(super) const TABLE: &str = "CREATE TABLE IF NOT EXISTS key_usage (
     class TEXT NOT NULL, count INTEGER NOT NULL,
     PRIMARY KEY (provider, fingerprint, day, class))";
 
+/// How many days of rows are kept: as long as the Redis store keeps its hashes.
+const KEEP_DAYS: i64 = 35;
+
+/// How often old rows are deleted.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// The writer's side of the usage ledger.
+#[derive(Debug)]
+pub(super) struct UsageSync {
+    ledger: Arc<Ledger>,
+    /// When the next sync is due.
+    next: Instant,
+    /// When rows older than [`KEEP_DAYS`] are next deleted.
+    next_prune: Instant,
+}
+
+impl UsageSync {
+    pub(super) fn new(ledger: Arc<Ledger>) -> Self {
+        let now = Instant::now();
+        UsageSync {
+            ledger,
+            next: now,
+            next_prune: now,
+        }
+    }
+}
+
 impl Writer {
     /// Writes the ledger's deltas and reads today's totals back, when the ledger is due (a
     /// second since the last sync, or a flush asks).
@@ -30,7 +58,7 @@ impl Writer {
         let due = self
             .usage
             .as_ref()
-            .is_some_and(|(ledger, next)| ledger.wanted() || std::time::Instant::now() >= *next);
+            .is_some_and(|u| u.ledger.wanted() || Instant::now() >= u.next);
         if due {
             self.sync_usage();
         }
@@ -39,14 +67,19 @@ impl Writer {
     /// Writes the ledger's deltas and reads today's totals back; on a failure the deltas wait
     /// for the next sync.
     pub(super) fn sync_usage(&mut self) {
-        let Some((ledger, next)) = self.usage.as_mut() else {
+        let Some(u) = self.usage.as_mut() else {
             return;
         };
-        *next = std::time::Instant::now() + crate::ledger::SYNC_EVERY;
-        let ledger = Arc::clone(ledger);
+        let started = Instant::now();
+        u.next = started + crate::ledger::SYNC_EVERY;
+        let prune = started >= u.next_prune;
+        if prune {
+            u.next_prune = started + PRUNE_EVERY;
+        }
+        let ledger = Arc::clone(&u.ledger);
         let now = self.rotator.now().unwrap_or(Timestamp::UNIX_EPOCH);
         let batch = ledger.take(now);
-        match self.write_usage(&batch.deltas, &batch.days) {
+        match self.write_usage(&batch.deltas, &batch.days, prune) {
             Ok(totals) => ledger.written(batch, totals),
             Err(error) => {
                 self.health.fail(fault(&error));
@@ -59,11 +92,23 @@ impl Writer {
         &mut self,
         deltas: &[(Key, UsageCounts)],
         days: &[(Arc<str>, i64)],
+        prune: bool,
     ) -> rusqlite::Result<Vec<(Arc<str>, Totals)>> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // Reading the others' totals back, with nothing to add, takes no write lock (once the
+        // table exists, creating it "if not exists" writes nothing).
+        let behavior = if deltas.is_empty() && !prune {
+            TransactionBehavior::Deferred
+        } else {
+            TransactionBehavior::Immediate
+        };
+        let tx = self.conn.transaction_with_behavior(behavior)?;
         tx.execute_batch(TABLE)?;
+        if prune && let Some(oldest) = days.iter().map(|(_, d)| *d).min() {
+            tx.execute(
+                "DELETE FROM key_usage WHERE day < ?1",
+                params![oldest - KEEP_DAYS],
+            )?;
+        }
         {
             let mut add = tx.prepare_cached(
                 "INSERT INTO key_usage (provider, fingerprint, day, class, count) \

@@ -38,7 +38,7 @@ pub(super) struct Writer {
     pub(super) health: Arc<HealthCell>,
     /// The rotator's usage ledger, when the store keeps usage, and when it is next synced
     /// (`usage.rs`).
-    pub(super) usage: Option<(Arc<crate::ledger::Ledger>, std::time::Instant)>,
+    pub(super) usage: Option<super::usage::UsageSync>,
     /// Rows already reported as malformed, so a poll does not report them again.
     malformed: HashSet<RowKey>,
     prune_after: Option<Duration>,
@@ -284,7 +284,10 @@ impl Writer {
                     )?;
                 }
             }
-            write_models(&tx, r, now, &self.me)?;
+            let reset = items
+                .iter()
+                .any(|(k, dirty)| k == key && dirty.models_reset);
+            write_models(&tx, r, reset, now, &self.me)?;
             // Remember the row as it now stands, so the next poll does not apply it again.
             let row: Option<Row> = tx
                 .query_row(
@@ -464,10 +467,12 @@ impl Writer {
 
 /// Merges the credential's running per-model rests into its row: per model the later end
 /// wins (with its reason), ended ones are dropped, so no process shortens another's rest.
-/// Creates the row (available) when the credential has none yet.
+/// After a reset here (`reset`), the local rests replace the stored ones instead. Creates the
+/// row (available) when the credential has none yet.
 fn write_models(
     tx: &rusqlite::Transaction<'_>,
     r: &CredentialRecord,
+    reset: bool,
     now: i64,
     me: &str,
 ) -> rusqlite::Result<()> {
@@ -486,7 +491,11 @@ fn write_models(
     let now_t = Timestamp::from_millis(now.max(0) as u64);
     let mut merged: std::collections::BTreeMap<_, crate::status::ModelCooldownStatus> =
         std::collections::BTreeMap::new();
-    for m in super::decode_models(stored_text.as_deref())
+    let stored_rests = match reset {
+        true => Vec::new(),
+        false => super::decode_models(stored_text.as_deref()),
+    };
+    for m in stored_rests
         .into_iter()
         .chain(r.model_cooldowns.iter().cloned())
     {
