@@ -129,7 +129,8 @@ impl Gateway {
         let visible: Vec<&str> = routes.providers.iter().map(|p| &*p.name).collect();
         let view = ops::StatusView::of(&self.shared.rotator.status(), &visible)
             .with_fleet(self.shared.rotator.fleet())
-            .with_usage(&self.shared.metrics, &self.shared.rotator);
+            .with_usage(&self.shared.metrics, &self.shared.rotator)
+            .with_budgets(&self.shared.rotator);
         serde_json::to_value(view).unwrap_or_default()
     }
 

@@ -1,7 +1,7 @@
 //! The dashboard in a real browser: headless Chromium driven through chromedriver (WebDriver,
 //! plain HTTP and JSON). The test loads the page from a running gateway, checks the rendered
-//! DOM (keys, states, countdown, counts), cools a key through the mock upstream and waits for
-//! the page to show it, disables a key with the admin buttons, writes a screenshot to
+//! DOM (keys, states, countdown, counts, tokens, budget use against limits), cools a key
+//! through the mock upstream and waits for the page to show it (and the answer's tokens), disables a key with the admin buttons, writes a screenshot to
 //! `target/artifacts/dashboard.png`, and scans the page source and every endpoint for a
 //! canary key.
 //!
@@ -186,12 +186,17 @@ impl Session<'_> {
                 fp: r.dataset.fp, state: r.dataset.state,
                 used: r.querySelector('.used').textContent,
                 answers: r.querySelector('.answers').textContent,
+                tokens: r.querySelector('.tokens').textContent.replace(/\\u00a0/g, ' '),
                 countdown: (r.querySelector('.countdown') || {}).textContent || null,
                 buttons: [...r.querySelectorAll('button')].map(b => b.dataset.act) }));
              const p = document.querySelector('section.provider');
              return { rows, healthy: p && p.querySelector('.healthy').textContent,
                       minute: p && p.querySelector('.minute').textContent,
                       next: p && p.querySelector('.next').textContent,
+                      tokens: p && p.querySelector('.facts .tokens').textContent.replace(/\\u00a0/g, ' '),
+                      budgets: p ? [...p.querySelectorAll('li.budget')].map(b => ({
+                        budget: b.dataset.budget, kind: b.dataset.kind,
+                        use: b.querySelector('.use').textContent })) : [],
                       updated: document.querySelector('#updated').textContent };",
             json!([]),
         )
@@ -264,11 +269,10 @@ async fn the_dashboard_shows_the_pool_live_in_a_real_browser() {
     let gw = InProcess::start(&support::config_text(
         &upstream.base_url(),
         &format!("admin_tokens = [{{ key = \"{ADMIN}\", label = \"browser\" }}]"),
-        &[provider(
-            "openai",
-            "openai",
-            &["sk-first", CANARY, "sk-third"],
-        )],
+        &[
+            provider("openai", "openai", &["sk-first", CANARY, "sk-third"])
+                .with("budget = { requests_per_minute = 600, tokens_per_day = 1000000 }"),
+        ],
     ))
     .await;
     let driver = Driver::start().await;
@@ -314,6 +318,35 @@ async fn the_dashboard_shows_the_pool_live_in_a_real_browser() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+    let answer: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    let (tokens_in, tokens_out) = (
+        answer["usage"]["prompt_tokens"].as_u64().unwrap(),
+        answer["usage"]["completion_tokens"].as_u64().unwrap(),
+    );
+    assert!(tokens_in > 0 && tokens_out > 0, "{answer}");
+    // The answer's tokens show on its key and the provider, and count against the keys'
+    // token budget (three keys: three times the per-key limit).
+    let tokens = format!("{tokens_in} in / {tokens_out} out");
+    let used = format!("{} / 3000000", tokens_in + tokens_out);
+    let dom = s
+        .wait_for("the answer's tokens and budget use", |d| {
+            row(d, CANARY)["tokens"] == tokens.as_str()
+                && d["tokens"] == tokens.as_str()
+                && d["budgets"].as_array().is_some_and(|b| {
+                    b.iter()
+                        .any(|b| b["kind"] == "tokens_per_day" && b["use"] == used.as_str())
+                })
+        })
+        .await;
+    assert_eq!(row(&dom, "sk-first")["tokens"], "0 in / 0 out");
+    let rpm = dom["budgets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["kind"] == "requests_per_minute")
+        .expect("the per-minute budget is shown");
+    assert_eq!(rpm["budget"], "keys");
+    assert!(rpm["use"].as_str().unwrap().ends_with(" / 1800"), "{rpm}");
     let dom = s
         .wait_for("the first key cooling", |d| {
             row(d, "sk-first")["state"] == "cooling" && d["healthy"] == "2/3"

@@ -239,19 +239,7 @@ impl<'r> Lease<'r> {
     /// Corrects token budgets from the estimate to the real use.
     fn settle_tokens(&self, used: Option<u64>) {
         let Some(used) = used else { return };
-        let prov = self.credential.provider_snap();
-        let now = self.rotator.now();
-        let slot = self.credential.slot_arc();
-        if let (Some(limits), Some(usage)) = (&prov.shared.budget, &slot.budget) {
-            usage.correct_tokens(limits, now, self.tokens, used);
-        }
-        if let Some((limits, usage)) = slot
-            .scope
-            .as_ref()
-            .and_then(|s| prov.shared.scope_budgets.get(s))
-        {
-            usage.correct_tokens(limits, now, self.tokens, used);
-        }
+        crate::rotator::correct_tokens(&self.credential, self.rotator.now(), self.tokens, used);
     }
 }
 

@@ -84,7 +84,7 @@ mod store;
 mod strategy;
 
 pub use affinity::prefix_hash;
-pub use budget::Budget;
+pub use budget::{Budget, LimitKind, LimitUse};
 pub use circuit::{CircuitConfig, ProviderCause};
 pub use clock::{Clock, FakeClock, SystemClock, Timestamp};
 pub use config::{
@@ -103,8 +103,8 @@ pub use recheck::{DueProbe, RecheckConfig, RecheckKind};
 pub use request::request_model;
 pub use rotator::{Headroom, KeyRotator, KeyRotatorBuilder, ReportOutcome};
 pub use status::{
-    CircuitStatus, CooldownReason, CredentialState, CredentialStatus, ModelCooldownStatus,
-    ProviderStatus, RotatorStatus,
+    CircuitStatus, CooldownReason, CredentialState, CredentialStatus, KeyBudget,
+    ModelCooldownStatus, ProviderBudgets, ProviderStatus, RotatorStatus, ScopeBudget,
 };
 #[cfg(feature = "file")]
 pub use store::FileStore;

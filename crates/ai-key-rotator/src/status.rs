@@ -151,3 +151,41 @@ pub enum CredentialState {
         recheck_at: Option<Timestamp>,
     },
 }
+
+/// A provider's client-side budgets and their use at one moment (see
+/// [`KeyRotator::budgets`](crate::KeyRotator::budgets)).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProviderBudgets {
+    /// The provider.
+    pub provider: String,
+    /// When the use was read.
+    pub at: Timestamp,
+    /// Each key's own budget (the provider's `budget`), in key order; empty without one.
+    pub keys: Vec<KeyBudget>,
+    /// Each quota scope's budget (`scope_budgets`), by scope name.
+    pub scopes: Vec<ScopeBudget>,
+}
+
+/// One key's budget and its use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeyBudget {
+    /// The key's label and fingerprint.
+    #[serde(flatten)]
+    pub id: CredentialId,
+    /// Whether its limits are fleet-wide (shared through a Redis store): then `used` is this
+    /// process's use and `limit` the fleet's.
+    pub fleet: bool,
+    /// Each configured limit.
+    pub limits: Vec<crate::LimitUse>,
+}
+
+/// One quota scope's budget and its use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ScopeBudget {
+    /// The scope.
+    pub scope: Arc<str>,
+    /// As [`KeyBudget::fleet`].
+    pub fleet: bool,
+    /// Each configured limit.
+    pub limits: Vec<crate::LimitUse>,
+}

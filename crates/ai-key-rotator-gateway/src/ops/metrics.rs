@@ -56,6 +56,15 @@ struct TokenLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BudgetLabels {
+    provider: String,
+    /// `keys` (every key's own budget, summed) or `scope:<name>`: bounded by configuration.
+    budget: String,
+    /// The budget field (`requests_per_minute`, …, `max_in_flight`).
+    limit: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct AlertLabels {
     /// `sent`, `failed` (every try refused or unanswered) or `dropped` (a full queue).
     outcome: &'static str,
@@ -174,6 +183,8 @@ struct Inner {
     key_answers_today: Family<KeyLabels, Gauge>,
     key_tokens: Family<TokenLabels, Counter>,
     key_tokens_today: Family<TokenLabels, Gauge>,
+    budget_used: Family<BudgetLabels, Gauge>,
+    budget_limit: Family<BudgetLabels, Gauge>,
     alerts: Family<AlertLabels, Counter>,
     /// The last `/dashboard.json` document and when it was built (Unix ms): every open
     /// dashboard polls, and they share one build per second.
@@ -273,6 +284,19 @@ impl Metrics {
              store (with a shared store: every gateway's)",
             key_tokens_today.clone(),
         );
+        let budget_used = Family::<BudgetLabels, Gauge>::default();
+        registry.register(
+            "budget_used",
+            "Client-side budget use now, per provider, budget (keys summed, or scope:<name>) \
+             and limit; per-minute limits drain continuously",
+            budget_used.clone(),
+        );
+        let budget_limit = Family::<BudgetLabels, Gauge>::default();
+        registry.register(
+            "budget_limit",
+            "Client-side budget limits, per provider, budget and limit (keys: summed over keys)",
+            budget_limit.clone(),
+        );
         let alerts = Family::<AlertLabels, Counter>::default();
         registry.register(
             "alerts",
@@ -326,6 +350,8 @@ impl Metrics {
                 key_answers_today,
                 key_tokens,
                 key_tokens_today,
+                budget_used,
+                budget_limit,
                 alerts,
                 dashboard: Mutex::new(None),
             }),
@@ -344,9 +370,6 @@ impl Metrics {
     }
 
     /// Counts the tokens of one answer against its key (see [`KeyTable::record_tokens`]).
-    // The proxy's token parsing (issue #14, another branch) is its caller; until it lands,
-    // only tests call it.
-    #[allow(dead_code)]
     pub(crate) fn tokens(
         &self,
         p: &str,
@@ -479,6 +502,25 @@ impl Metrics {
 
     pub(crate) fn stream_error(&self, p: &str) {
         self.inner.stream_errors.get_or_create(&provider(p)).inc();
+    }
+
+    /// Sets the budget gauges from `rows`.
+    pub(crate) fn observe_budgets(&self, p: &str, rows: &[super::budgets::BudgetRow<u64>]) {
+        for r in rows {
+            let l = BudgetLabels {
+                provider: p.to_owned(),
+                budget: r.budget.clone(),
+                limit: r.kind,
+            };
+            self.inner
+                .budget_used
+                .get_or_create(&l)
+                .set(i64::try_from(r.used).unwrap_or(i64::MAX));
+            self.inner
+                .budget_limit
+                .get_or_create(&l)
+                .set(i64::try_from(r.limit).unwrap_or(i64::MAX));
+        }
     }
 
     /// The text exposition, with the key gauges read from `status`, the usage from

@@ -2,6 +2,7 @@
 //! dashboard (`/dashboard`, `/dashboard.json`; `/` redirects to it) and the admin actions
 //! (`/admin/…`, in `crate::admin`).
 
+pub(crate) mod budgets;
 pub(crate) mod dashboard;
 pub(crate) mod metrics;
 pub(crate) mod stats;
@@ -220,6 +221,9 @@ struct ProviderView {
     /// cause not about any key).
     #[serde(skip_serializing_if = "Option::is_none")]
     circuit: Option<CircuitView>,
+    /// Its client-side budgets' use against their limits (keys summed, then each scope).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    budgets: Vec<budgets::BudgetRow<String>>,
     /// Requests placed on their key by prompt-cache affinity (their prompt prefix's hash).
     affinity_placed: u64,
     /// The day the credentials' `today` counts are for: the provider's day, in the time zone
@@ -277,6 +281,9 @@ struct CredentialView {
     /// in and out, as kept in the state store.
     #[serde(skip_serializing_if = "Option::is_none")]
     today: Option<serde_json::Map<String, serde_json::Value>>,
+    /// The key's own budget's use against its limits.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    budget: Vec<budgets::BudgetRow<String>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -313,6 +320,29 @@ impl StatusView {
         self
     }
 
+    /// Adds each provider's and each key's budget use.
+    pub(crate) fn with_budgets(mut self, rotator: &ai_key_rotator::KeyRotator) -> StatusView {
+        for p in &mut self.providers {
+            let Some(b) = rotator.budgets(&p.name) else {
+                continue;
+            };
+            p.budgets = budgets::rows(&b, |t| t.to_string());
+            for k in &b.keys {
+                let fp = k.id.fingerprint.to_string();
+                if let Some(c) = p.credentials.iter_mut().find(|c| c.fingerprint == fp) {
+                    let own = ai_key_rotator::ProviderBudgets {
+                        provider: b.provider.clone(),
+                        at: b.at,
+                        keys: vec![k.clone()],
+                        scopes: Vec::new(),
+                    };
+                    c.budget = budgets::rows(&own, |t| t.to_string());
+                }
+            }
+        }
+        self
+    }
+
     pub(crate) fn of(status: &RotatorStatus, visible: &[&str]) -> StatusView {
         StatusView {
             at: status.at.to_string(),
@@ -330,6 +360,7 @@ impl StatusView {
                         until: c.until.to_string(),
                         probing: c.probing,
                     }),
+                    budgets: Vec::new(),
                     affinity_placed: p.affinity_placed,
                     usage_day: None,
                     credentials: p
@@ -368,6 +399,7 @@ impl StatusView {
                                     .collect(),
                                 consecutive_failures: c.consecutive_failures,
                                 today: None,
+                                budget: Vec::new(),
                             }
                         })
                         .collect(),

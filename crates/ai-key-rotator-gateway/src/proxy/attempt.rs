@@ -29,6 +29,7 @@ use http_body_util::{BodyExt, Full};
 
 use super::body::{GatewayBody, SseScanner, Upstream};
 use super::preamble::{self, Held};
+use super::tokens::{BodyUsage, StreamUsage, Tokens};
 use super::{ProviderRoute, Routes, error_response, filter_response_headers, rate_limited};
 use crate::ops::metrics::Metrics;
 
@@ -275,14 +276,6 @@ async fn send(
             &parts.headers,
             b"",
         ));
-        if !is_event_stream(&parts.headers) {
-            let body = GatewayBody::Upstream(Box::new(Upstream {
-                held: VecDeque::new(),
-                inner: body,
-                watch: None,
-            }));
-            return Ok((verdict, Response::from_parts(parts, body)));
-        }
         let mut watch = StreamWatch {
             scanner: SseScanner::default(),
             family: provider.family,
@@ -290,7 +283,17 @@ async fn send(
             credential,
             metrics: metrics.clone(),
             rotator: rotator.clone(),
+            usage: Usage::new(is_event_stream(&parts.headers), req.options.tokens),
         };
+        if !watch.usage.is_stream() {
+            // A JSON body: watched only for its usage, as it passes.
+            let body = GatewayBody::Upstream(Box::new(Upstream {
+                held: VecDeque::new(),
+                inner: body,
+                watch: Some(watch),
+            }));
+            return Ok((verdict, Response::from_parts(parts, body)));
+        }
         if !routes.preamble.enabled() {
             let body = GatewayBody::Upstream(Box::new(Upstream {
                 held: VecDeque::new(),
@@ -309,6 +312,7 @@ async fn send(
                     watch.on_verdict(late);
                 }
                 watch.scanner = preamble.scanner;
+                watch.usage.go_on_from(preamble.usage);
                 let body = GatewayBody::Upstream(Box::new(Upstream {
                     held: preamble.frames.into(),
                     inner: body,
@@ -510,8 +514,10 @@ fn note_outcome(
     }
 }
 
-/// Watches an event stream that began with a 2xx for an error event (Anthropic's mid-stream
-/// `overloaded_error`, an OpenAI `{"error":…}` chunk) and reports it.
+/// Watches a 2xx body as it passes: an event stream for an error event (Anthropic's mid-stream
+/// `overloaded_error`, an OpenAI `{"error":…}` chunk), which it reports; either kind for the
+/// tokens the answer says it used, which it counts against the key when the body ends (or is
+/// dropped, when the client goes away first).
 #[derive(Debug)]
 pub(crate) struct StreamWatch {
     scanner: SseScanner,
@@ -520,6 +526,7 @@ pub(crate) struct StreamWatch {
     credential: Credential,
     metrics: Metrics,
     rotator: KeyRotator,
+    usage: Usage,
 }
 
 impl StreamWatch {
@@ -531,8 +538,14 @@ impl StreamWatch {
             credential,
             metrics,
             rotator,
+            usage,
         } = self;
+        let Usage::Stream { usage, .. } = usage else {
+            usage.feed_json(data);
+            return;
+        };
         scanner.feed(data, &mut |event, data| {
+            usage.on_event(data);
             on_event(*family, provider, credential, metrics, rotator, event, data)
         });
     }
@@ -556,10 +569,96 @@ impl StreamWatch {
             credential,
             metrics,
             rotator,
+            usage,
         } = self;
-        scanner.finish(&mut |event, data| {
-            on_event(*family, provider, credential, metrics, rotator, event, data)
-        });
+        if let Usage::Stream { usage, .. } = usage {
+            scanner.finish(&mut |event, data| {
+                usage.on_event(data);
+                on_event(*family, provider, credential, metrics, rotator, event, data)
+            });
+        }
+        self.count_tokens();
+    }
+
+    /// Counts the answer's tokens against the key (its statistics, and the core's token
+    /// budgets, corrected from the request's estimate), once.
+    fn count_tokens(&mut self) {
+        let Some((tokens, estimate)) = self.usage.take() else {
+            return;
+        };
+        let fingerprint = self.credential.id().fingerprint;
+        self.metrics
+            .tokens(&self.provider, fingerprint, tokens.input, tokens.output);
+        self.rotator.tokens_used(
+            &self.credential,
+            estimate,
+            tokens.input.saturating_add(tokens.output),
+        );
+    }
+}
+
+impl Drop for StreamWatch {
+    fn drop(&mut self) {
+        // The client went away before the end (or the stream ended while its preamble was
+        // held): what the answer said so far still counts.
+        self.count_tokens();
+    }
+}
+
+/// What a watch reads the tokens from: a JSON body's usage object, or a stream's events.
+#[derive(Debug)]
+enum Usage {
+    Json {
+        usage: BodyUsage,
+        estimate: u64,
+    },
+    Stream {
+        usage: StreamUsage,
+        estimate: u64,
+    },
+    /// Counted.
+    Done,
+}
+
+impl Usage {
+    fn new(stream: bool, estimate: u64) -> Usage {
+        if stream {
+            Usage::Stream {
+                usage: StreamUsage::default(),
+                estimate,
+            }
+        } else {
+            Usage::Json {
+                usage: BodyUsage::default(),
+                estimate,
+            }
+        }
+    }
+
+    fn is_stream(&self) -> bool {
+        matches!(self, Usage::Stream { .. })
+    }
+
+    fn feed_json(&mut self, data: &[u8]) {
+        if let Usage::Json { usage, .. } = self {
+            usage.feed(data);
+        }
+    }
+
+    /// Goes on from what a held preamble read.
+    fn go_on_from(&mut self, held: StreamUsage) {
+        if let Usage::Stream { usage, .. } = self {
+            *usage = held;
+        }
+    }
+
+    /// The tokens seen and the request's estimate, once; `None` when none were seen.
+    fn take(&mut self) -> Option<(Tokens, u64)> {
+        match std::mem::replace(self, Usage::Done) {
+            Usage::Json { usage, estimate } => Some((usage.tokens()?, estimate)),
+            Usage::Stream { usage, estimate } => Some((usage.tokens()?, estimate)),
+            Usage::Done => None,
+        }
     }
 }
 

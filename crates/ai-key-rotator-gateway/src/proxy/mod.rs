@@ -6,6 +6,7 @@ pub(crate) mod attempt;
 pub(crate) mod body;
 pub(crate) mod dialect;
 pub(crate) mod preamble;
+pub(crate) mod tokens;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -192,10 +193,17 @@ async fn route(
                 let visible: Vec<&str> = routes.providers.iter().map(|p| &*p.name).collect();
                 let view = StatusView::of(&status, &visible)
                     .with_fleet(shared.rotator.fleet())
-                    .with_usage(&shared.metrics, &shared.rotator);
+                    .with_usage(&shared.metrics, &shared.rotator)
+                    .with_budgets(&shared.rotator);
                 let body = serde_json::to_vec_pretty(&view).unwrap_or_default();
                 json_response(StatusCode::OK, Bytes::from(body))
             } else {
+                for p in &routes.providers {
+                    if let Some(b) = shared.rotator.budgets(&p.name) {
+                        let rows = crate::ops::budgets::rows(&b, |t| t.as_millis());
+                        shared.metrics.observe_budgets(&p.name, &rows);
+                    }
+                }
                 let mut r = Response::new(GatewayBody::full(shared.metrics.render(
                     &status,
                     &shared.rotator.store_health(),

@@ -44,6 +44,9 @@ pub(crate) struct Preamble {
     /// Error events that came after the first content but in the same frame, for the watch to
     /// report.
     pub(crate) late_errors: Vec<Verdict>,
+    /// The usage the held events carried (Anthropic's `message_start` has the input tokens),
+    /// for the watch to go on from.
+    pub(crate) usage: super::tokens::StreamUsage,
 }
 
 /// What one event means while holding.
@@ -75,6 +78,7 @@ pub(crate) async fn hold(
             None => {
                 held.ended = true;
                 held.scanner.finish(&mut |event, data| {
+                    held.usage.on_event(data);
                     see(
                         family,
                         &now,
@@ -97,6 +101,7 @@ pub(crate) async fn hold(
             continue;
         };
         held.scanner.feed(&data, &mut |event, data| {
+            held.usage.on_event(data);
             see(
                 family,
                 &now,

@@ -82,6 +82,21 @@ impl Gcra {
         }
     }
 
+    /// The cells in the bucket at `now` (what the rate counts as used, draining continuously)
+    /// and when it is empty again. More than the limit only after charges made without a
+    /// check ([`adjust`](Self::adjust): real use above the estimate).
+    pub(crate) fn level(&self, rate: Rate, now: Timestamp) -> (u64, Timestamp) {
+        let now_ns = now.as_millis().saturating_mul(NANOS_PER_MILLI);
+        let tat = self.tat_ns.load(Ordering::Acquire);
+        if tat <= now_ns {
+            return (0, now);
+        }
+        (
+            (tat - now_ns).div_ceil(rate.interval()),
+            Timestamp::from_millis(tat.div_ceil(NANOS_PER_MILLI)),
+        )
+    }
+
     /// Charges `cells` more without checking (the request was already sent), or refunds
     /// `cells` (negative) that were estimated but not used.
     pub(crate) fn adjust(&self, rate: Rate, now: Timestamp, cells: i64) {
@@ -137,6 +152,21 @@ mod tests {
         // Over the next two minutes: exactly the rate.
         let admitted: usize = (1..=1200).map(|k| take_all(60_500 + k * 100)).sum();
         assert_eq!(admitted, 200);
+    }
+
+    #[test]
+    fn the_level_drains_at_the_rate() {
+        let rate = Rate::per(100, MIN).unwrap();
+        let g = Gcra::default();
+        assert_eq!(g.level(rate, t(0)), (0, t(0)));
+        for _ in 0..10 {
+            g.try_take(rate, t(0), 1).unwrap();
+        }
+        assert_eq!(g.level(rate, t(0)), (10, t(6_000)));
+        // One cell drains every 600 ms.
+        assert_eq!(g.level(rate, t(1_200)), (8, t(6_000)));
+        assert_eq!(g.level(rate, t(5_999)), (1, t(6_000)));
+        assert_eq!(g.level(rate, t(6_000)), (0, t(6_000)));
     }
 
     #[test]

@@ -233,7 +233,9 @@ impl Usage {
 
     fn take(&self, limits: &Limits, now: Timestamp, tokens: u64) -> Result<(), Timestamp> {
         if let Some(share) = self.fleet.get() {
-            return share.take(now, tokens);
+            share.take(now, tokens)?;
+            self.mirror(limits, now, 1, tokens as i64);
+            return Ok(());
         }
         if let Some(rate) = limits.rpm {
             self.rpm.try_take(rate, now, 1)?;
@@ -285,7 +287,8 @@ impl Usage {
     /// Gives back what `try_admit` took, for a request that was not sent after all.
     pub(crate) fn refund(&self, limits: &Limits, now: Timestamp, tokens: u64) {
         if let Some(share) = self.fleet.get() {
-            return share.refund(now, tokens);
+            share.refund(now, tokens);
+            return self.mirror(limits, now, -1, -(tokens as i64));
         }
         self.refund_minute(limits, now, tokens);
         if limits.rpd.is_some() || limits.tpd.is_some() {
@@ -303,10 +306,11 @@ impl Usage {
         estimated: u64,
         used: u64,
     ) {
-        if let Some(share) = self.fleet.get() {
-            return share.correct(now, estimated, used);
-        }
         let diff = used as i64 - estimated as i64;
+        if let Some(share) = self.fleet.get() {
+            share.correct(now, estimated, used);
+            return self.mirror(limits, now, 0, diff);
+        }
         if diff == 0 {
             return;
         }
@@ -318,6 +322,150 @@ impl Usage {
             day.tokens = day.tokens.saturating_add_signed(diff);
         }
     }
+}
+
+impl Usage {
+    /// Counts this process's use of a fleet-wide budget in the local counters, which the fleet
+    /// does not read: they only feed [`view`](Self::view). Unchecked, like a correction.
+    fn mirror(&self, limits: &Limits, now: Timestamp, requests: i64, tokens: i64) {
+        if let Some(r) = limits.rpm
+            && requests != 0
+        {
+            self.rpm.adjust(r, now, requests);
+        }
+        if let Some(r) = limits.tpm
+            && tokens != 0
+        {
+            self.tpm.adjust(r, now, tokens);
+        }
+        if limits.rpd.is_some() || limits.tpd.is_some() {
+            let mut day = self.day.lock().unwrap_or_else(|e| e.into_inner());
+            if now >= day.ends {
+                day.ends = calendar::next_daily(now, limits.day_at, &limits.day_tz)
+                    .unwrap_or(Timestamp::MAX);
+                day.requests = 0;
+                day.tokens = 0;
+            }
+            day.requests = day.requests.saturating_add_signed(requests);
+            day.tokens = day.tokens.saturating_add_signed(tokens);
+        }
+    }
+
+    /// Each configured limit's use at `now`, in the order requests and tokens per minute,
+    /// requests and tokens per day, in flight. A fleet-wide budget reports this process's use
+    /// against the fleet's limit.
+    pub(crate) fn view(&self, limits: &Limits, now: Timestamp) -> Vec<LimitUse> {
+        let mut out = Vec::new();
+        for (kind, rate, gcra) in [
+            (LimitKind::RequestsPerMinute, limits.rpm, &self.rpm),
+            (LimitKind::TokensPerMinute, limits.tpm, &self.tpm),
+        ] {
+            if let Some(rate) = rate {
+                let (used, empty_at) = gcra.level(rate, now);
+                out.push(LimitUse {
+                    kind,
+                    used,
+                    limit: rate.limit(),
+                    resets_at: Some(empty_at),
+                });
+            }
+        }
+        if limits.rpd.is_some() || limits.tpd.is_some() {
+            let day = self.day.lock().unwrap_or_else(|e| e.into_inner());
+            let (requests, tokens, ends) = if now >= day.ends {
+                // No use in the window that holds `now` yet.
+                let ends = calendar::next_daily(now, limits.day_at, &limits.day_tz)
+                    .unwrap_or(Timestamp::MAX);
+                (0, 0, ends)
+            } else {
+                (day.requests, day.tokens, day.ends)
+            };
+            drop(day);
+            for (kind, limit, used) in [
+                (LimitKind::RequestsPerDay, limits.rpd, requests),
+                (LimitKind::TokensPerDay, limits.tpd, tokens),
+            ] {
+                if let Some(limit) = limit {
+                    out.push(LimitUse {
+                        kind,
+                        used,
+                        limit,
+                        resets_at: Some(ends),
+                    });
+                }
+            }
+        }
+        if let Some(max) = limits.max_in_flight {
+            out.push(LimitUse {
+                kind: LimitKind::InFlight,
+                used: u64::from(self.in_flight.load(Ordering::Relaxed)),
+                limit: u64::from(max),
+                resets_at: None,
+            });
+        }
+        out
+    }
+}
+
+/// Which limit of a [`Budget`] a [`LimitUse`] is about: the budget's field of that name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum LimitKind {
+    /// `requests_per_minute`.
+    RequestsPerMinute,
+    /// `tokens_per_minute`.
+    TokensPerMinute,
+    /// `requests_per_day`.
+    RequestsPerDay,
+    /// `tokens_per_day`.
+    TokensPerDay,
+    /// `max_in_flight`.
+    InFlight,
+}
+
+impl LimitKind {
+    /// The budget field's name: `requests_per_minute`, …, `max_in_flight`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LimitKind::RequestsPerMinute => "requests_per_minute",
+            LimitKind::TokensPerMinute => "tokens_per_minute",
+            LimitKind::RequestsPerDay => "requests_per_day",
+            LimitKind::TokensPerDay => "tokens_per_day",
+            LimitKind::InFlight => "max_in_flight",
+        }
+    }
+
+    /// The window the limit counts over: `minute`, `day`, or `now` (in flight).
+    pub fn window(self) -> &'static str {
+        match self {
+            LimitKind::RequestsPerMinute | LimitKind::TokensPerMinute => "minute",
+            LimitKind::RequestsPerDay | LimitKind::TokensPerDay => "day",
+            LimitKind::InFlight => "now",
+        }
+    }
+
+    /// Whether it counts tokens (else requests).
+    pub fn counts_tokens(self) -> bool {
+        matches!(self, LimitKind::TokensPerMinute | LimitKind::TokensPerDay)
+    }
+}
+
+/// One limit of a budget, and how much of it is used now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct LimitUse {
+    /// Which limit.
+    pub kind: LimitKind,
+    /// Used now. Per minute: what the continuously refilling bucket holds (it drains at the
+    /// rate, so a minute after the last request it is 0). Per day: requests or tokens since the
+    /// daily window began. In flight: requests out now. Token figures are the estimates given
+    /// at acquire time, corrected by reported use.
+    pub used: u64,
+    /// The configured limit (for a fleet-wide budget, the fleet's).
+    pub limit: u64,
+    /// When the use is back to 0 if nothing more is spent: the bucket empty, the daily window
+    /// over. `None` for in flight.
+    pub resets_at: Option<Timestamp>,
 }
 
 #[cfg(test)]
@@ -341,6 +489,46 @@ mod tests {
         let end = Timestamp::from_secs(1_795_680_000);
         assert_eq!(u.try_admit(&limits, now, 0, false), Err(end));
         u.try_admit(&limits, end, 0, false).unwrap();
+    }
+
+    #[test]
+    fn a_fleet_budget_shows_this_processs_use_against_the_fleets_limit() {
+        let limits = Budget {
+            requests_per_minute: Some(600),
+            tokens_per_day: Some(100_000),
+            ..Budget::default()
+        }
+        .compile()
+        .unwrap();
+        let hub = fleet::FleetHub::new();
+        let share = hub.join(
+            fleet::FleetSubject {
+                provider: "openai".into(),
+                name: "scope:org".into(),
+            },
+            limits.clone(),
+        );
+        let now = Timestamp::from_secs(1_795_599_000);
+        let ask = share.ask().expect("a first lease is asked for");
+        share.granted(ask, 10, 1_000, now);
+        let u = Usage::default();
+        u.join_fleet(share);
+        assert!(u.in_fleet());
+        for _ in 0..3 {
+            u.try_admit(&limits, now, 100, false).unwrap();
+        }
+        // One was not sent after all; another used 250 tokens instead of 100.
+        u.refund(&limits, now, 100);
+        u.correct_tokens(&limits, now, 100, 250);
+        let view = u.view(&limits, now);
+        let got: Vec<_> = view.iter().map(|l| (l.kind, l.used, l.limit)).collect();
+        assert_eq!(
+            got,
+            [
+                (LimitKind::RequestsPerMinute, 2, 600),
+                (LimitKind::TokensPerDay, 350, 100_000),
+            ]
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! [`KeyRotator`]: the public face of the crate.
 
 mod admin;
+mod budgets;
 mod builder;
 mod emitter;
 mod fleet;
@@ -30,6 +31,7 @@ use crate::persist::Persistence;
 use crate::pool::{Snapshot, UsageCounters};
 use crate::status::{ProviderStatus, RotatorStatus};
 
+pub(crate) use budgets::correct_tokens;
 pub use builder::KeyRotatorBuilder;
 use emitter::Emitter;
 pub use headroom::Headroom;

@@ -186,3 +186,179 @@ fn invalid_budgets_are_config_errors() {
         "provider `p` has an invalid budget: `Nowhere/Special` is not a known IANA time zone"
     );
 }
+
+/// One limit's (used, limit, resets_at) from a list.
+fn use_of(
+    limits: &[ai_key_rotator::LimitUse],
+    kind: ai_key_rotator::LimitKind,
+) -> (u64, u64, Option<ai_key_rotator::Timestamp>) {
+    let l = limits
+        .iter()
+        .find(|l| l.kind == kind)
+        .unwrap_or_else(|| panic!("no {kind:?} in {limits:?}"));
+    (l.used, l.limit, l.resets_at)
+}
+
+#[test]
+fn the_budget_view_shows_each_limits_use_and_when_it_resets() {
+    use ai_key_rotator::LimitKind::*;
+    let clock = clock();
+    let r = KeyRotator::builder()
+        .provider(
+            "p",
+            ProviderConfig::new()
+                .credential(CredentialConfig::new("k1").label("one"))
+                .credential(CredentialConfig::new("k2"))
+                .budget(Budget {
+                    requests_per_minute: Some(60),
+                    tokens_per_minute: Some(6_000),
+                    requests_per_day: Some(1_000),
+                    tokens_per_day: Some(100_000),
+                    max_in_flight: Some(4),
+                    ..Budget::default()
+                }),
+        )
+        .clock(clock.clone())
+        .reset_interval(Duration::ZERO)
+        .build()
+        .unwrap();
+    let view = r.budgets("p").unwrap();
+    assert_eq!(view.at, START);
+    assert_eq!(view.keys.len(), 2);
+    assert!(view.scopes.is_empty());
+    let limits = &view.keys[0].limits;
+    let kinds: Vec<_> = limits.iter().map(|l| l.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            RequestsPerMinute,
+            TokensPerMinute,
+            RequestsPerDay,
+            TokensPerDay,
+            InFlight
+        ]
+    );
+    // Nothing used: 0 of each, the day ending at the next UTC midnight (2026-11-26).
+    let midnight = ai_key_rotator::Timestamp::from_secs(1_795_651_200);
+    assert_eq!(use_of(limits, RequestsPerMinute), (0, 60, Some(START)));
+    assert_eq!(use_of(limits, RequestsPerDay), (0, 1_000, Some(midnight)));
+    assert_eq!(use_of(limits, InFlight), (0, 4, None));
+
+    // Three requests on the first key, estimating 100 tokens each; one still in flight.
+    let est = AcquireOptions::default().tokens(100);
+    for _ in 0..2 {
+        r.acquire_with("p", &est).unwrap().success(Some(250));
+    }
+    let held = r.acquire_with("p", &est).unwrap();
+    assert_eq!(held.expose_key(), "k1");
+    let view = r.budgets("p").unwrap();
+    let k1 = &view.keys[0];
+    assert_eq!(k1.id.label.as_deref(), Some("one"));
+    assert!(!k1.fleet);
+    let second = |ms: u64| Some(START.saturating_add(Duration::from_millis(ms)));
+    // 3 requests at one per second of rate: the bucket is empty 3 s later.
+    assert_eq!(
+        use_of(&k1.limits, RequestsPerMinute),
+        (3, 60, second(3_000))
+    );
+    // Tokens: 250 + 250 real, 100 estimated for the one in flight.
+    assert_eq!(
+        use_of(&k1.limits, TokensPerMinute),
+        (600, 6_000, second(6_000))
+    );
+    assert_eq!(
+        use_of(&k1.limits, RequestsPerDay),
+        (3, 1_000, Some(midnight))
+    );
+    assert_eq!(
+        use_of(&k1.limits, TokensPerDay),
+        (600, 100_000, Some(midnight))
+    );
+    assert_eq!(use_of(&k1.limits, InFlight), (1, 4, None));
+    assert_eq!(use_of(&view.keys[1].limits, RequestsPerDay).0, 0);
+
+    // The stream's usage arrives after the lease ended: charged through `tokens_used`.
+    let key = held.credential().clone();
+    held.success(None);
+    r.tokens_used(&key, 100, 1_100);
+    // A second later the per-minute bucket has drained by the rate; the day has not.
+    clock.advance(Duration::from_secs(1));
+    let k1 = &r.budgets("p").unwrap().keys[0];
+    assert_eq!(
+        use_of(&k1.limits, RequestsPerMinute),
+        (2, 60, second(3_000))
+    );
+    assert_eq!(
+        use_of(&k1.limits, TokensPerMinute),
+        (1_500, 6_000, second(16_000))
+    );
+    assert_eq!(use_of(&k1.limits, TokensPerDay).0, 1_600);
+    assert_eq!(use_of(&k1.limits, InFlight).0, 0);
+
+    // A new day: the daily use starts from 0, with the next midnight.
+    clock.set(midnight);
+    let k1 = &r.budgets("p").unwrap().keys[0];
+    assert_eq!(
+        use_of(&k1.limits, RequestsPerMinute),
+        (0, 60, Some(midnight))
+    );
+    let next = Some(midnight.saturating_add(Duration::from_secs(86_400)));
+    assert_eq!(use_of(&k1.limits, RequestsPerDay), (0, 1_000, next));
+    assert_eq!(use_of(&k1.limits, TokensPerDay), (0, 100_000, next));
+}
+
+#[test]
+fn the_budget_view_shows_scope_budgets_and_nothing_for_a_provider_without_one() {
+    use ai_key_rotator::LimitKind::*;
+    let clock = clock();
+    let r = KeyRotator::builder()
+        .provider(
+            "gemini",
+            ProviderConfig::new()
+                .credential(CredentialConfig::new("p1-a").scope("project-1"))
+                .credential(CredentialConfig::new("p2-a").scope("project-2"))
+                .scope_budget(
+                    "project-2",
+                    Budget {
+                        requests_per_day: Some(5),
+                        ..Budget::default()
+                    },
+                )
+                .scope_budget(
+                    "project-1",
+                    Budget {
+                        requests_per_day: Some(3),
+                        time_zone: Some("America/Los_Angeles".into()),
+                        ..Budget::default()
+                    },
+                ),
+        )
+        .provider("plain", ProviderConfig::new().credential("x"))
+        .clock(clock)
+        .reset_interval(Duration::ZERO)
+        .build()
+        .unwrap();
+    for _ in 0..4 {
+        r.acquire("gemini").unwrap().success(None);
+    }
+    let view = r.budgets("gemini").unwrap();
+    assert!(view.keys.is_empty());
+    let scopes: Vec<_> = view
+        .scopes
+        .iter()
+        .map(|s| (&*s.scope, use_of(&s.limits, RequestsPerDay)))
+        .collect();
+    // Midnight Pacific for project 1, midnight UTC for project 2.
+    let pacific = Some(ai_key_rotator::Timestamp::from_secs(1_795_680_000));
+    let utc = Some(ai_key_rotator::Timestamp::from_secs(1_795_651_200));
+    assert_eq!(
+        scopes,
+        [("project-1", (3, 3, pacific)), ("project-2", (1, 5, utc))]
+    );
+    let plain = r.budgets("plain").unwrap();
+    assert!(plain.keys.is_empty() && plain.scopes.is_empty());
+    assert!(r.budgets("nobody").is_none());
+    // The view's JSON names limits as the configuration does.
+    let json = serde_json::to_value(&view).unwrap();
+    assert_eq!(json["scopes"][0]["limits"][0]["kind"], "requests_per_day");
+}

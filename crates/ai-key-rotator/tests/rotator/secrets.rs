@@ -142,3 +142,38 @@ fn per_model_circuit_and_recheck_outputs_never_contain_the_key() {
         Ok(l) => assert_clean("lease", &format!("{l:?}")),
     }
 }
+
+#[test]
+fn the_budget_view_never_contains_the_key() {
+    let r = KeyRotator::builder()
+        .provider(
+            "openai",
+            ProviderConfig::new()
+                .credential(CredentialConfig::new(CANARY).label("canary").scope("org"))
+                .credential(CredentialConfig::new(CANARY_2).scope("org"))
+                .budget(ai_key_rotator::Budget {
+                    requests_per_minute: Some(100),
+                    tokens_per_day: Some(10_000),
+                    ..ai_key_rotator::Budget::default()
+                })
+                .scope_budget(
+                    "org",
+                    ai_key_rotator::Budget {
+                        requests_per_day: Some(1_000),
+                        ..ai_key_rotator::Budget::default()
+                    },
+                ),
+        )
+        .clock(clock())
+        .reset_interval(Duration::ZERO)
+        .build()
+        .unwrap();
+    let lease = r.acquire("openai").unwrap();
+    let cred = lease.credential().clone();
+    lease.success(Some(12));
+    r.tokens_used(&cred, 0, 30);
+    let view = r.budgets("openai").unwrap();
+    assert_eq!(view.keys.len(), 2);
+    assert_clean("budget view Debug", &format!("{view:?} {view:#?}"));
+    assert_clean("budget view JSON", &serde_json::to_string(&view).unwrap());
+}

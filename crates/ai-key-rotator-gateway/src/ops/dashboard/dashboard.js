@@ -24,6 +24,12 @@
     return parts.length ? parts.join(", ") : '<span class="mute">none yet</span>';
   }
 
+  const tokens = (t) => (t ? `${t.in}&nbsp;in / ${t.out}&nbsp;out` : "");
+  function budget(b, at) {
+    const reset = b.resets_at && b.resets_at > at ? ", resets in " + countdown(b.resets_at) : "";
+    return `<li class="budget" data-budget="${esc(b.budget)}" data-kind="${esc(b.kind)}">${b.budget === "keys" ? "all keys" : esc(b.budget)} ${esc(b.kind.replace(/_/g, " "))} <b class="use">${b.used} / ${b.limit}</b> <span class="mute">(${esc(b.window)}${reset})${b.fleet ? " fleet-wide" : ""}</span></li>`;
+  }
+
   function keyRow(p, k) {
     const admin = !!ss.getItem("akr-admin");
     let why = "";
@@ -45,6 +51,7 @@
 <td data-l="last">${k.last ? esc(k.last.class) + " " + esc(time(k.last.at)) : ""}</td>
 <td data-l="used" class="used">${k.used}</td>
 <td data-l="today" class="answers">${answers(k.today)}</td>
+<td data-l="tokens today" class="tokens">${tokens(k.tokens_today)}</td>
 <td data-l="headroom">${k.remaining == null ? "" : k.remaining}</td>
 <td data-l="scope">${esc(k.scope || "")}${k.weight ? " w" + k.weight : ""}</td>
 <td data-l="">${acts}</td></tr>`;
@@ -61,8 +68,9 @@
 <span>next key back <b class="next">${next}</b></span>
 <span>last minute <b class="minute">${p.minute.requests}</b> requests, <b>${p.minute.errors}</b> errors</span>
 <span>today <b class="today">${p.today.requests}</b> requests, <b>${p.today.errors}</b> errors</span>
-${p.budget ? `<span>budget per key <b>${esc(JSON.stringify(p.budget))}</b></span>` : ""}</div>
-<div class="wrap"><table><thead><tr><th>key</th><th>state</th><th>when</th><th>last verdict</th><th>used</th><th>today</th><th>headroom</th><th>scope</th><th></th></tr></thead>
+<span>tokens today <b class="tokens">${tokens(p.tokens_today)}</b></span></div>
+${p.budgets && p.budgets.length ? `<ul class="budgets">${p.budgets.map((b) => budget(b, at)).join("")}</ul>` : ""}
+<div class="wrap"><table><thead><tr><th>key</th><th>state</th><th>when</th><th>last verdict</th><th>used</th><th>today</th><th>tokens today</th><th>headroom</th><th>scope</th><th></th></tr></thead>
 <tbody>${p.keys.map((k) => keyRow(p, k)).join("")}</tbody></table></div></section>`;
   }
 

@@ -104,17 +104,23 @@ fn provider(out: &mut String, p: &ProviderView, at: u64) {
         p.today.errors,
         name = esc(&p.name),
     );
-    if let Some(b) = &p.budget {
-        let _ = write!(
-            out,
-            "<span>budget per key <b>{}</b></span>",
-            esc(&b.to_string())
-        );
+    let _ = write!(
+        out,
+        "<span>tokens today <b class=\"tokens\">{}</b></span>",
+        tokens(p.tokens_today.input, p.tokens_today.output)
+    );
+    out.push_str("</div>");
+    if !p.budgets.is_empty() {
+        out.push_str("<ul class=\"budgets\">");
+        for b in &p.budgets {
+            budget(out, b, at);
+        }
+        out.push_str("</ul>");
     }
     out.push_str(
-        "</div><div class=\"wrap\"><table><thead><tr><th>key</th><th>state</th><th>when</th>\
-         <th>last verdict</th><th>used</th><th>today</th><th>headroom</th><th>scope</th>\
-         <th></th></tr></thead><tbody>",
+        "<div class=\"wrap\"><table><thead><tr><th>key</th><th>state</th><th>when</th>\
+         <th>last verdict</th><th>used</th><th>today</th><th>tokens today</th><th>headroom</th>\
+         <th>scope</th><th></th></tr></thead><tbody>",
     );
     for k in &p.keys {
         key(out, k, at);
@@ -170,7 +176,7 @@ fn key(out: &mut String, k: &KeyView, at: u64) {
          class=\"fp\">{fp}</code></td><td data-l=\"state\"><span class=\"state {state}\">{state}\
          </span> {why}</td><td data-l=\"when\">{}</td><td data-l=\"last\">{}</td><td \
          data-l=\"used\" class=\"used\">{}</td><td data-l=\"today\" class=\"answers\">{answers}\
-         </td><td data-l=\"headroom\">{}</td><td data-l=\"scope\">{}{}</td><td></td></tr>",
+         </td><td data-l=\"tokens today\" class=\"tokens\">{}</td><td data-l=\"headroom\">{}</td><td data-l=\"scope\">{}{}</td><td></td></tr>",
         esc(k.label.as_deref().unwrap_or("")),
         when.join("<br>"),
         k.last
@@ -178,11 +184,47 @@ fn key(out: &mut String, k: &KeyView, at: u64) {
             .map(|l| format!("{} {}", l.class, time(l.at)))
             .unwrap_or_default(),
         k.used,
+        tokens(k.tokens_today.input, k.tokens_today.output),
         k.remaining.map(|r| r.to_string()).unwrap_or_default(),
         esc(k.scope.as_deref().unwrap_or("")),
         k.weight.map(|w| format!(" w{w}")).unwrap_or_default(),
         fp = esc(&k.fingerprint),
         state = k.state,
+    );
+}
+
+/// Tokens in and out, as the script writes them.
+fn tokens(input: u64, output: u64) -> String {
+    format!("{input}&nbsp;in / {output}&nbsp;out")
+}
+
+/// One budget limit: `scope:org requests per day 120 / 10000 (day, resets in 3h 2m 1s)`, as the
+/// script writes it.
+fn budget(out: &mut String, b: &crate::ops::budgets::BudgetRow<u64>, at: u64) {
+    let reset = match b.resets_at {
+        Some(t) if t > at => format!(
+            ", resets in <span class=\"countdown\" data-until=\"{t}\">{}</span>",
+            left(t, at)
+        ),
+        _ => String::new(),
+    };
+    let _ = write!(
+        out,
+        "<li class=\"budget\" data-budget=\"{name}\" data-kind=\"{kind}\">{shown} {words} <b \
+         class=\"use\">{used} / {limit}</b> <span class=\"mute\">({window}{reset}){fleet}</span>\
+         </li>",
+        name = esc(&b.budget),
+        shown = if b.budget == "keys" {
+            "all keys".to_owned()
+        } else {
+            esc(&b.budget)
+        },
+        kind = b.kind,
+        words = b.kind.replace('_', " "),
+        used = b.used,
+        limit = b.limit,
+        window = b.window,
+        fleet = if b.fleet { " fleet-wide" } else { "" },
     );
 }
 

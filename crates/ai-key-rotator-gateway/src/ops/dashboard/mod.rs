@@ -16,7 +16,8 @@ mod html;
 use ai_key_rotator::{CredentialState, RotatorStatus, StoreHealth};
 use serde::Serialize;
 
-use crate::ops::stats::{CLASSES, Counts, now_ms};
+use crate::ops::budgets::BudgetRow;
+use crate::ops::stats::{CLASSES, Counts, TOKENS_IN, TOKENS_OUT, now_ms};
 use crate::proxy::{Routes, Shared};
 
 pub(crate) use html::page;
@@ -57,6 +58,10 @@ pub(crate) struct ProviderView {
     /// The per-key budget, as configured, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) budget: Option<serde_json::Value>,
+    /// Budget use against limits: the keys' budget summed over the keys, then each scope's.
+    pub(crate) budgets: Vec<BudgetRow<u64>>,
+    /// Tokens in and out today (UTC), every key's together.
+    pub(crate) tokens_today: TokenCounts,
     pub(crate) keys: Vec<KeyView>,
 }
 
@@ -85,6 +90,8 @@ pub(crate) struct KeyView {
     /// Upstream answers today (UTC), by class, with their sum as `requests`: kept in the
     /// state store, so they survive restarts (and, shared, add up across gateways).
     pub(crate) today: serde_json::Map<String, serde_json::Value>,
+    /// Tokens in and out today (UTC), from the answers' usage.
+    pub(crate) tokens_today: TokenCounts,
     pub(crate) consecutive_failures: u32,
     /// Requests (or tokens) the provider last said remain.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -93,6 +100,15 @@ pub(crate) struct KeyView {
     pub(crate) scope: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) weight: Option<u32>,
+}
+
+/// Tokens in (prompt, with cached input) and out (completion, with reasoning).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub(crate) struct TokenCounts {
+    #[serde(rename = "in")]
+    pub(crate) input: u64,
+    #[serde(rename = "out")]
+    pub(crate) output: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -161,7 +177,7 @@ pub(crate) fn build(shared: &Shared, routes: &Routes) -> Dashboard {
                     k.weight.map(|w| (fp, w))
                 })
                 .collect();
-            let keys = p
+            let keys: Vec<KeyView> = p
                 .credentials
                 .iter()
                 .map(|c| {
@@ -175,6 +191,7 @@ pub(crate) fn build(shared: &Shared, routes: &Routes) -> Dashboard {
                         _ => ("disabled", None),
                     };
                     let counts = shared.metrics.key_counts(&p.name, c.id.fingerprint);
+                    let today = usage.of(c.id.fingerprint);
                     let answers = counts
                         .by_class
                         .iter()
@@ -204,7 +221,11 @@ pub(crate) fn build(shared: &Shared, routes: &Routes) -> Dashboard {
                         last: counts.last.map(|(class, at)| LastView { class, at }),
                         used: c.times_used,
                         answers,
-                        today: crate::ops::classes(&usage.of(c.id.fingerprint)),
+                        today: crate::ops::classes(&today),
+                        tokens_today: TokenCounts {
+                            input: today[TOKENS_IN],
+                            output: today[TOKENS_OUT],
+                        },
                         consecutive_failures: c.consecutive_failures,
                         remaining: remaining.get(&c.id.fingerprint).copied().flatten(),
                         scope: c.scope.as_deref().map(str::to_owned),
@@ -229,6 +250,17 @@ pub(crate) fn build(shared: &Shared, routes: &Routes) -> Dashboard {
                     .budget
                     .as_ref()
                     .and_then(|b| serde_json::to_value(b).ok()),
+                budgets: shared
+                    .rotator
+                    .budgets(&p.name)
+                    .map(|b| crate::ops::budgets::rows(&b, |t| t.as_millis()))
+                    .unwrap_or_default(),
+                tokens_today: keys
+                    .iter()
+                    .fold(TokenCounts::default(), |sum, k| TokenCounts {
+                        input: sum.input.saturating_add(k.tokens_today.input),
+                        output: sum.output.saturating_add(k.tokens_today.output),
+                    }),
                 keys,
             })
         })
