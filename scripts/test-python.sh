@@ -15,7 +15,11 @@ fi
 # As in scripts/test-node.sh: the test profile and features of `scripts/test.sh`, so no rebuild.
 cargo build --locked -q --workspace --all-features --profile test --bins
 # What the README tells users to run: pip builds the wheel with maturin (the build backend).
-"$venv/bin/pip" install -q --force-reinstall --no-deps ./bindings/python
+# Built for the host's triple, as `napi build` builds the Node package, so both packages share
+# one target directory and their common dependencies (aws-lc-sys's C build above all) compile
+# once per CI run instead of once per package.
+CARGO_BUILD_TARGET=$(rustc -vV | sed -n 's/^host: //p') \
+  "$venv/bin/pip" install -q --force-reinstall --no-deps ./bindings/python
 export AKR_MOCK_DRIVER="$PWD/target/debug/akr-mock-driver"
 cd bindings/python
 "$OLDPWD/$venv/bin/python" -m pytest -q -p no:cacheprovider tests
