@@ -189,6 +189,9 @@ struct Inner {
     /// The last `/dashboard.json` document and when it was built (Unix ms): every open
     /// dashboard polls, and they share one build per second.
     dashboard: Mutex<Option<(u64, bytes::Bytes)>>,
+    /// A build of the next document is under way: other polls take the previous one meanwhile
+    /// instead of waiting (and holding a runtime worker) for it.
+    dashboard_building: std::sync::atomic::AtomicBool,
 }
 
 fn provider(p: &str) -> ProviderLabels {
@@ -354,6 +357,7 @@ impl Metrics {
                 budget_limit,
                 alerts,
                 dashboard: Mutex::new(None),
+                dashboard_building: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -391,22 +395,37 @@ impl Metrics {
         self.inner.keys.get(p, fingerprint)
     }
 
-    /// The dashboard document, built by `build` at most once a second.
-    pub(crate) fn dashboard_json(&self, build: impl FnOnce() -> bytes::Bytes) -> bytes::Bytes {
+    /// The dashboard document to answer with, if there is one: the cached one when it is
+    /// under a second old, or, while another poll builds the next one, the previous one.
+    /// `None` tells the caller to build it and hand it to [`dashboard_built`](Self::dashboard_built)
+    /// (through a [`DashboardBuild`] guard, so that a failed build lets the next poll try).
+    pub(crate) fn dashboard_cached(&self) -> Option<bytes::Bytes> {
+        use std::sync::atomic::Ordering;
         let now = now_ms();
-        let mut cached = self
+        let cached = self
             .inner
             .dashboard
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        if let Some((at, body)) = &*cached
-            && now.saturating_sub(*at) < 1000
-        {
-            return body.clone();
+        match &*cached {
+            Some((at, body)) if now.saturating_sub(*at) < 1000 => Some(body.clone()),
+            Some((_, body)) if self.inner.dashboard_building.swap(true, Ordering::AcqRel) => {
+                Some(body.clone())
+            }
+            _ => {
+                self.inner.dashboard_building.store(true, Ordering::Release);
+                None
+            }
         }
-        let body = build();
-        *cached = Some((now, body.clone()));
-        body
+    }
+
+    /// Keeps a newly built dashboard document for the next second's polls.
+    pub(crate) fn dashboard_built(&self, body: bytes::Bytes) {
+        *self
+            .inner
+            .dashboard
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some((now_ms(), body));
     }
 
     /// Counts a webhook alert's outcome.
@@ -620,6 +639,20 @@ impl Metrics {
     }
 }
 
+/// Marks a dashboard build as under way for as long as it lives; dropping it (after the build,
+/// or when the build panicked) lets the next stale poll start another.
+#[derive(Debug)]
+pub(crate) struct DashboardBuild<'a>(pub(crate) &'a Metrics);
+
+impl Drop for DashboardBuild<'_> {
+    fn drop(&mut self) {
+        self.0
+            .inner
+            .dashboard_building
+            .store(false, std::sync::atomic::Ordering::Release);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -671,5 +704,30 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("sk-canary"), "{text}");
+    }
+
+    #[test]
+    fn one_poll_builds_a_stale_dashboard_while_the_others_take_the_previous_one() {
+        let metrics = Metrics::with_usage(crate::usage::Usage::default());
+        // Nothing built yet: the first poll builds.
+        assert_eq!(metrics.dashboard_cached(), None);
+        let build = DashboardBuild(&metrics);
+        metrics.dashboard_built(bytes::Bytes::from_static(b"first"));
+        drop(build);
+        // Under a second old: every poll shares it, none builds.
+        assert_eq!(metrics.dashboard_cached().as_deref(), Some(&b"first"[..]));
+        // Stale: one poll is told to build; while it does, the others get the previous one.
+        *metrics.inner.dashboard.lock().unwrap() = Some((0, bytes::Bytes::from_static(b"first")));
+        assert_eq!(metrics.dashboard_cached(), None);
+        let build = DashboardBuild(&metrics);
+        assert_eq!(metrics.dashboard_cached().as_deref(), Some(&b"first"[..]));
+        assert_eq!(metrics.dashboard_cached().as_deref(), Some(&b"first"[..]));
+        // A build that ends without a document (it panicked) lets the next stale poll try.
+        drop(build);
+        assert_eq!(metrics.dashboard_cached(), None);
+        let build = DashboardBuild(&metrics);
+        metrics.dashboard_built(bytes::Bytes::from_static(b"second"));
+        drop(build);
+        assert_eq!(metrics.dashboard_cached().as_deref(), Some(&b"second"[..]));
     }
 }
