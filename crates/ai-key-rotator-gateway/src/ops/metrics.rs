@@ -571,16 +571,12 @@ impl Metrics {
                     .enumerate()
                     .filter(|(_, n)| **n > 0)
                 {
-                    let fingerprint = c.id.fingerprint.to_string();
+                    let (key, fingerprint) = key_labels(&c.id);
                     self.inner
                         .key_answers_today
                         .get_or_create(&KeyLabels {
                             provider: p.name.clone(),
-                            key: c
-                                .id
-                                .label
-                                .as_deref()
-                                .map_or(fingerprint.clone(), str::to_owned),
+                            key,
                             fingerprint,
                             class: CLASSES[i],
                         })
@@ -595,14 +591,10 @@ impl Metrics {
                     if since_start == 0 && today == 0 {
                         continue;
                     }
-                    let fingerprint = c.id.fingerprint.to_string();
+                    let (key, fingerprint) = key_labels(&c.id);
                     let labels = TokenLabels {
                         provider: p.name.clone(),
-                        key: c
-                            .id
-                            .label
-                            .as_deref()
-                            .map_or(fingerprint.clone(), str::to_owned),
+                        key,
                         fingerprint,
                         direction,
                     };
@@ -615,16 +607,12 @@ impl Metrics {
                         .set(today as i64);
                 }
                 for (i, n) in counts.by_class.iter().enumerate().filter(|(_, n)| **n > 0) {
-                    let fingerprint = c.id.fingerprint.to_string();
+                    let (key, fingerprint) = key_labels(&c.id);
                     self.inner
                         .key_answers
                         .get_or_create(&KeyLabels {
                             provider: p.name.clone(),
-                            key: c
-                                .id
-                                .label
-                                .as_deref()
-                                .map_or(fingerprint.clone(), str::to_owned),
+                            key,
                             fingerprint,
                             class: CLASSES[i],
                         })
@@ -637,6 +625,17 @@ impl Metrics {
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.inner.registry);
         out
     }
+}
+
+/// A key's `key` and `fingerprint` labels: its label (its fingerprint when it has none) and its
+/// fingerprint; never the key itself.
+fn key_labels(id: &ai_key_rotator::CredentialId) -> (String, String) {
+    let fingerprint = id.fingerprint.to_string();
+    let key = id
+        .label
+        .as_deref()
+        .map_or_else(|| fingerprint.clone(), str::to_owned);
+    (key, fingerprint)
 }
 
 /// Marks a dashboard build as under way for as long as it lives; dropping it (after the build,

@@ -10,8 +10,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use ai_key_rotator::Fingerprint;
 use ai_key_rotator::classify::Verdict;
+use ai_key_rotator::{AnswerClass, Fingerprint};
 use serde::Serialize;
 
 const SECONDS: usize = 60;
@@ -140,18 +140,10 @@ pub(crate) const TOKENS_OUT: usize = CLASSES.len() + 1;
 /// A key's usage: its answers by class, then its tokens in and out (see [`USAGE_FIELDS`]).
 pub(crate) type UsageCounts = [u64; USAGE_FIELDS.len()];
 
-/// The class of a verdict: an index into [`CLASSES`].
+/// The class of a verdict: an index into [`CLASSES`], which lists the core's
+/// [`AnswerClass::ALL`] by name (the usage the core stores counts the same classes).
 pub(crate) fn class_of(verdict: &Verdict) -> usize {
-    match verdict {
-        Verdict::Ok(_) => 0,
-        Verdict::RateLimited { .. } => 1,
-        Verdict::QuotaExhausted { .. } => 2,
-        Verdict::InvalidKey { .. } => 3,
-        Verdict::Overloaded { .. } => 4,
-        Verdict::ServerError { .. } => 5,
-        // `Verdict` is non-exhaustive: a new kind counts with the request's own errors.
-        _ => 6,
-    }
+    AnswerClass::of(verdict) as usize
 }
 
 /// One key's answers since the gateway started: by class, its tokens in and out, and the last
@@ -237,19 +229,7 @@ impl KeyTable {
     pub(crate) fn record(&self, provider: &str, fingerprint: Fingerprint, verdict: &Verdict) {
         let class = class_of(verdict);
         let now = now_ms();
-        {
-            let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
-            if let Some(k) = keys.get(provider).and_then(|p| p.get(&fingerprint)) {
-                k.record(class, now);
-                return;
-            }
-        }
-        let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
-        keys.entry(Arc::from(provider))
-            .or_default()
-            .entry(fingerprint)
-            .or_default()
-            .record(class, now);
+        self.with_key(provider, fingerprint, |k| k.record(class, now));
     }
 
     /// Counts the tokens a key's request sent (`tokens_in`, the prompt) and its answer
@@ -266,19 +246,26 @@ impl KeyTable {
         if tokens_in == 0 && tokens_out == 0 {
             return;
         }
+        self.with_key(provider, fingerprint, |k| {
+            k.add_tokens(tokens_in, tokens_out)
+        });
+    }
+
+    /// Runs `f` on a key's counters: under the read lock when the key is known (every
+    /// answer but its first), else under the write lock that adds it.
+    fn with_key(&self, provider: &str, fingerprint: Fingerprint, f: impl FnOnce(&KeyCounts)) {
         {
             let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
             if let Some(k) = keys.get(provider).and_then(|p| p.get(&fingerprint)) {
-                k.add_tokens(tokens_in, tokens_out);
-                return;
+                return f(k);
             }
         }
         let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
-        keys.entry(Arc::from(provider))
+        f(keys
+            .entry(Arc::from(provider))
             .or_default()
             .entry(fingerprint)
-            .or_default()
-            .add_tokens(tokens_in, tokens_out);
+            .or_default());
     }
 
     /// Every key's usage: counts by class and tokens, in [`USAGE_FIELDS`] order.
@@ -305,6 +292,20 @@ impl KeyTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_classes_are_the_cores_answer_classes_in_order() {
+        for (i, class) in AnswerClass::ALL.iter().enumerate() {
+            assert_eq!(*class as usize, i);
+            assert_eq!(CLASSES[i], class.as_str());
+            assert_eq!(USAGE_FIELDS[i], class.as_str());
+        }
+        assert_eq!(CLASSES.len(), AnswerClass::ALL.len());
+        assert_eq!(
+            (USAGE_FIELDS[TOKENS_IN], USAGE_FIELDS[TOKENS_OUT]),
+            ("tokens_in", "tokens_out")
+        );
+    }
 
     #[test]
     fn a_window_counts_the_last_minute_and_today() {

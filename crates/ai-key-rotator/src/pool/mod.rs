@@ -25,7 +25,7 @@ use crate::cooldown::Policy;
 use crate::identity::Fingerprint;
 use crate::strategy::Strategy;
 
-pub(crate) use models::{ModelCooldown, ModelCooldowns, ModelEntry};
+pub(crate) use models::{ModelCooldown, ModelCooldowns, ModelEntry, running_rests};
 pub(crate) use slot::{Slot, SlotState};
 pub(crate) use usage::UsageCounters;
 

@@ -50,6 +50,27 @@ impl ModelEntry {
     }
 }
 
+/// The rests of the key with `fingerprint` still running at `now`, in the order of `models`
+/// (a [`ModelCooldowns::all`] list): what status, saved state and stores show of it. Ended
+/// rests are left out: nobody writes or shows them.
+pub(crate) fn running_rests(
+    models: &[(ModelName, Arc<ModelEntry>)],
+    fingerprint: u64,
+    now: Timestamp,
+) -> Vec<crate::status::ModelCooldownStatus> {
+    models
+        .iter()
+        .filter_map(|(model, entry)| {
+            let c = entry.keys.get(&fingerprint).filter(|c| c.until > now)?;
+            Some(crate::status::ModelCooldownStatus {
+                model: *model,
+                until: c.until,
+                reason: c.reason.clone(),
+            })
+        })
+        .collect()
+}
+
 type Table = HashMap<ModelName, Arc<ModelEntry>, RandomState>;
 
 /// Every per-model cooldown of one provider.

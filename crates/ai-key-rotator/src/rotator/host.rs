@@ -9,7 +9,7 @@ use super::Inner;
 use crate::clock::Timestamp;
 use crate::identity::Fingerprint;
 use crate::pool::SlotState;
-use crate::status::{CredentialState, ModelCooldownStatus};
+use crate::status::CredentialState;
 use crate::store::{CredentialRecord, RemoteChange, StoreHost};
 
 impl StoreHost for Inner {
@@ -55,17 +55,7 @@ impl StoreHost for Inner {
                     drop(detail);
                     let fp = slot.id.fingerprint.as_u64();
                     // Ended rests are not records: a store never writes them.
-                    record.model_cooldowns = models
-                        .iter()
-                        .filter_map(|(model, entry)| {
-                            let c = entry.keys.get(&fp).filter(|c| c.until > now)?;
-                            Some(ModelCooldownStatus {
-                                model: *model,
-                                until: c.until,
-                                reason: c.reason.clone(),
-                            })
-                        })
-                        .collect();
+                    record.model_cooldowns = crate::pool::running_rests(&models, fp, now);
                     record
                 })
             })

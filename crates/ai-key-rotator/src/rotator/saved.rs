@@ -11,7 +11,6 @@ use crate::clock::Timestamp;
 use crate::error::StateError;
 use crate::persist::state::{Availability, CredentialState, ProviderState, State, VERSION, parse};
 use crate::pool::SlotState;
-use crate::status::ModelCooldownStatus;
 
 impl Inner {
     pub(crate) fn export_state(&self) -> String {
@@ -41,17 +40,7 @@ impl Inner {
                         };
                         let detail = slot.detail().clone();
                         let fp = slot.id.fingerprint.as_u64();
-                        let model_cooldowns = models
-                            .iter()
-                            .filter_map(|(model, entry)| {
-                                let c = entry.keys.get(&fp).filter(|c| c.until > now)?;
-                                Some(ModelCooldownStatus {
-                                    model: *model,
-                                    until: c.until,
-                                    reason: c.reason.clone(),
-                                })
-                            })
-                            .collect();
+                        let model_cooldowns = crate::pool::running_rests(&models, fp, now);
                         let saved = CredentialState {
                             model_cooldowns,
                             label: slot.id.label.as_deref().map(str::to_owned),

@@ -8,8 +8,7 @@ use crate::clock::Timestamp;
 use crate::identity::mask;
 use crate::pool::{ProviderSnap, SlotState};
 use crate::status::{
-    CircuitStatus, CredentialState, CredentialStatus, ModelCooldownStatus, ProviderStatus,
-    RotatorStatus,
+    CircuitStatus, CredentialState, CredentialStatus, ProviderStatus, RotatorStatus,
 };
 
 impl Inner {
@@ -42,17 +41,7 @@ impl Inner {
             .iter()
             .map(|slot| {
                 let fp = slot.id.fingerprint.as_u64();
-                let model_cooldowns = models
-                    .iter()
-                    .filter_map(|(model, entry)| {
-                        let c = entry.keys.get(&fp).filter(|c| c.until > now)?;
-                        Some(ModelCooldownStatus {
-                            model: *model,
-                            until: c.until,
-                            reason: c.reason.clone(),
-                        })
-                    })
-                    .collect();
+                let model_cooldowns = crate::pool::running_rests(&models, fp, now);
                 let state = match slot.state() {
                     SlotState::Ready => CredentialState::Available,
                     SlotState::Cooling(t) if t <= now => CredentialState::Available,
